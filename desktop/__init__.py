@@ -1,0 +1,1 @@
+"""Stemwright desktop application (PySide6 + pyqtgraph)."""

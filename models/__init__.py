@@ -1,0 +1,1 @@
+"""Stemwright's headless separation engine (never imports Qt)."""
