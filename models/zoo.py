@@ -262,7 +262,8 @@ def _import_custom(name: str, src: Path) -> Path:
         model = load_demucs_checkpoint(src)  # raises a clear ModelError if not one either
         args, kwargs = getattr(model, "_init_args_kwargs", ((), {}))
         if args:
-            raise ModelError(f"{src.name}: positional constructor arguments are not supported")
+            raise ModelError(f"{src.name}: positional constructor arguments are not "
+                             "supported") from None
         meta = CheckpointMeta(architecture=type(model).__name__.lower(), kwargs=dict(kwargs),
                               stems=list(model.sources), samplerate=int(model.samplerate),
                               provenance={"imported_from": src.name})
