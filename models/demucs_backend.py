@@ -89,3 +89,32 @@ class DemucsSeparator(Separator):
         sources *= std
         sources += mean
         return sources
+
+
+#: Constructor arguments of the published architectures (read off their weight shapes), so
+#: benchmarks and tests can build them with random weights and no download.
+ARCHITECTURES: dict[str, tuple[StemMapping, dict]] = {}
+
+
+def _register_architectures() -> None:
+    from fractions import Fraction
+
+    from .stems import DEMUCS_SIX_STEMS, FOUR_STEMS
+
+    common = dict(samplerate=44100, segment=Fraction(39, 5), dconv_mode=3)
+    ARCHITECTURES["htdemucs"] = (FOUR_STEMS, dict(common, bottom_channels=512))
+    ARCHITECTURES["htdemucs_ft"] = ARCHITECTURES["htdemucs"]
+    ARCHITECTURES["htdemucs_6s"] = (DEMUCS_SIX_STEMS, dict(common))
+
+
+_register_architectures()
+
+
+def random_demucs(name: str, seed: int = 0, **kwargs) -> DemucsSeparator:
+    """`name`'s architecture with random weights: for speed/memory benchmarks only."""
+    if name not in ARCHITECTURES:
+        raise KeyError(f"no demucs architecture called '{name}'")
+    mapping, arch = ARCHITECTURES[name]
+    torch.manual_seed(seed)
+    model = HTDemucs(sources=list(mapping.native), **arch)
+    return DemucsSeparator([model], mapping, f"{name} (random weights)", **kwargs)

@@ -81,18 +81,18 @@ ZOO: dict[str, ModelEntry] = {e.name: e for e in (
         "Training-free harmonic/percussive and repetition-based separation. Works offline "
         "on any song; a teaching baseline."),
     ModelEntry(
-        "htdemucs", "Hybrid Transformer Demucs", "demucs", FOUR_STEMS, 44100, 80.2,
+        "htdemucs", "Hybrid Transformer Demucs", "demucs", FOUR_STEMS, 44100, 84.0,
         _DEMUCS_LICENCE, _DEMUCS_SRC,
         "Demucs v4, four stems. Strong all-round quality.",
         (_demucs("955717e8-8726e21a.th"),)),
     ModelEntry(
         "htdemucs_6s", "Hybrid Transformer Demucs, 6 sources", "demucs", DEMUCS_SIX_STEMS,
-        44100, 52.6, _DEMUCS_LICENCE, _DEMUCS_SRC,
+        44100, 54.8, _DEMUCS_LICENCE, _DEMUCS_SRC,
         "Demucs v4 with guitar and piano: guitar becomes electric guitar, piano joins other.",
         (_demucs("5c90dfd2-34c22ccb.th"),)),
     ModelEntry(
         "htdemucs_ft", "Hybrid Transformer Demucs, fine-tuned", "demucs", FOUR_STEMS, 44100,
-        320.8, _DEMUCS_LICENCE, _DEMUCS_SRC,
+        336.0, _DEMUCS_LICENCE, _DEMUCS_SRC,
         "A bag of four fine-tuned Demucs v4 models, one per stem: best quality, 4x slower.",
         tuple(_demucs(f) for f in ("f7e0c4bc-ba3fe64a.th", "d12395a8-e57c48e6.th",
                                    "92cfc3b6-ef3bcb9c.th", "04573f0d-f3cf25b2.th")),

@@ -1,0 +1,275 @@
+"""The `stemwright` command line: separate, models, info, bench, gui.
+
+Every user-facing failure ends as one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import zoo
+from .devices import DEVICE_CHOICES
+from .errors import Cancelled, StemwrightError
+from .stems import STEM_IDS, get_stem
+
+EXIT_ERROR, EXIT_CANCELLED = 1, 130
+
+
+class CliError(StemwrightError):
+    """A usage problem found before any work starts."""
+
+
+def _progress_bar(total: float, desc: str, unit: str = "s", scale: bool = False):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, leave=False,
+                dynamic_ncols=True, disable=None,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f}{unit} "
+                           "[{elapsed}<{remaining}]" if not scale else None)
+
+
+# -- separate ---------------------------------------------------------------------------
+
+def cmd_separate(args: argparse.Namespace) -> int:
+    from .audio_io import SAVE_FORMATS, audio_info, load_audio
+    from .export import export_stems, safe_filename, stem_filename
+
+    if args.bit_depth not in SAVE_FORMATS[args.format]:
+        raise CliError(f"{args.format.upper()} supports --bit-depth "
+                       f"{'/'.join(map(str, SAVE_FORMATS[args.format]))}")
+    entry = zoo.get_entry(args.model)
+    wanted = [get_stem(s).id for s in args.stems] if args.stems else list(entry.mapping.produced)
+    absent = [s for s in wanted if s not in entry.mapping.produced]
+    if absent:
+        raise CliError(f"model '{entry.name}' does not produce "
+                       f"{', '.join(get_stem(s).name.lower() for s in absent)} (it produces: "
+                       f"{', '.join(get_stem(s).name.lower() for s in entry.mapping.produced)})")
+    files = [Path(f) for f in args.files]
+    # Check every input and output before spending minutes on separation.
+    plans = []
+    for path in files:
+        audio_info(path)
+        song = safe_filename(path.stem)
+        folder = Path(args.output) / song
+        targets = [folder / stem_filename(song, s, args.format) for s in wanted]
+        clash = next((t for t in targets if t.exists()), None)
+        if clash is not None and not args.force:
+            raise CliError(f"{clash} already exists (use --force to overwrite)")
+        plans.append((path, song, folder))
+    sep = zoo.load_separator(entry.name, device=args.device, segment=args.segment,
+                             overlap=args.overlap, half=args.half)
+    for path, song, folder in plans:
+        audio = load_audio(path)
+        seconds = audio.data.shape[-1] / audio.samplerate
+        bar = _progress_bar(seconds, f"{song[:30]} [{entry.name}]")
+
+        def progress(p, bar=bar) -> None:
+            bar.n = round(p.seconds_done, 1)
+            bar.refresh()
+            if p.message:
+                bar.write(f"note: {p.message}")
+
+        try:
+            result = sep.separate(audio.data, audio.samplerate, progress=progress,
+                                  residual_to_other=not args.no_residual)
+        finally:
+            bar.close()
+        written = export_stems(result.stems, result.samplerate, folder, song, which=wanted,
+                               format=args.format, bit_depth=args.bit_depth,
+                               overwrite=args.force)
+        residual = "exact" if result.residual_db == float("-inf") else \
+            f"{result.residual_db:.1f} dB"
+        where = "folded into other" if result.residual_in_other else "not folded in"
+        print(f"{path.name}: {len(written)} stems in {folder} (residual {residual}, {where})")
+        if result.unavailable:
+            names = ", ".join(get_stem(s).name.lower() for s in result.unavailable)
+            print(f"  not produced by {entry.name}: {names}")
+    return 0
+
+
+# -- models -----------------------------------------------------------------------------
+
+def cmd_models(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = []
+        for e in zoo.list_models():
+            state = "built in" if not e.needs_download and e.family == "classic" else (
+                "installed" if zoo.is_installed(e.name) else "not downloaded")
+            rows.append((e.name, ", ".join(e.mapping.produced),
+                         f"{e.size_mb:.0f} MB" if e.size_mb else "-", state, e.licence))
+        if args.json:
+            print(json.dumps([dict(zip(("name", "stems", "size", "state", "licence"), r,
+                                       strict=True)) for r in rows], indent=2))
+            return 0
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+        return 0
+    if args.action == "download":
+        for name in args.names:
+            entry = zoo.get_entry(name)
+            if zoo.is_installed(name):
+                print(f"{name}: already installed")
+                continue
+            bar = _progress_bar(entry.size_mb * 1e6 or 1, f"downloading {name}", "B", True)
+
+            def progress(done: int, total: int | None, bar=bar) -> None:
+                if total:
+                    bar.total = max(total, done)
+                bar.n = done
+                bar.refresh()
+
+            try:
+                folder = zoo.download_model(name, progress=progress)
+            finally:
+                bar.close()
+            print(f"{name}: installed in {folder}")
+        return 0
+    if args.action == "import":
+        dest = zoo.import_model_file(args.name, args.file)
+        print(f"{args.name}: imported {Path(args.file).name} -> {dest}")
+        return 0
+    if args.action == "remove":
+        zoo.get_entry(args.name)
+        removed = zoo.remove_model(args.name)
+        print(f"{args.name}: removed" if removed else f"{args.name}: nothing installed")
+        return 0
+    raise CliError(f"unknown models action {args.action}")
+
+
+# -- info, bench, gui ---------------------------------------------------------------------
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .audio_io import audio_info
+
+    for path in args.files:
+        info = audio_info(path)
+        minutes, seconds = divmod(info.duration, 60)
+        print(f"{info.path.name}: {info.format} {info.subtype}, {info.samplerate} Hz, "
+              f"{info.channels} ch, {int(minutes)}:{seconds:06.3f} ({info.frames} frames)")
+        for key, value in sorted(info.tags.items()):
+            print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.resamplers:
+        from .resample_bench import run_resampler_benchmark
+
+        print(json.dumps(run_resampler_benchmark(args.seconds), indent=2))
+        return 0
+    from .bench import run_benchmark
+
+    report = run_benchmark(args.models or None, args.device, args.seconds,
+                           args.random_weights, args.segment)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from stemwright.desktop.app import run
+    except ImportError as exc:
+        raise StemwrightError(f"the desktop app cannot start: {exc} (is PySide6 installed?)"
+                              ) from exc
+    return run(getattr(args, "file", None))
+
+
+# -- parser -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stemwright", description="Separate songs into vocals, drums, bass, electric "
+        "guitar, wind and other. With no command, opens the desktop app.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("separate", help="separate songs into stem files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-m", "--model", default=zoo.DEFAULT_MODEL,
+                   help=f"model name (default: {zoo.DEFAULT_MODEL}; see `stemwright models "
+                        "list`)")
+    p.add_argument("-o", "--output", default="separated", metavar="DIR",
+                   help="output folder; stems go to DIR/<song>/ (default: separated)")
+    p.add_argument("--stems", nargs="+", metavar="STEM",
+                   help=f"only these stems ({', '.join(STEM_IDS)})")
+    p.add_argument("--format", choices=("wav", "flac"), default="wav")
+    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=24,
+                   help="16/24-bit PCM, or 32-bit float (WAV only); default 24")
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}, "
+                   "or cuda:N (default auto)")
+    p.add_argument("--segment", type=float, metavar="SECONDS", help="chunk length")
+    p.add_argument("--overlap", type=float, help="chunk overlap, 0 to 0.9 (default 0.25)")
+    p.add_argument("--half", action="store_true", help="half precision on GPU")
+    p.add_argument("--no-residual", action="store_true",
+                   help="do not fold mix - sum(stems) into other")
+    p.add_argument("--force", action="store_true", help="overwrite existing stem files")
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser("models", help="list, download, import or remove models")
+    msub = p.add_subparsers(dest="action", required=True)
+    q = msub.add_parser("list", help="show every model and whether it is installed")
+    q.add_argument("--json", action="store_true")
+    q = msub.add_parser("download", help="download pretrained weights")
+    q.add_argument("names", nargs="+", metavar="MODEL")
+    q = msub.add_parser("import", help="install a weight file you already have (offline)")
+    q.add_argument("name", metavar="MODEL")
+    q.add_argument("file", metavar="FILE")
+    q = msub.add_parser("remove", help="delete a model's downloaded files")
+    q.add_argument("name", metavar="MODEL")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("info", help="show an audio file's format, length and tags")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="measure speed and memory; prints JSON")
+    p.add_argument("models", nargs="*", metavar="MODEL")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seconds", type=float, default=60.0, help="length of the test signal")
+    p.add_argument("--segment", type=float)
+    p.add_argument("--random-weights", action="store_true",
+                   help="also benchmark demucs architectures with random weights (no download)")
+    p.add_argument("--resamplers", action="store_true",
+                   help="compare soxr and torchaudio resampling instead")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("gui", help="open the desktop app")
+    p.add_argument("file", nargs="?", metavar="FILE")
+    p.set_defaults(func=cmd_gui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `stemwright` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.func, args.file = cmd_gui, None
+    try:
+        return int(args.func(args) or 0)
+    except Cancelled:
+        print("stemwright: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        print("stemwright: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except StemwrightError as exc:
+        if args.debug:
+            raise
+        print(f"stemwright: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        if args.debug:
+            raise
+        print(f"stemwright: unexpected error: {type(exc).__name__}: {exc} "
+              "(run with --debug for details)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
