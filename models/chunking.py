@@ -19,7 +19,7 @@ import torch
 from .progress import CancelCheck, ProgressTracker, check_cancel
 
 #: Buffers above this many bytes are kept in a temporary file on disk instead of RAM.
-MEMMAP_THRESHOLD = int(os.environ.get("STEMWRIGHT_MEMMAP_BYTES", str(3 * 1024**3)))
+MEMMAP_THRESHOLD = int(os.environ.get("STEMWRIGHT_MEMMAP_BYTES", str(2 * 1024**3)))
 
 #: A model forward pass: [B, C, L] -> [B, S, C, L], on the model's device.
 ChunkForward = Callable[[torch.Tensor], torch.Tensor]

@@ -150,9 +150,11 @@ class Separator(ABC):
         for stem_id in self.mapping.produced:
             idx = [i for i, s in enumerate(self.mapping.native)
                    if self.mapping.target_of(s) == stem_id]
-            signal = native[idx[0]].copy() if len(idx) == 1 else native[idx].sum(axis=0)
+            # A view when nothing changes: the native buffer becomes the output, no copy.
+            signal = native[idx[0]] if len(idx) == 1 else native[idx].sum(axis=0)
             signal = fit_length(resample(signal, self.samplerate, samplerate), length)
-            stems[stem_id] = chan.from_stereo(signal, out_channels).astype(np.float32)
+            stems[stem_id] = chan.from_stereo(signal, out_channels).astype(np.float32,
+                                                                          copy=False)
         del native
 
         residual = reference.astype(np.float32, copy=True)
