@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from stemwright.models import download as dl
 from stemwright.models.errors import (
     Cancelled,
