@@ -32,8 +32,9 @@ import pickle
 import re
 import struct
 import tempfile
+import threading
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -71,6 +72,8 @@ META_KEY = "stemwright"
 _UMX_LEGACY_KEYS = ("sample_rate", "stft.window", "transform.0.window")
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 _MAX_PROBLEMS = 5
+# The weights-only allow-list is process-wide state: loads must not interleave.
+_LOAD_LOCK = threading.Lock()
 
 
 def register_architecture(name: str, cls: type[torch.nn.Module]) -> None:
@@ -175,27 +178,45 @@ def _torch_load(path: Path, allowed: Sequence[type]) -> Any:
     if fmt != "torch":
         raise ModelError(f"{path.name} is not a PyTorch checkpoint (unrecognised format)")
     names = {_qualname(obj) for obj in allowed}
-    if zipfile.is_zipfile(path):
+    with _LOAD_LOCK, _only_safe_globals(allowed):
+        if zipfile.is_zipfile(path):
+            try:
+                unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+            except Exception:  # noqa: BLE001 - the scanner cannot parse it: torch.load decides
+                unsafe = []
+            refused = sorted(set(unsafe) - names)
+            if refused:
+                raise _refused(path, refused)
         try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-        except Exception:  # noqa: BLE001 - a file the scanner cannot parse: torch.load decides
-            unsafe = []
-        refused = sorted(set(unsafe) - names)
-        if refused:
-            raise _refused(path, refused)
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            match = re.search(r"GLOBAL (\S+)", str(exc))
+            if match:
+                raise _refused(path, [match.group(1)]) from None
+            raise ModelError(f"{path.name} could not be read safely "
+                             f"({_unpickling_reason(exc)}); it is damaged or not an official "
+                             "checkpoint, and was not loaded") from None
+        except Exception as exc:  # noqa: BLE001 - torch reports corrupt files in many ways
+            raise ModelError(f"{path.name} is damaged or incomplete and could not be read "
+                             f"({_first_line(exc)})") from exc
+
+
+@contextlib.contextmanager
+def _only_safe_globals(allowed: Sequence[type]) -> Iterator[None]:
+    """Allow exactly torch's defaults plus `allowed`, whatever else the process registered.
+
+    `torch.serialization.safe_globals` adds to the process-wide list; globals some other
+    code registered with `add_safe_globals` would silently widen our allow-list, so the
+    list is emptied for the duration of the load and restored afterwards.
+    """
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
     try:
         with torch.serialization.safe_globals(list(allowed)):
-            return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        match = re.search(r"GLOBAL (\S+)", str(exc))
-        if match:
-            raise _refused(path, [match.group(1)]) from None
-        raise ModelError(f"{path.name} could not be read safely ({_unpickling_reason(exc)});"
-                         " it is damaged or not an official checkpoint, and was not loaded"
-                         ) from None
-    except Exception as exc:  # noqa: BLE001 - torch reports corrupt files in many ways
-        raise ModelError(f"{path.name} is damaged or incomplete and could not be read "
-                         f"({_first_line(exc)})") from exc
+            yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
 
 
 def _refused(path: Path, globals_: list[str]) -> ModelError:

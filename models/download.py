@@ -101,9 +101,11 @@ def download_file(url: str, dest: Path, sha256_prefix: str | None = None,
                 f"(sha256 {digest[:len(expected)]}..., expected {expected}...); it was "
                 f"deleted, try again")
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError):  # network errors were mapped already: this is local
+            raise ModelError(f"cannot write {dest}: {exc.strerror or exc}") from exc
         raise
     return dest
 

@@ -158,6 +158,21 @@ def test_th_with_dict_subclass_is_refused(tmp_path):
     _assert_refused(err, "EvilDict", "not an official checkpoint")
 
 
+def test_globals_registered_elsewhere_do_not_widen_the_allow_list(tmp_path):
+    model = _htdemucs()
+    path = tmp_path / "model.th"
+    _official_th(path, model, state=EvilDict(_half_state(model)))
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([EvilDict])
+    try:
+        with pytest.raises(ModelError, match="EvilDict"):
+            load_demucs_checkpoint(path)
+        assert EvilDict in torch.serialization.get_safe_globals()
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
+
+
 def test_th_naming_an_allowed_but_wrong_class_is_refused(tmp_path):
     path = tmp_path / "model.th"
     torch.save({"klass": Fraction, "args": [1, 2], "kwargs": {}, "state": {}}, path)

@@ -204,3 +204,11 @@ def test_cancel_before_start(server, tmp_path):
     with pytest.raises(Cancelled):
         dl.download_file(f"{server}/model.th", tmp_path / "model.th", cancel=lambda: True)
     assert _leftovers(tmp_path) == []
+
+
+def test_unwritable_destination(server, tmp_path):
+    dest = tmp_path / "model.th"
+    dest.mkdir()  # a folder where the file should go: the final rename fails
+    with pytest.raises(ModelError, match="cannot write"):
+        dl.download_file(f"{server}/model.th", dest)
+    assert _leftovers(tmp_path) == ["model.th"] and dest.is_dir()
