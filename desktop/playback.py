@@ -100,10 +100,12 @@ class Player(QObject):
             self.errorOccurred.emit(f"audio device {index} has no outputs or is gone")
             return
         was_playing = self._state == "playing"
+        if was_playing:
+            self._halt()
         self._close_stream()
         self._device = index
-        if was_playing:
-            self.play()
+        if was_playing and not self._start_stream():
+            self._set_state("paused")
 
     # -- sources ------------------------------------------------------------------------
     def set_sources(self, mix: np.ndarray | None, stems: dict[str, np.ndarray] | None,
@@ -242,6 +244,12 @@ class Player(QObject):
         if not self.available:
             self.errorOccurred.emit(f"Playback unavailable: {self.unavailable_reason}")
             return
+        if self._start_stream():
+            self._set_state("playing")
+
+    def _start_stream(self) -> bool:
+        """Open (if needed) and start the stream from the engine's position."""
+        assert self._engine is not None
         self._engine.reset_for_start()
         try:
             if self._stream is None:
@@ -253,9 +261,9 @@ class Player(QObject):
         except Exception as exc:  # noqa: BLE001 - PortAudio errors vary by host API
             self._close_stream()
             self.errorOccurred.emit(f"could not start playback: {exc}")
-            return
-        self._set_state("playing")
+            return False
         self._timer.start()
+        return True
 
     def pause(self) -> None:
         """Pause (fading out over one block); `play` resumes at the same place."""
