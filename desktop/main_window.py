@@ -1,0 +1,1051 @@
+"""Stemwright's main window: open a song, see it, separate it, play and remix the stems.
+
+Everything slow (decoding, separating, downloading, spectrograms, envelopes) runs in
+`workers`; the window only starts tasks and shows their results, so the event loop never
+stalls. Playback, the mixer and the export dialog are separate components that the
+window wires in when they are present (`playback`, `mixer_panel`, `export_dialog`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stemwright.models import zoo
+from stemwright.models.stems import STEM_IDS, get_stem
+
+from . import dialogs
+from .separation_panel import SeparationPanel, format_duration
+from .settings import Settings
+from .spectrogram_view import Spectrogram, SpectrogramView
+from .waveform_view import WaveformView, format_time
+from .workers import (
+    LoadedSong,
+    LoadTask,
+    SeparatedSong,
+    SeparateTask,
+    SeparationOptions,
+    SpectrogramTask,
+    Task,
+)
+
+AUDIO_FILTER = ("Audio files (*.wav *.flac *.mp3 *.ogg *.oga *.opus *.m4a *.aac *.aif *.aiff "
+                "*.wma *.mp4 *.mkv *.webm *.mov);;All files (*)")
+PLAYHEAD_FPS = 30
+APP_NAME = "Stemwright"
+
+SHORTCUTS = (
+    ("Space", "Play / pause"),
+    ("Home / End", "Go to the start / end"),
+    ("Click, drag", "Seek, scrub"),
+    ("Shift+drag", "Draw a loop region"),
+    ("L", "Loop on / off"),
+    ("[ and ]", "Loop start / end at the playhead"),
+    ("Ctrl+Up / Ctrl+Down", "Select the previous / next stem"),
+    ("M / S", "Mute / solo the selected stem"),
+    ("B", "A/B: original mixture or remix"),
+    ("Ctrl+= / Ctrl+- / Ctrl+0", "Zoom in / out / whole song"),
+    ("Wheel, Shift+wheel", "Zoom, scroll"),
+    ("Left / Right", "Scroll (in the waveform)"),
+    ("Ctrl+O", "Open a song"),
+    ("Ctrl+R / Esc", "Separate / cancel"),
+    ("Ctrl+E", "Export stems"),
+)
+
+
+def _load_optional(module: str, name: str):
+    """A class from a sibling module that may not be installed yet (None if missing)."""
+    import importlib
+    try:
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+class _NoPlayer:
+    """Stand-in when the playback component is missing: everything else still works."""
+
+    available = False
+    unavailable_reason = "the playback component is not installed"
+
+    def __init__(self) -> None:
+        from stemwright.models.mixing import MixerState
+        self.mixer = MixerState()
+        self._pos = 0.0
+
+    def set_sources(self, mix, stems, samplerate) -> None:
+        self._pos = 0.0
+
+    def clear_sources(self) -> None:
+        self._pos = 0.0
+
+    def play(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def stop(self) -> None:
+        self._pos = 0.0
+
+    def toggle_play(self) -> None: ...
+
+    def seek(self, seconds: float) -> None:
+        self._pos = float(seconds)
+
+    def set_loop(self, start_s: float, end_s: float) -> None: ...
+
+    def clear_loop(self) -> None: ...
+
+    def position(self) -> float:
+        return self._pos
+
+    def state(self) -> str:
+        return "stopped"
+
+    def set_channel(self, stem_id: str, **changes) -> None:
+        ch = self.mixer.channel(stem_id)
+        for key, value in changes.items():
+            setattr(ch, key, value)
+
+    def set_ab(self, source: str) -> None:
+        self.mixer.source = source
+
+    def close(self) -> None: ...
+
+
+class MainWindow(QMainWindow):
+    """The application window."""
+
+    songLoaded = Signal(object)  # LoadedSong
+    separationFinished = Signal(object)  # SeparatedSong, or None when failed/cancelled
+
+    def __init__(self, settings: Settings | None = None, player: object | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else Settings()
+        self.song: LoadedSong | None = None
+        self.separated: SeparatedSong | None = None
+        self.stems_saved = True  # False while separated stems were never exported
+        self.load_task: LoadTask | None = None
+        self.separate_task: SeparateTask | None = None
+        self.spec_task: SpectrogramTask | None = None
+        self._tasks: set[Task] = set()
+        self._spectrograms: dict[str, Spectrogram] = {}
+        self._export_dialog = None
+        self._follow = True
+        self._last_play_error = ""
+        self.setWindowTitle(APP_NAME)
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+
+        self.player = player if player is not None else self._make_player()
+        self._build_views()
+        self._build_docks()
+        self._build_actions()
+        self._build_menus_and_toolbar()
+        self._build_status_bar()
+        self._connect_player()
+
+        self._playhead_timer = QTimer(self)
+        self._playhead_timer.setInterval(int(1000 / PLAYHEAD_FPS))
+        self._playhead_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._playhead_timer.timeout.connect(self._tick)
+        self._restore_layout()
+        self._update_actions()
+
+    # -- construction -----------------------------------------------------------------
+    def _make_player(self):
+        player_cls = _load_optional("playback", "Player")
+        if player_cls is None:
+            return _NoPlayer()
+        try:
+            return player_cls(self)
+        except Exception as exc:  # noqa: BLE001 - no audio must never stop the app
+            fallback = _NoPlayer()
+            fallback.unavailable_reason = f"playback could not start ({exc})"
+            return fallback
+
+    def _build_views(self) -> None:
+        self.waveform = WaveformView()
+        self.spectrogram = SpectrogramView(log_frequency=self.settings.log_frequency())
+        self.spectrogram.link_x(self.waveform.mix_vb)
+        for view in (self.waveform, self.spectrogram.plot_widget):
+            view.setAcceptDrops(False)
+            view.viewport().setAcceptDrops(False)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("viewSplitter")
+        self.splitter.addWidget(self.waveform)
+        self.splitter.addWidget(self.spectrogram)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([560, 220])
+        self.splitter.setChildrenCollapsible(False)
+        self.spectrogram.setVisible(self.settings.show_spectrogram())
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+        self.views = central
+        self.setCentralWidget(central)
+
+        self.waveform.seekRequested.connect(self.seek)
+        self.waveform.loopChanged.connect(self._loop_changed)
+        self.waveform.stemSelected.connect(self._stem_selected)
+        self.spectrogram.seekRequested.connect(self.seek)
+        self.spectrogram.loopDragged.connect(self.waveform._loop_drag)
+        self.spectrogram.sourceChanged.connect(self._spectrogram_source_changed)
+        self.spectrogram.logFrequencyChanged.connect(self._log_frequency_changed)
+
+    def _build_docks(self) -> None:
+        self.panel = SeparationPanel(self.settings)
+        self.panel.separateRequested.connect(self.separate)
+        self.panel.cancelRequested.connect(self.cancel_separation)
+        self.panel.modelsChanged.connect(self._update_actions)
+        self.separation_dock = QDockWidget("Separation", self)
+        self.separation_dock.setObjectName("separationDock")
+        self.separation_dock.setWidget(self.panel)
+        self.separation_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.separation_dock)
+
+        self.mixer_panel = None
+        self.mixer_dock = None
+        mixer_cls = _load_optional("mixer_panel", "MixerPanel")
+        if mixer_cls is not None:
+            try:
+                self.mixer_panel = mixer_cls(self.player)
+            except Exception as exc:  # noqa: BLE001 - the rest of the app still works
+                self.mixer_panel = None
+                print(f"stemwright: mixer panel unavailable: {exc}")
+        if self.mixer_panel is not None:
+            self.mixer_dock = QDockWidget("Mixer", self)
+            self.mixer_dock.setObjectName("mixerDock")
+            self.mixer_dock.setWidget(self.mixer_panel)
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.mixer_dock)
+            signal = getattr(self.mixer_panel, "selectedStemChanged", None)
+            if signal is not None:
+                signal.connect(self._stem_selected_in_mixer)
+
+    def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None,
+                tip: str = "", icon: QStyle.StandardPixmap | None = None,
+                checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{tip} ({action.shortcut().toString()})"
+                              if shortcut else tip)
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        sp = QStyle.StandardPixmap
+        self.act_open = self._action("&Open...", self.open_dialog, QKeySequence.StandardKey.Open,
+                                     "Open a song", sp.SP_DialogOpenButton)
+        self.act_export = self._action("&Export stems...", self.export_stems, "Ctrl+E",
+                                       "Export the stems or the remix", sp.SP_DialogSaveButton)
+        self.act_close = self._action("&Close song", self.close_song, "Ctrl+W",
+                                      "Close the current song")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_play = self._action("&Play / pause", self.toggle_play, "Space",
+                                     "Play or pause", sp.SP_MediaPlay)
+        self.act_stop = self._action("&Stop", self.stop, None, "Stop and go back",
+                                     sp.SP_MediaStop)
+        self.act_home = self._action("Go to &start", self.go_home, "Home",
+                                     "Go to the start", sp.SP_MediaSkipBackward)
+        self.act_end = self._action("Go to &end", self.go_end, "End")
+        self.act_loop = self._action("&Loop", self.toggle_loop, "L",
+                                     "Loop on/off (Shift+drag in a lane to draw one)",
+                                     sp.SP_BrowserReload, checkable=True)
+        self.act_loop_in = self._action("Loop start at playhead", self.loop_in, "[")
+        self.act_loop_out = self._action("Loop end at playhead", self.loop_out, "]")
+        self.act_follow = self._action("&Follow playhead", self._toggle_follow, "F",
+                                       checkable=True)
+        self.act_follow.setChecked(True)
+        self.act_mute = self._action("&Mute selected stem", self.mute_selected, "M")
+        self.act_solo = self._action("S&olo selected stem", self.solo_selected, "S")
+        self.act_prev_stem = self._action("Select previous stem",
+                                          lambda: self.select_adjacent_stem(-1), "Ctrl+Up")
+        self.act_next_stem = self._action("Select next stem",
+                                          lambda: self.select_adjacent_stem(1), "Ctrl+Down")
+        self.act_ab = self._action("&A/B: hear the original mixture", self.toggle_ab, "B",
+                                   "Switch between the original mixture and the remix",
+                                   checkable=True)
+        self.act_zoom_in = self._action("Zoom &in", lambda: self.waveform.zoom(2.0),
+                                        QKeySequence.StandardKey.ZoomIn, "Zoom in",
+                                        sp.SP_ArrowUp)
+        self.act_zoom_in.setShortcuts([QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
+        self.act_zoom_out = self._action("Zoom &out", lambda: self.waveform.zoom(0.5),
+                                         QKeySequence.StandardKey.ZoomOut, "Zoom out",
+                                         sp.SP_ArrowDown)
+        self.act_zoom_fit = self._action("&Whole song", self.waveform.zoom_fit, "Ctrl+0",
+                                         "Show the whole song", sp.SP_TitleBarMaxButton)
+        self.act_spectrogram = self._action("S&pectrogram", self._toggle_spectrogram, None,
+                                            checkable=True)
+        self.act_spectrogram.setChecked(self.settings.show_spectrogram())
+        self.act_log_freq = self._action("&Log frequency axis",
+                                         lambda on: self.spectrogram.set_log_frequency(on),
+                                         None, checkable=True)
+        self.act_log_freq.setChecked(self.spectrogram.log_frequency())
+        self.act_separate = self._action("&Separate", lambda: self.panel._separate_clicked(),
+                                         "Ctrl+R", "Separate the song into stems",
+                                         sp.SP_MediaSeekForward)
+        self.act_cancel = self._action("&Cancel", self.cancel_all, "Esc",
+                                       "Cancel loading or separating", sp.SP_BrowserStop)
+        self.act_download = self._action("&Download selected model", self.panel.start_download)
+        self.act_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1")
+        self.act_about = self._action("&About Stemwright", self.show_about)
+        # scroll keys only act while the views have focus (lists and spin boxes keep theirs)
+        for key, pages in (("Left", -0.25), ("Right", 0.25)):
+            act = QAction(self.views)
+            act.setShortcut(QKeySequence(key))
+            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            act.triggered.connect(lambda _c=False, p=pages: self.waveform.scroll(p))
+            self.views.addAction(act)
+
+    def _build_menus_and_toolbar(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.act_open)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._fill_recent_menu()
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_export)
+        file_menu.addAction(self.act_close)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+
+        view_menu = bar.addMenu("&View")
+        for act in (self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit):
+            view_menu.addAction(act)
+        view_menu.addSeparator()
+        view_menu.addAction(self.act_follow)
+        view_menu.addAction(self.act_spectrogram)
+        view_menu.addAction(self.act_log_freq)
+        view_menu.addSeparator()
+        view_menu.addAction(self.separation_dock.toggleViewAction())
+        if self.mixer_dock is not None:
+            view_menu.addAction(self.mixer_dock.toggleViewAction())
+
+        play_menu = bar.addMenu("&Playback")
+        for act in (self.act_play, self.act_stop, self.act_home, self.act_end):
+            play_menu.addAction(act)
+        play_menu.addSeparator()
+        for act in (self.act_loop, self.act_loop_in, self.act_loop_out):
+            play_menu.addAction(act)
+        play_menu.addSeparator()
+        for act in (self.act_prev_stem, self.act_next_stem, self.act_mute, self.act_solo,
+                    self.act_ab):
+            play_menu.addAction(act)
+
+        sep_menu = bar.addMenu("&Separation")
+        for act in (self.act_separate, self.act_cancel, self.act_download):
+            sep_menu.addAction(act)
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_shortcuts)
+        help_menu.addAction(self.act_about)
+
+        tools = QToolBar("Main toolbar", self)
+        tools.setObjectName("mainToolbar")
+        tools.setMovable(False)
+        tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tools.addAction(self.act_open)
+        tools.addAction(self.act_export)
+        tools.addSeparator()
+        for act in (self.act_home, self.act_play, self.act_stop, self.act_loop):
+            tools.addAction(act)
+        tools.addSeparator()
+        self.position_label = QLabel("0:00.0 / 0:00.0")
+        self.position_label.setMinimumWidth(130)
+        self.position_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.position_label.setStyleSheet("font-family: monospace; font-size: 13px; "
+                                          "color: #e6e9ef; padding: 0 8px")
+        tools.addWidget(self.position_label)
+        tools.addSeparator()
+        for act in (self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit):
+            tools.addAction(act)
+        tools.addSeparator()
+        tools.addAction(self.act_separate)
+        self.toolbar = tools
+        self.addToolBar(tools)
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.song_label = QLabel("No song")
+        self.task_progress = QProgressBar()
+        self.task_progress.setRange(0, 1000)
+        self.task_progress.setMaximumWidth(180)
+        self.task_progress.setMaximumHeight(14)
+        self.task_progress.setTextVisible(False)
+        self.task_progress.setVisible(False)
+        self.audio_notice = QLabel("")
+        self.audio_notice.setStyleSheet("color: #f3a712; padding: 0 6px")
+        self.audio_notice.setWordWrap(False)
+        status.addWidget(self.song_label, 1)
+        status.addPermanentWidget(self.task_progress)
+        status.addPermanentWidget(self.audio_notice)
+        if not getattr(self.player, "available", False):
+            reason = getattr(self.player, "unavailable_reason", "") or "no audio device"
+            self.audio_notice.setText(f"\u26a0 No sound: {reason}")
+            self.audio_notice.setToolTip("Playback is off; viewing, separating, the mixer "
+                                         "and export all still work.\n" + reason)
+            self.act_play.setToolTip(f"Playback unavailable: {reason}")
+
+    def _connect_player(self) -> None:
+        for name, slot in (("positionChanged", self._position_changed),
+                           ("stateChanged", self._state_changed),
+                           ("errorOccurred", self._player_error)):
+            signal = getattr(self.player, name, None)
+            if signal is not None:
+                signal.connect(slot)
+
+    # -- opening songs ----------------------------------------------------------------
+    def open_dialog(self) -> None:
+        """Ask for a file and open it."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a song", self.settings.last_folder(),
+                                              AUDIO_FILTER)
+        if path:
+            self.open_file(path)
+
+    def open_file(self, path: str | Path) -> LoadTask | None:
+        """Decode `path` in the background; the song replaces the current one when ready."""
+        path = Path(path)
+        if not self._confirm_discard(f"Open {path.name}"):
+            return None
+        if self.load_task is not None:
+            self.load_task.cancel()
+        task = LoadTask(path, self)
+        self.load_task = task
+        task.progressed.connect(lambda f, _e, _m, t=task: self._load_progress(t, f))
+        task.succeeded.connect(lambda song, t=task: self._load_done(t, song))
+        task.failed.connect(lambda exc, t=task: self._load_failed(t, exc))
+        task.cancelled.connect(lambda t=task: self._load_ended(t, "Loading cancelled."))
+        self._start(task)
+        self.statusBar().showMessage(f"Loading {path.name}...")
+        self.task_progress.setValue(0)
+        self.task_progress.setVisible(True)
+        return task
+
+    def _load_progress(self, task: LoadTask, fraction: float) -> None:
+        if task is self.load_task:
+            self.task_progress.setValue(int(fraction * 1000))
+
+    def _load_ended(self, task: LoadTask, message: str) -> bool:
+        if task is not self.load_task:
+            return False
+        self.load_task = None
+        self.task_progress.setVisible(False)
+        self.statusBar().showMessage(message, 5000)
+        return True
+
+    def _load_failed(self, task: LoadTask, exc: BaseException) -> None:
+        if self._load_ended(task, "Could not open the song."):
+            dialogs.show_exception(self, exc, "Could not open the song",
+                                   context=f"{task.path.name} could not be opened.")
+
+    def _load_done(self, task: LoadTask, song: LoadedSong) -> None:
+        if not self._load_ended(task, f"Opened {song.path.name}"):
+            return
+        self._cancel_separation_silently()
+        self.player.stop()
+        self.song = song
+        self.separated = None
+        self.stems_saved = True
+        self._spectrograms.clear()
+        title = song.tags.get("title") if song.tags else None
+        self.waveform.set_song(song.envelope, _lane_title(song, title))
+        self.spectrogram.clear()
+        self.spectrogram.set_sources([])
+        self.spectrogram.set_duration(song.duration)
+        self.spectrogram.set_loop(None)
+        self.player.set_sources(song.data, None, song.samplerate)
+        self._set_mixer_stems((), ())
+        self.panel.set_song_loaded(True)
+        self.settings.add_recent_file(song.path)
+        self.setWindowTitle(f"{song.path.name} \u2014 {APP_NAME}")
+        channels = {1: "mono", 2: "stereo"}.get(song.data.shape[0],
+                                                 f"{song.data.shape[0]} channels")
+        self.song_label.setText(f"{song.path.name}  \u00b7  {format_time(song.duration)}  "
+                                f"\u00b7  {song.samplerate / 1000:g} kHz  \u00b7  {channels}")
+        self._request_spectrogram(self.spectrogram.current_source())
+        self._tick()
+        self._update_actions()
+        self.songLoaded.emit(song)
+
+    def close_song(self) -> None:
+        """Close the current song (asks first if separated stems were never exported)."""
+        if self.song is None or not self._confirm_discard("Close the song"):
+            return
+        self._cancel_separation_silently()
+        self.player.stop()
+        self.player.clear_sources() if hasattr(self.player, "clear_sources") else None
+        self.song = None
+        self.separated = None
+        self.stems_saved = True
+        self._spectrograms.clear()
+        self.waveform.clear()
+        self.spectrogram.clear()
+        self.spectrogram.set_sources([])
+        self._set_mixer_stems((), ())
+        self.panel.set_song_loaded(False)
+        self.setWindowTitle(APP_NAME)
+        self.song_label.setText("No song")
+        self._update_actions()
+
+    def _fill_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        recent = self.settings.recent_files()
+        for i, path in enumerate(recent):
+            act = menu.addAction(f"&{i + 1 if i < 9 else 0}  {Path(path).name}")
+            act.setToolTip(path)
+            act.setStatusTip(path)
+            act.triggered.connect(lambda _c=False, p=path: self.open_file(p))
+        if not recent:
+            menu.addAction("No recent songs").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear list", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent_files()
+        self._fill_recent_menu()
+
+    # drag and drop
+    @staticmethod
+    def _dropped_file(event) -> str | None:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if isinstance(url, QUrl) and url.isLocalFile() and Path(url.toLocalFile()).is_file():
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if self._dropped_file(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802
+        if self._dropped_file(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        path = self._dropped_file(event)
+        if path:
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.open_file(path))
+        else:
+            event.ignore()
+
+    # -- separation -------------------------------------------------------------------
+    def separate(self, options: SeparationOptions | None = None) -> SeparateTask | None:
+        """Separate the current song in the background with the panel's (or given) options."""
+        if self.song is None or self.separate_task is not None:
+            return None
+        options = options or self.panel.options()
+        task = SeparateTask(self.song.data, self.song.samplerate, options, self)
+        self.separate_task = task
+        task.progressed.connect(lambda f, eta, msg, t=task: self._separate_progress(t, f, eta,
+                                                                                    msg))
+        task.succeeded.connect(lambda out, t=task: self._separate_done(t, out))
+        task.failed.connect(lambda exc, t=task: self._separate_failed(t, exc))
+        task.cancelled.connect(lambda t=task: self._separate_ended(t, "Separation cancelled; "
+                                                                   "nothing was changed."))
+        self.panel.set_separating(True)
+        self.task_progress.setValue(0)
+        self.task_progress.setVisible(True)
+        self._start(task)
+        self._update_actions()
+        return task
+
+    def _separate_progress(self, task: SeparateTask, fraction: float, eta, message: str
+                           ) -> None:
+        if task is not self.separate_task:
+            return
+        self.panel.set_progress(fraction, eta, message)
+        self.task_progress.setValue(int(fraction * 1000))
+
+    def _separate_ended(self, task: SeparateTask, message: str) -> bool:
+        if task is not self.separate_task:
+            return False
+        self.separate_task = None
+        self.task_progress.setVisible(False)
+        self.panel.finish(message)
+        self._update_actions()
+        return True
+
+    def _separate_failed(self, task: SeparateTask, exc: BaseException) -> None:
+        if self._separate_ended(task, "Separation failed."):
+            self.separationFinished.emit(None)
+            dialogs.show_exception(self, exc, "Separation failed",
+                                   context=f"The model '{task.options.model}' could not "
+                                           "separate this song.")
+
+    def _separate_done(self, task: SeparateTask, out: SeparatedSong) -> None:
+        if self.song is None or task.mix is not self.song.data:
+            self._separate_ended(task, "")
+            return
+        result = out.result
+        try:
+            title = zoo.get_entry(result.model).title
+        except Exception:  # noqa: BLE001
+            title = result.model
+        summary = f"Separated with {title} in {format_duration(out.seconds)}."
+        if result.residual_db is not None and math.isfinite(result.residual_db):
+            summary += f" Residual {result.residual_db:.1f} dB"
+            summary += " (added to Other)." if result.residual_in_other else "."
+        for note in result.notes:
+            summary += f"\n{note}"
+        self._separate_ended(task, summary)
+        self.panel.set_progress(1.0, None)
+        self.separated = out
+        self.stems_saved = False
+        for key in list(self._spectrograms):
+            if key != "mix":
+                del self._spectrograms[key]
+        self.waveform.set_stems(out.envelopes, tuple(result.unavailable), title)
+        self.spectrogram.set_sources([(s, get_stem(s).name) for s in result.stems])
+        if self._loop_range() is not None:
+            self.spectrogram.set_loop(self._loop_range())
+        position = self.player.position()
+        self.player.set_sources(self.song.data, result.stems, result.samplerate)
+        self.player.seek(position)
+        loop = self.waveform.loop()
+        if loop is not None and self.act_loop.isChecked():
+            self.player.set_loop(*loop)
+        self._set_mixer_stems(tuple(result.stems), tuple(result.unavailable))
+        if not self.waveform.selected_stem() and result.stems:
+            self._select(next(iter(result.stems)))
+        source = self.spectrogram.current_source()
+        if source != "mix":
+            self._request_spectrogram(source)
+        self._update_actions()
+        self.statusBar().showMessage(summary.split("\n")[0], 8000)
+        self.separationFinished.emit(out)
+
+    def cancel_separation(self) -> None:
+        if self.separate_task is not None:
+            self.separate_task.cancel()
+
+    def _cancel_separation_silently(self) -> None:
+        task, self.separate_task = self.separate_task, None
+        if task is not None:
+            task.cancel()
+            self.task_progress.setVisible(False)
+            self.panel.finish("Separation cancelled: another song was opened.")
+
+    def cancel_all(self) -> None:
+        """Esc: cancel loading and separating."""
+        if self.load_task is not None:
+            self.load_task.cancel()
+        self.cancel_separation()
+        if self.panel.downloading():
+            self.panel.download_task.cancel()
+
+    def _set_mixer_stems(self, stems: tuple[str, ...], unavailable: tuple[str, ...]) -> None:
+        if self.mixer_panel is not None and hasattr(self.mixer_panel, "set_stems"):
+            self.mixer_panel.set_stems(list(stems), list(unavailable))
+
+    # -- spectrogram ------------------------------------------------------------------
+    def _spectrogram_source_changed(self, key: str) -> None:
+        self._request_spectrogram(key)
+
+    def _request_spectrogram(self, key: str) -> None:
+        if self.song is None or not self.spectrogram.isVisible() and key == "":
+            return
+        if key in self._spectrograms:
+            self.spectrogram.set_spectrogram(self._spectrograms[key])
+            return
+        if key == "mix":
+            signal = self.song.data
+        elif self.separated is not None and key in self.separated.result.stems:
+            signal = self.separated.result.stems[key]
+        else:
+            return
+        if self.spec_task is not None:
+            self.spec_task.cancel()
+        task = SpectrogramTask(signal, self.song.samplerate, key, self)
+        self.spec_task = task
+        task.succeeded.connect(lambda spec, t=task: self._spectrogram_done(t, spec))
+        task.failed.connect(lambda exc, t=task: self._spectrogram_failed(t, exc))
+        self.spectrogram.set_busy("computing...")
+        self._start(task)
+
+    def _spectrogram_done(self, task: SpectrogramTask, spec: Spectrogram) -> None:
+        if task is self.spec_task:
+            self.spec_task = None
+        if self.song is None or task.samplerate != self.song.samplerate:
+            return
+        self._spectrograms[spec.key] = spec
+        if spec.key == self.spectrogram.current_source():
+            self.spectrogram.set_spectrogram(spec)
+
+    def _spectrogram_failed(self, task: SpectrogramTask, exc: BaseException) -> None:
+        if task is self.spec_task:
+            self.spec_task = None
+            self.spectrogram.set_busy(f"spectrogram failed: {exc}")
+
+    def _log_frequency_changed(self, on: bool) -> None:
+        self.settings.set_log_frequency(on)
+        self.act_log_freq.setChecked(on)
+
+    def _toggle_spectrogram(self, on: bool) -> None:
+        self.spectrogram.setVisible(on)
+        self.settings.set_show_spectrogram(on)
+
+    # -- transport --------------------------------------------------------------------
+    def toggle_play(self) -> None:
+        if self.song is None:
+            return
+        if not getattr(self.player, "available", False):
+            reason = getattr(self.player, "unavailable_reason", "") or "no audio device"
+            self.statusBar().showMessage(f"Playback is unavailable: {reason}. Everything "
+                                         "else works.", 8000)
+            return
+        if hasattr(self.player, "toggle_play"):
+            self.player.toggle_play()
+        elif self.player.state() == "playing":
+            self.player.pause()
+        else:
+            self.player.play()
+
+    def stop(self) -> None:
+        self.player.stop()
+        self._tick()
+
+    def seek(self, seconds: float) -> None:
+        """Move the playhead (and playback) to `seconds`."""
+        if self.song is None:
+            return
+        seconds = min(max(0.0, seconds), self.song.duration)
+        self.player.seek(seconds)
+        self.waveform.set_playhead(seconds)
+        self.spectrogram.set_playhead(seconds)
+        self._update_position_label(seconds)
+
+    def go_home(self) -> None:
+        start = 0.0
+        loop = self._loop_range()
+        if loop is not None and self.act_loop.isChecked() and self.player.position() > loop[0]:
+            start = loop[0]
+        self.seek(start)
+        self.waveform.ensure_visible(start)
+
+    def go_end(self) -> None:
+        if self.song is not None:
+            self.seek(self.song.duration)
+            self.waveform.ensure_visible(self.song.duration)
+
+    def _position_changed(self, seconds: float) -> None:
+        if not self._playhead_timer.isActive():
+            self._show_position(seconds)
+
+    def _state_changed(self, state: str) -> None:
+        playing = state == "playing"
+        icon = QStyle.StandardPixmap.SP_MediaPause if playing else \
+            QStyle.StandardPixmap.SP_MediaPlay
+        self.act_play.setIcon(self.style().standardIcon(icon))
+        self.act_play.setText("&Pause" if playing else "&Play")
+        if playing:
+            self._playhead_timer.start()
+        else:
+            self._playhead_timer.stop()
+            self._tick()
+
+    def _player_error(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        if not getattr(self.player, "available", True):
+            self.audio_notice.setText(f"\u26a0 No sound: {self.player.unavailable_reason}")
+
+    def _tick(self) -> None:
+        """Playhead timer (~30 fps): read the player's position and move the playheads."""
+        self._show_position(self.player.position())
+
+    def _show_position(self, seconds: float) -> None:
+        self.waveform.set_playhead(seconds)
+        self.spectrogram.set_playhead(seconds)
+        if self._follow and self._playhead_timer.isActive():
+            self.waveform.ensure_visible(seconds)
+        self._update_position_label(seconds)
+
+    def _update_position_label(self, seconds: float) -> None:
+        total = self.song.duration if self.song is not None else 0.0
+        self.position_label.setText(f"{format_time(seconds, 0.1)} / {format_time(total, 0.1)}")
+
+    def _toggle_follow(self, on: bool) -> None:
+        self._follow = bool(on)
+
+    # -- loop -------------------------------------------------------------------------
+    def _loop_range(self) -> tuple[float, float] | None:
+        return self.waveform.loop()
+
+    def _loop_changed(self, loop: tuple[float, float] | None) -> None:
+        self.spectrogram.set_loop(loop)
+        if loop is None:
+            self.act_loop.setChecked(False)
+            self.player.clear_loop()
+        else:
+            self.act_loop.setChecked(True)
+            self.player.set_loop(*loop)
+
+    def toggle_loop(self) -> None:
+        """L: remove the loop, or create one from the playhead (a quarter of the view)."""
+        if self.song is None:
+            self.act_loop.setChecked(False)
+            return
+        if self.waveform.loop() is not None:
+            self.waveform.clear_loop()
+            return
+        x0, x1 = self.waveform.view_range()
+        start = self.player.position()
+        if not x0 <= start < x1:
+            start = x0
+        end = min(self.song.duration, start + max(1.0, (x1 - x0) / 4))
+        if end - start < 0.01:
+            start = max(0.0, end - max(1.0, (x1 - x0) / 4))
+        self.waveform.set_loop(start, end)
+
+    def loop_in(self) -> None:
+        if self.song is None:
+            return
+        pos = self.player.position()
+        loop = self.waveform.loop()
+        end = loop[1] if loop is not None and loop[1] > pos else min(
+            self.song.duration, pos + 4.0)
+        self.waveform.set_loop(pos, end)
+
+    def loop_out(self) -> None:
+        if self.song is None:
+            return
+        pos = self.player.position()
+        loop = self.waveform.loop()
+        start = loop[0] if loop is not None and loop[0] < pos else max(0.0, pos - 4.0)
+        self.waveform.set_loop(start, pos)
+
+    # -- stems: selection, mute, solo, A/B --------------------------------------------
+    def _available_stems(self) -> list[str]:
+        if self.separated is None:
+            return []
+        return [s for s in STEM_IDS if s in self.separated.result.stems]
+
+    def _select(self, stem_id: str) -> None:
+        self.waveform.select_stem(stem_id)
+        if self.mixer_panel is not None and hasattr(self.mixer_panel, "select_stem"):
+            self.mixer_panel.select_stem(stem_id)
+
+    def _stem_selected(self, stem_id: str) -> None:
+        self._select(stem_id)
+        name = get_stem(stem_id).name
+        self.statusBar().showMessage(f"{name} selected: M mutes, S solos it", 3000)
+
+    def _stem_selected_in_mixer(self, stem_id: str) -> None:
+        if stem_id in self._available_stems():
+            self.waveform.select_stem(stem_id)
+
+    def selected_stem(self) -> str:
+        return self.waveform.selected_stem()
+
+    def select_adjacent_stem(self, step: int) -> None:
+        stems = self._available_stems()
+        if not stems:
+            return
+        current = self.selected_stem()
+        i = stems.index(current) + step if current in stems else 0
+        self._stem_selected(stems[i % len(stems)])
+
+    def _toggle_channel(self, what: str) -> None:
+        stem_id = self.selected_stem()
+        if stem_id not in self._available_stems():
+            self.statusBar().showMessage("Separate the song and click a stem lane first.",
+                                         4000)
+            return
+        panel_method = getattr(self.mixer_panel, f"toggle_{what}", None)
+        if panel_method is not None:
+            panel_method(stem_id)
+        else:
+            channel = self.player.mixer.channel(stem_id)
+            self.player.set_channel(stem_id, **{what: not getattr(channel, what)})
+        state = "on" if getattr(self.player.mixer.channel(stem_id), what) else "off"
+        self.statusBar().showMessage(f"{get_stem(stem_id).name}: {what} {state}", 3000)
+
+    def mute_selected(self) -> None:
+        self._toggle_channel("mute")
+
+    def solo_selected(self) -> None:
+        self._toggle_channel("solo")
+
+    def toggle_ab(self, on: bool | None = None) -> None:
+        """B: hear the original mixture (on) or the remix of the stems (off)."""
+        if on is None:
+            on = self.player.mixer.source != "mix"
+        panel_method = getattr(self.mixer_panel, "set_ab", None)
+        if panel_method is not None:
+            panel_method("mix" if on else "remix")
+        else:
+            self.player.set_ab("mix" if on else "remix")
+        self.act_ab.setChecked(bool(on))
+        self.statusBar().showMessage("Hearing the original mixture" if on
+                                     else "Hearing the remix of the stems", 3000)
+
+    # -- export -----------------------------------------------------------------------
+    def export_stems(self) -> None:
+        """Open the export dialog for the separated stems."""
+        if self.separated is None or self.song is None:
+            self.statusBar().showMessage("Separate the song first, then export its stems.",
+                                         5000)
+            return
+        dialog_cls = _load_optional("export_dialog", "ExportDialog")
+        if dialog_cls is None:
+            dialogs.show_error(self, "Export", "The export dialog is not installed in this "
+                               "build.", "Use the command line: stemwright separate FILE")
+            return
+        result = self.separated.result
+        dialog = dialog_cls(self, result.stems, result.samplerate, self.song.name,
+                            self.player.mixer, self.settings)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        dialog.accepted.connect(self._exported)
+        dialog.finished.connect(lambda _r: setattr(self, "_export_dialog", None))
+        self._export_dialog = dialog
+        dialog.open()
+
+    def _exported(self) -> None:
+        self.stems_saved = True
+        self.statusBar().showMessage("Export finished.", 5000)
+
+    # -- helpers ----------------------------------------------------------------------
+    def _start(self, task: Task) -> None:
+        self._tasks.add(task)
+        task.finished.connect(lambda t=task: self._task_finished(t))
+        task.start()
+
+    def _task_finished(self, task: Task) -> None:
+        self._tasks.discard(task)
+        task.deleteLater()
+
+    def running_tasks(self) -> list[Task]:
+        return [t for t in self._tasks if t.isRunning()]
+
+    def _update_actions(self) -> None:
+        has_song = self.song is not None
+        for act in (self.act_play, self.act_stop, self.act_home, self.act_end, self.act_loop,
+                    self.act_loop_in, self.act_loop_out, self.act_zoom_in, self.act_zoom_out,
+                    self.act_zoom_fit, self.act_close):
+            act.setEnabled(has_song)
+        self.act_export.setEnabled(self.separated is not None)
+        self.act_separate.setEnabled(has_song and self.separate_task is None
+                                     and self.panel.model_ready())
+        has_stems = self.separated is not None
+        for act in (self.act_mute, self.act_solo, self.act_prev_stem, self.act_next_stem,
+                    self.act_ab):
+            act.setEnabled(has_stems)
+
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask a yes/no question (tests replace this)."""
+        answer = QMessageBox.question(self, title, text,
+                                      QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _confirm_discard(self, what: str) -> bool:
+        if self.separate_task is not None:
+            if not self.confirm(what, "A separation is running. Stop it and continue?"):
+                return False
+        if self.separated is not None and not self.stems_saved and self.song is not None:
+            return self.confirm(what, f"The stems of \u201c{self.song.path.name}\u201d have "
+                                "not been exported. Discard them and continue?")
+        return True
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>"
+                       for k, v in SHORTCUTS)
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "Keyboard shortcuts",
+                          f"<table>{rows}</table>", QMessageBox.StandardButton.Close, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.open()
+
+    def show_about(self) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            ver = version("stemwright")
+        except PackageNotFoundError:
+            ver = "development"
+        box = QMessageBox(QMessageBox.Icon.Information, f"About {APP_NAME}",
+                          f"<b>{APP_NAME}</b> {ver}<br>Music source separation: vocals, drums, "
+                          "bass, electric guitar, wind and other.<br>Models: "
+                          + ", ".join(e.name for e in zoo.list_models()),
+                          QMessageBox.StandardButton.Close, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
+        box.open()
+
+    # -- layout persistence and closing -----------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.window_geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+        splitter = self.settings.splitter_state()
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    def save_layout(self) -> None:
+        self.settings.save_window(QByteArray(self.saveGeometry()), QByteArray(self.saveState()),
+                                  QByteArray(self.splitter.saveState()))
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self._confirm_discard("Quit"):
+            event.ignore()
+            return
+        self.save_layout()
+        self._playhead_timer.stop()
+        try:
+            self.player.close()
+        except Exception:  # noqa: BLE001 - closing must always succeed
+            pass
+        self.panel.shutdown()
+        deadline = time.monotonic() + 5.0
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            task.wait(max(1, int((deadline - time.monotonic()) * 1000)))
+        for box in dialogs.open_dialogs():
+            box.close()
+        event.accept()
+
+
+def _lane_title(song: LoadedSong, title: str | None) -> str:
+    artist = song.tags.get("artist") if song.tags else None
+    if title and artist:
+        return f"Mixture \u2014 {artist}: {title}"
+    if title:
+        return f"Mixture \u2014 {title}"
+    return f"Mixture \u2014 {song.path.name}"

@@ -1,0 +1,650 @@
+"""Waveform views: a whole-song navigator, the mixture, and one lane per stem.
+
+Drawing is cheap whatever the song length: `Envelope.compute` (run in a worker) builds a
+min/max pyramid once, and each redraw takes only about two points per screen pixel from
+the right level. The mixture and the lanes share one x axis (linked views), with a
+mm:ss ruler on top, a playhead in every lane, a loop region and mouse seeking:
+
+* click: seek; drag: scrub; Shift+drag: draw a loop region (its edges can be dragged);
+* wheel: zoom around the pointer; Shift+wheel (or a horizontal wheel): scroll;
+* right or middle drag: pan; the navigator's box can be dragged to scroll.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont
+
+from stemwright.models.stems import STEM_IDS, get_stem
+
+BACKGROUND = "#16181d"
+LANE_BG = "#1c1f26"
+LANE_BG_SELECTED = "#262b36"
+UNAVAILABLE_BG = "#17181b"
+MIX_COLOR = "#b8c4d6"
+PLAYHEAD_COLOR = "#ffffff"
+LOOP_BRUSH = (90, 160, 255, 45)
+LOOP_PEN = (120, 180, 255, 200)
+AXIS_WIDTH = 56  # left axis width shared with the spectrogram so time lines up
+TIME_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
+              60, 120, 300, 600, 900, 1800, 3600)
+
+
+def format_time(seconds: float, step: float = 1.0) -> str:
+    """mm:ss (h:mm:ss past an hour), with decimals when `step` is below a second."""
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    decimals = 0 if step >= 1 else min(3, max(1, math.ceil(-math.log10(step) - 1e-9)))
+    scale = 10 ** decimals
+    total = round(seconds * scale)
+    whole, frac = divmod(total, scale)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    if decimals:
+        text += f".{frac:0{decimals}d}"
+    return sign + text
+
+
+class TimeAxis(pg.AxisItem):
+    """Axis labelled in mm:ss with musical-ish steps (1, 2, 5, 10, 15, 30 s, 1 min...)."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float):  # noqa: N802
+        span = maxVal - minVal
+        if span <= 0 or size <= 0:
+            return [(1.0, 0.0)]
+        target = span * 90.0 / size  # about one label per 90 px
+        major = next((s for s in TIME_STEPS if s >= target), TIME_STEPS[-1])
+        minor = major / 5 if str(major)[0] in "15" else major / 2
+        if major == 15:
+            minor = 5
+        elif major == 30:
+            minor = 10
+        return [(major, 0.0), (minor, 0.0)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        return [format_time(v, spacing) for v in values]
+
+
+# -- envelope --------------------------------------------------------------------------
+
+@dataclass
+class Envelope:
+    """Min/max pyramid of a [C, T] signal (channels combined), for instant drawing."""
+
+    data: np.ndarray  # the signal itself, for sample-level zoom
+    samplerate: int
+    levels: list[tuple[int, np.ndarray, np.ndarray]]  # (block, mins, maxs), finest first
+
+    BASE_BLOCK = 16
+    FACTOR = 8
+    CHUNK = 1 << 20  # samples per step, so cancellation is quick
+
+    @property
+    def length(self) -> int:
+        return int(self.data.shape[-1])
+
+    @property
+    def duration(self) -> float:
+        return self.length / self.samplerate
+
+    @classmethod
+    def compute(cls, data: np.ndarray, samplerate: int,
+                cancel: Callable[[], bool] | None = None) -> Envelope:
+        """Build the pyramid: ~0.1 s per stereo 10-minute song (numpy, vectorised)."""
+        data = np.asarray(data, dtype=np.float32)
+        if data.ndim == 1:
+            data = data[None, :]
+        length = data.shape[-1]
+        block = cls.BASE_BLOCK
+        nbins = -(-length // block)
+        mins = np.empty(nbins, dtype=np.float32)
+        maxs = np.empty(nbins, dtype=np.float32)
+        step = cls.CHUNK  # multiple of block
+        for start in range(0, length, step):
+            if cancel is not None and cancel():
+                from stemwright.models.errors import Cancelled
+                raise Cancelled("cancelled")
+            seg = data[:, start:start + step]
+            n = seg.shape[-1]
+            full = n // block * block
+            b0 = start // block
+            if full:
+                view = seg[:, :full].reshape(seg.shape[0], -1, block)
+                mins[b0:b0 + full // block] = view.min(axis=(0, 2))
+                maxs[b0:b0 + full // block] = view.max(axis=(0, 2))
+            if full < n:
+                mins[b0 + full // block] = seg[:, full:].min()
+                maxs[b0 + full // block] = seg[:, full:].max()
+        if length == 0:
+            mins = maxs = np.zeros(0, dtype=np.float32)
+        levels = [(block, mins, maxs)]
+        while len(mins) > 256:
+            mins, maxs = _reduce(mins, cls.FACTOR, np.minimum), _reduce(maxs, cls.FACTOR,
+                                                                         np.maximum)
+            block *= cls.FACTOR
+            levels.append((block, mins, maxs))
+        return cls(data, int(samplerate), levels)
+
+    def slice(self, t0: float, t1: float, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
+        """Points (x seconds, y) for the visible range t0..t1 with at most ~2*max_bins
+        points: raw samples when zoomed in, otherwise an interleaved min/max zig-zag."""
+        sr = self.samplerate
+        max_bins = max(int(max_bins), 16)
+        a = max(0, int(math.floor(t0 * sr)) - 1)
+        b = min(self.length, int(math.ceil(t1 * sr)) + 2)
+        n = b - a
+        if n <= 0:
+            return np.zeros(0), np.zeros(0)
+        if n <= max_bins:
+            seg = self.data[:, a:b]
+            y = seg[0] if seg.shape[0] == 1 else seg.mean(axis=0)
+            return (a + np.arange(n)) / sr, np.asarray(y, dtype=np.float32)
+        block, mins, maxs = self.levels[-1]
+        for level in self.levels:
+            if n / level[0] <= max_bins:
+                block, mins, maxs = level
+                break
+        i0 = max(0, a // block - 1)
+        i1 = min(len(mins), -(-b // block) + 1)
+        group = max(1, math.ceil((i1 - i0) / max_bins))
+        if group > 1:
+            i0 = i0 // group * group
+            i1 = min(len(mins), -(-i1 // group) * group)
+            mn = _reduce(mins[i0:i1], group, np.minimum)
+            mx = _reduce(maxs[i0:i1], group, np.maximum)
+        else:
+            mn, mx = mins[i0:i1], maxs[i0:i1]
+        width = block * group
+        centres = (i0 * block + (np.arange(len(mn)) + 0.5) * width) / sr
+        x = np.repeat(centres, 2)
+        y = np.column_stack((mn, mx)).ravel()
+        return x, y
+
+
+def _reduce(values: np.ndarray, factor: int, op: np.ufunc) -> np.ndarray:
+    """Reduce consecutive groups of `factor` values with `op` (the last group may be short)."""
+    n = len(values)
+    full = n // factor * factor
+    head = op.reduce(values[:full].reshape(-1, factor), axis=1) if full else values[:0]
+    if full < n:
+        head = np.append(head, op.reduce(values[full:]))
+    return head.astype(np.float32, copy=False)
+
+
+# -- interaction -----------------------------------------------------------------------
+
+class TimeViewBox(pg.ViewBox):
+    """ViewBox with audio-editor mouse handling (x only; y fixed)."""
+
+    sigSeek = Signal(float)
+    sigLoopDrag = Signal(float, float, bool)  # start, end, finished
+    sigClicked = Signal(object)  # the view box
+
+    def __init__(self, y_range: tuple[float, float] = (-1.05, 1.05)) -> None:
+        super().__init__(enableMenu=False, defaultPadding=0.0)
+        self.setMouseEnabled(x=True, y=False)
+        self.setYRange(*y_range, padding=0)
+        self.enableAutoRange(x=False, y=False)
+
+    def _x(self, scene_pos: QPointF) -> float:
+        return float(self.mapSceneToView(scene_pos).x())
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigClicked.emit(self)
+            self.sigSeek.emit(self._x(ev.scenePos()))
+        else:
+            ev.ignore()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
+        button = ev.button()
+        if button == Qt.MouseButton.LeftButton:
+            ev.accept()
+            x0, x = self._x(ev.buttonDownScenePos()), self._x(ev.scenePos())
+            if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.sigLoopDrag.emit(min(x0, x), max(x0, x), bool(ev.isFinish()))
+            else:
+                if ev.isStart():
+                    self.sigClicked.emit(self)
+                self.sigSeek.emit(x)
+        elif button in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
+            ev.accept()
+            self.translateBy(x=self._x(ev.lastScenePos()) - self._x(ev.scenePos()))
+        else:
+            ev.ignore()
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802
+        horizontal = ev.orientation() == Qt.Orientation.Horizontal
+        if horizontal or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            ev.accept()
+            (x0, x1), _ = self.viewRange()
+            self.translateBy(x=-(ev.delta() / 120.0) * 0.1 * (x1 - x0))
+        else:
+            super().wheelEvent(ev, axis=0)
+
+
+def _blank_axis(plot: pg.PlotItem) -> None:
+    axis = plot.getAxis("left")
+    axis.setWidth(AXIS_WIDTH)
+    axis.setStyle(showValues=False, tickLength=0)
+    axis.setPen(pg.mkPen(None))
+    plot.showAxis("left")
+
+
+@dataclass
+class Lane:
+    """One row: the mixture or a stem."""
+
+    key: str  # "mix" or a stem id
+    plot: pg.PlotItem
+    curve: pg.PlotCurveItem | None
+    playhead: pg.InfiniteLine
+    label: pg.TextItem
+    envelope: Envelope | None
+    region: pg.LinearRegionItem | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.envelope is not None
+
+
+class WaveformView(pg.GraphicsLayoutWidget):
+    """Navigator + mixture + stem lanes with a shared, zoomable time axis."""
+
+    seekRequested = Signal(float)
+    loopChanged = Signal(object)  # (start, end) or None
+    stemSelected = Signal(str)
+    viewRangeChanged = Signal(float, float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setBackground(BACKGROUND)
+        self.ci.layout.setContentsMargins(4, 4, 8, 4)
+        self.ci.layout.setVerticalSpacing(3)
+        self.duration = 0.0
+        self.samplerate = 44100
+        self._loop: tuple[float, float] | None = None
+        self._playhead = 0.0
+        self._selected = ""
+        self._syncing = False
+        self.lanes: list[Lane] = []
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(0)
+        self._redraw_timer.timeout.connect(self.redraw)
+
+        # navigator: the whole song, with a box for the visible range
+        self.nav_vb = TimeViewBox()
+        self.navigator = pg.PlotItem(viewBox=self.nav_vb)
+        self.navigator.hideButtons()
+        self.navigator.hideAxis("bottom")
+        _blank_axis(self.navigator)
+        self.navigator.setFixedHeight(38)
+        self.nav_vb.setBackgroundColor(UNAVAILABLE_BG)
+        self.nav_curve = pg.PlotCurveItem(pen=pg.mkPen("#6f7c8f"), antialias=False,
+                                          skipFiniteCheck=True)
+        self.navigator.addItem(self.nav_curve)
+        self.nav_box = pg.LinearRegionItem((0, 1), brush=(255, 255, 255, 28),
+                                           pen=pg.mkPen((255, 255, 255, 90)))
+        self.nav_box.setZValue(10)
+        self.navigator.addItem(self.nav_box)
+        self.nav_playhead = pg.InfiniteLine(0, pen=pg.mkPen(PLAYHEAD_COLOR, width=1))
+        self.nav_playhead.setZValue(20)
+        self.navigator.addItem(self.nav_playhead)
+        self.nav_loop = pg.LinearRegionItem((0, 0), movable=False, brush=LOOP_BRUSH,
+                                            pen=pg.mkPen(None))
+        self.nav_loop.setVisible(False)
+        self.navigator.addItem(self.nav_loop)
+        self.nav_vb.sigSeek.connect(self._nav_seek)
+        self.nav_vb.sigLoopDrag.connect(self._loop_drag)
+        self.nav_vb.setMouseEnabled(x=False, y=False)
+        self.nav_box.sigRegionChanged.connect(self._nav_box_moved)
+        self.addItem(self.navigator, row=0, col=0)
+
+        self.mix = self._make_lane("mix", "Mixture", MIX_COLOR, row=1)
+        self.mix_vb.sigXRangeChanged.connect(self._range_changed)
+        self.mix_vb.sigResized.connect(lambda *_: self.schedule_redraw())
+        time_axis = TimeAxis("top")
+        self.mix.plot.setAxisItems({"top": time_axis})
+        self.mix.plot.showAxis("top")
+        time_axis.setStyle(tickTextOffset=2)
+        time_axis.setTextPen("#aab2bf")
+        self.ci.layout.setRowStretchFactor(1, 3)
+        self.set_empty_message("Open a song: File > Open, drag a file here, or Ctrl+O")
+
+    # -- building ---------------------------------------------------------------------
+    @property
+    def mix_vb(self) -> TimeViewBox:
+        return self.mix.plot.getViewBox()
+
+    def _make_lane(self, key: str, title: str, color: str, row: int,
+                   envelope: Envelope | None = None, note: str = "") -> Lane:
+        vb = TimeViewBox()
+        plot = pg.PlotItem(viewBox=vb)
+        plot.hideButtons()
+        plot.hideAxis("bottom")
+        _blank_axis(plot)
+        plot.setClipToView(False)
+        vb.setBackgroundColor(LANE_BG if envelope is not None or key == "mix"
+                              else UNAVAILABLE_BG)
+        if key != "mix":
+            vb.setXLink(self.mix_vb)
+        curve = None
+        if envelope is not None or key == "mix":
+            curve = pg.PlotCurveItem(pen=pg.mkPen(color, width=1), antialias=False,
+                                     skipFiniteCheck=True, connect="all")
+            plot.addItem(curve)
+            zero = pg.InfiniteLine(0, angle=0, pen=pg.mkPen((255, 255, 255, 25)))
+            plot.addItem(zero)
+        html = (f'<span style="color:{color}; font-weight:600">{title}</span>'
+                + (f'<span style="color:#7d8594">&nbsp;&nbsp;{note}</span>' if note else ""))
+        label = pg.TextItem(html=html, anchor=(0, 0), fill=pg.mkBrush(22, 24, 29, 170))
+        label.setParentItem(vb)
+        label.setPos(6, 3)
+        label.setZValue(30)
+        playhead = pg.InfiniteLine(self._playhead, pen=pg.mkPen(PLAYHEAD_COLOR, width=1.5))
+        playhead.setZValue(20)
+        plot.addItem(playhead)
+        lane = Lane(key, plot, curve, playhead, label, envelope)
+        vb.sigSeek.connect(self._seek)
+        vb.sigLoopDrag.connect(self._loop_drag)
+        vb.sigClicked.connect(lambda _vb, k=key: self._lane_clicked(k))
+        self.addItem(plot, row=row, col=0)
+        if key != "mix" and envelope is None:
+            plot.setFixedHeight(24)
+            label.setPos(6, 1)
+        self.lanes.append(lane)
+        if self._loop is not None and (envelope is not None or key == "mix"):
+            self._ensure_region(lane)
+        return lane
+
+    def set_empty_message(self, text: str) -> None:
+        """Text shown in the mixture lane while no song is loaded."""
+        if not hasattr(self, "_empty"):
+            self._empty = pg.TextItem(anchor=(0.5, 0.5), color="#7d8594")
+            font = QFont()
+            font.setPointSize(11)
+            self._empty.setFont(font)
+            self._empty.setParentItem(self.mix_vb)
+            self.mix_vb.sigResized.connect(self._place_empty)
+        self._empty.setText(text)
+        self._empty.setVisible(bool(text))
+        self._place_empty()
+
+    def _place_empty(self, *_args) -> None:
+        rect = self.mix_vb.boundingRect()
+        self._empty.setPos(rect.center())
+
+    # -- song and stems ---------------------------------------------------------------
+    def set_song(self, envelope: Envelope, title: str = "Mixture") -> None:
+        """Show a new mixture (drops any stem lanes and the loop)."""
+        self.clear_stems()
+        self.clear_loop(emit=False)
+        self.mix.envelope = envelope
+        self.samplerate = envelope.samplerate
+        self.duration = max(envelope.duration, 1.0 / envelope.samplerate)
+        self.mix.label.setHtml(f'<span style="color:{MIX_COLOR}; font-weight:600">'
+                               f'{_escape(title)}</span>')
+        self.set_empty_message("")
+        min_range = min(self.duration, 64 / self.samplerate)
+        for vb in (self.mix_vb, self.nav_vb):
+            vb.setLimits(xMin=0, xMax=self.duration, minXRange=min_range)
+        self.nav_vb.setXRange(0, self.duration, padding=0)
+        self.nav_box.setBounds((0, self.duration))
+        self.set_playhead(0.0)
+        self.zoom_fit()
+        self.redraw()
+        self._draw_navigator()
+
+    def clear(self) -> None:
+        """Back to the empty state."""
+        self.clear_stems()
+        self.clear_loop(emit=False)
+        self.mix.envelope = None
+        self.duration = 0.0
+        if self.mix.curve is not None:
+            self.mix.curve.setData([], [])
+        self.nav_curve.setData([], [])
+        self.set_empty_message("Open a song: File > Open, drag a file here, or Ctrl+O")
+
+    def set_stems(self, envelopes: dict[str, Envelope], unavailable: tuple[str, ...] = (),
+                  model_title: str = "this model") -> None:
+        """One lane per canonical stem: drawn if produced, a thin 'unavailable' row if not."""
+        self.clear_stems()
+        row = 2
+        for stem_id in STEM_IDS:
+            stem = get_stem(stem_id)
+            if stem_id in envelopes:
+                self._make_lane(stem_id, stem.name, stem.color, row, envelopes[stem_id])
+                self.ci.layout.setRowStretchFactor(row, 2)
+            elif stem_id in unavailable:
+                self._make_lane(stem_id, stem.name, "#6b7280", row, None,
+                                f"not produced by {_escape(model_title)}")
+                self.ci.layout.setRowStretchFactor(row, 0)
+            else:
+                continue
+            row += 1
+        self.set_playhead(self._playhead)
+        if self._selected:
+            self.select_stem(self._selected)
+        self.redraw()
+
+    def clear_stems(self) -> None:
+        """Remove every stem lane (the mixture stays)."""
+        for lane in [ln for ln in self.lanes if ln.key != "mix"]:
+            lane.label.setParentItem(None)
+            self.removeItem(lane.plot)
+            lane.plot.getViewBox().setXLink(None)
+            self.lanes.remove(lane)
+        self.ci.layout.invalidate()
+
+    def stem_lanes(self) -> dict[str, Lane]:
+        return {ln.key: ln for ln in self.lanes if ln.key != "mix"}
+
+    # -- drawing ----------------------------------------------------------------------
+    def schedule_redraw(self) -> None:
+        self._redraw_timer.start()
+
+    def view_range(self) -> tuple[float, float]:
+        (x0, x1), _ = self.mix_vb.viewRange()
+        return float(x0), float(x1)
+
+    def redraw(self) -> None:
+        """Recompute the visible points of every lane (about 2 per pixel)."""
+        if self.mix.envelope is None:
+            return
+        x0, x1 = self.view_range()
+        width = max(int(self.mix_vb.width()), 100)
+        for lane in self.lanes:
+            if lane.envelope is None or lane.curve is None:
+                continue
+            x, y = lane.envelope.slice(x0, x1, width * 2)
+            lane.curve.setData(x, y)
+
+    def _draw_navigator(self) -> None:
+        env = self.mix.envelope
+        if env is None:
+            return
+        x, y = env.slice(0, env.duration, max(int(self.nav_vb.width()), 400) * 2)
+        self.nav_curve.setData(x, y)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        if self.mix.envelope is not None:
+            QTimer.singleShot(0, self._draw_navigator)
+
+    def _range_changed(self, *_args) -> None:
+        x0, x1 = self.view_range()
+        if not self._syncing:
+            self._syncing = True
+            self.nav_box.setRegion((x0, x1))
+            self._syncing = False
+        self.schedule_redraw()
+        self.viewRangeChanged.emit(x0, x1)
+
+    def _nav_box_moved(self) -> None:
+        if self._syncing or self.mix.envelope is None:
+            return
+        x0, x1 = self.nav_box.getRegion()
+        self._syncing = True
+        self.mix_vb.setXRange(x0, x1, padding=0)
+        self._syncing = False
+
+    # -- zoom and scroll --------------------------------------------------------------
+    def set_view_range(self, x0: float, x1: float) -> None:
+        self.mix_vb.setXRange(x0, x1, padding=0)
+
+    def zoom_fit(self) -> None:
+        if self.duration > 0:
+            self.mix_vb.setXRange(0, self.duration, padding=0)
+
+    def zoom(self, factor: float, centre: float | None = None) -> None:
+        """Zoom by `factor` (>1 zooms in) around `centre` (the playhead if visible)."""
+        if self.duration <= 0:
+            return
+        x0, x1 = self.view_range()
+        if centre is None:
+            centre = self._playhead if x0 <= self._playhead <= x1 else (x0 + x1) / 2
+        span = (x1 - x0) / factor
+        frac = (centre - x0) / max(x1 - x0, 1e-12)
+        new0 = centre - frac * span
+        self.mix_vb.setXRange(new0, new0 + span, padding=0)
+
+    def scroll(self, pages: float) -> None:
+        """Scroll by a fraction of the visible width (negative: left)."""
+        x0, x1 = self.view_range()
+        self.mix_vb.translateBy(x=pages * (x1 - x0))
+
+    def ensure_visible(self, seconds: float) -> None:
+        """Page the view so `seconds` is visible (used to follow the playhead)."""
+        x0, x1 = self.view_range()
+        span = x1 - x0
+        if span <= 0 or span >= self.duration:
+            return
+        if seconds > x1 or seconds < x0:
+            start = min(max(0.0, seconds - 0.02 * span), self.duration - span)
+            self.mix_vb.setXRange(start, start + span, padding=0)
+
+    # -- playhead and seeking ---------------------------------------------------------
+    def set_playhead(self, seconds: float) -> None:
+        self._playhead = float(seconds)
+        for lane in self.lanes:
+            lane.playhead.setValue(self._playhead)
+        self.nav_playhead.setValue(self._playhead)
+
+    def playhead(self) -> float:
+        return self._playhead
+
+    def _clamp(self, seconds: float) -> float:
+        return min(max(0.0, seconds), self.duration)
+
+    def _seek(self, seconds: float) -> None:
+        if self.duration > 0:
+            self.seekRequested.emit(self._clamp(seconds))
+
+    def _nav_seek(self, seconds: float) -> None:
+        if self.duration <= 0:
+            return
+        self._seek(seconds)
+        self.ensure_visible(self._clamp(seconds))
+
+    # -- loop region ------------------------------------------------------------------
+    def loop(self) -> tuple[float, float] | None:
+        return self._loop
+
+    def set_loop(self, start: float, end: float, emit: bool = True) -> None:
+        """Show a loop region from `start` to `end` seconds."""
+        start, end = sorted((self._clamp(start), self._clamp(end)))
+        if end - start < 1e-3:
+            return
+        self._loop = (start, end)
+        self._syncing = True
+        for lane in self.lanes:
+            if lane.available or lane.key == "mix":
+                self._ensure_region(lane).setRegion(self._loop)
+        self._syncing = False
+        self.nav_loop.setRegion(self._loop)
+        self.nav_loop.setVisible(True)
+        if emit:
+            self.loopChanged.emit(self._loop)
+
+    def clear_loop(self, emit: bool = True) -> None:
+        had = self._loop is not None
+        self._loop = None
+        for lane in self.lanes:
+            if lane.region is not None:
+                lane.plot.removeItem(lane.region)
+                lane.region = None
+        self.nav_loop.setVisible(False)
+        if emit and had:
+            self.loopChanged.emit(None)
+
+    def _ensure_region(self, lane: Lane) -> pg.LinearRegionItem:
+        if lane.region is None:
+            values = self._loop or (0.0, 0.0)
+            region = pg.LinearRegionItem(values, brush=LOOP_BRUSH, pen=pg.mkPen(LOOP_PEN),
+                                         hoverBrush=(90, 160, 255, 70))
+            region.setZValue(5)
+            region.sigRegionChanged.connect(lambda r=region: self._region_moved(r))
+            region.sigRegionChangeFinished.connect(self._region_finished)
+            lane.plot.addItem(region)
+            lane.region = region
+        return lane.region
+
+    def _region_moved(self, region: pg.LinearRegionItem) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        values = region.getRegion()
+        for lane in self.lanes:
+            if lane.region is not None and lane.region is not region:
+                lane.region.setRegion(values)
+        self.nav_loop.setRegion(values)
+        self._syncing = False
+
+    def _region_finished(self, region: pg.LinearRegionItem) -> None:
+        if self._syncing:
+            return
+        start, end = region.getRegion()
+        self.set_loop(start, end, emit=True)
+
+    def _loop_drag(self, start: float, end: float, finished: bool) -> None:
+        if self.duration <= 0:
+            return
+        start, end = self._clamp(start), self._clamp(end)
+        if end - start < 1e-3:
+            return
+        self.set_loop(start, end, emit=finished)
+
+    # -- selection --------------------------------------------------------------------
+    def _lane_clicked(self, key: str) -> None:
+        if key != "mix":
+            lane = self.stem_lanes().get(key)
+            if lane is not None and lane.available:
+                self.select_stem(key)
+                self.stemSelected.emit(key)
+
+    def select_stem(self, stem_id: str) -> None:
+        """Highlight the lane of `stem_id` (the target of mute/solo shortcuts)."""
+        self._selected = stem_id
+        for lane in self.lanes:
+            if lane.key == "mix":
+                continue
+            bg = (LANE_BG_SELECTED if lane.key == stem_id else LANE_BG) if lane.available \
+                else UNAVAILABLE_BG
+            lane.plot.getViewBox().setBackgroundColor(QColor(bg))
+
+    def selected_stem(self) -> str:
+        return self._selected
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
