@@ -7,10 +7,15 @@ Supported inputs, and the decoder that handles each:
 * M4A/AAC (also ALAC, raw ADTS .aac, the audio track of MP4 videos) and anything libsndfile
   refuses to open, e.g. an MP3 it cannot parse: PyAV (the FFmpeg inside the `av` wheel).
 
+The content decides, not the file name: soundfile is tried first, then PyAV, and a file
+neither can decode is reported as damaged (when its first bytes look like a known audio
+container) or as unsupported.
+
 Decoded audio is float32 [channels, samples] at the file's own rate and channel count (the
 stereo downmix rule lives in channels.py); sample rates from 8 kHz to 192 kHz are accepted.
-For AAC the samples are what FFmpeg outputs: encoder priming is removed only where the file
-says how much there is (an MP4 edit list).
+For AAC the encoder delay (priming) is removed where the file records it in an MP4 edit
+list, as FFmpeg-made and most Apple-made files do; in other files the audio starts about
+one or two thousand samples late, as in most players.
 
 Outputs: WAV (16/24-bit integer or 32-bit float) and FLAC (16/24-bit), see `save_audio`.
 
@@ -25,8 +30,9 @@ import logging
 import os
 import struct
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +72,7 @@ class AudioInfo:
     samplerate: int
     channels: int
     frames: int
-    tags: dict[str, str]
+    tags: dict[str, str] = field(hash=False)  # hashable like the rest, the dict left out
 
     @property
     def duration(self) -> float:
@@ -120,10 +126,11 @@ def load_audio(path: str | os.PathLike[str], samplerate: int | None = None,
     """
     path = _check_input_path(path)
     if samplerate is not None:
-        _check_samplerate(int(samplerate), f"{path.name}: target")
+        _check_samplerate(int(samplerate), f"{path.name}: the requested")
     probe = _probe(path)
     info = probe.info
-    buf = _Buffer(info.channels, info.frames)
+    buf = _Buffer(info.channels, info.frames, probe.decoder == "soundfile"
+                  and info.format != "MP3")
     last_report = -1.0
     for block in _decode(probe):
         buf.append(block)
@@ -169,8 +176,9 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
     * Full scale is +-1.0. Samples beyond it are clipped (a warning is logged with the
       count), also for 32-bit float, so every output plays back the same everywhere.
     * Reducing to 16/24-bit integer adds TPDF dither of +-1 LSB (unless dither=False) and
-      rounds; +1.0 becomes the largest positive code. The dither is seeded, so saving the
-      same audio twice gives identical files.
+      rounds; +1.0 becomes the largest positive code. The dither is seeded from the audio
+      itself: saving the same audio twice gives identical files, while different stems get
+      independent dither (so it does not add up coherently when they are summed).
     * The file is written next to its destination under a temporary name and renamed into
       place when complete, so an interrupted save never leaves a partial file; the
       temporary file is removed on any error. An existing file is only replaced when
@@ -185,7 +193,7 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
                          f"{bit_depth}; choose one of those")
     data = _check_save_data(path, data, fmt)
     samplerate = int(samplerate)
-    _check_samplerate(samplerate, path.name)
+    _check_samplerate(samplerate, f"{path.name}: the")
     if path.is_dir():
         raise AudioError(f"{path.name}: is a folder; choose a file name to save to")
     if not path.parent.is_dir():
@@ -203,19 +211,22 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
     try:
         # O_EXCL: never clobber anything; 0o666 lets the umask set the usual permissions.
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        _write(tmp, data, samplerate, container, subtype, bit_depth, dither)
+        clipped = _write(tmp, data, samplerate, container, subtype, bit_depth, dither)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         if path.exists() and not overwrite:  # appeared while we were writing
             raise OutputExistsError(f"{path.name} already exists in {path.parent}; choose "
                                     "another name or allow overwriting")
         os.replace(tmp, path)
+        if clipped:
+            log.warning("%s: %d samples beyond full scale were clipped", path.name, clipped)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         if isinstance(exc, (OSError, sf.SoundFileError)):
-            raise AudioError(f"{path.name}: could not be saved ({_reason(exc)}); check the "
-                             "free disk space and that the file is not open elsewhere") from exc
+            raise AudioError(f"{path.name}: could not be saved ({_reason(exc)}); check that the "
+                             "folder is writable and has free space, and that the file is not "
+                             "open in another program") from exc
         raise
     return path
 
@@ -235,7 +246,8 @@ def _check_input_path(path: str | os.PathLike[str]) -> Path:
     except PermissionError:
         raise AudioError(f"{name}: permission denied; check that you may read it") from None
     except OSError as exc:
-        raise AudioError(f"{name}: cannot be opened ({_reason(exc)})") from exc
+        raise AudioError(f"{name}: cannot be opened ({_reason(exc)}); check the path and the "
+                         "drive it is on") from exc
     if path.is_dir():
         raise AudioError(f"{name}: is a folder, not an audio file; choose a file inside it")
     if st.st_size == 0:
@@ -247,7 +259,7 @@ def _check_input_path(path: str | os.PathLike[str]) -> Path:
 
 def _check_samplerate(samplerate: int, what: str) -> None:
     if not MIN_SAMPLERATE <= samplerate <= MAX_SAMPLERATE:
-        raise AudioError(f"{what}: sample rate {samplerate} Hz is not supported (Stemwright "
+        raise AudioError(f"{what} sample rate {samplerate} Hz is not supported (Stemwright "
                          f"works with {MIN_SAMPLERATE}-{MAX_SAMPLERATE} Hz); convert it to "
                          "44100 or 48000 Hz first")
 
@@ -268,7 +280,7 @@ def _probe(path: Path) -> _Probe:
     if probe.empty:
         raise AudioError(f"{path.name}: contains no audio (0 samples); choose a file with "
                          "sound in it")
-    _check_samplerate(info.samplerate, path.name)
+    _check_samplerate(info.samplerate, f"{path.name}: the file's")
     declared = _declared_pcm_frames(path, info.format)
     if declared is not None and declared - info.frames > 64:
         raise _truncated(path, info.frames, declared, info.samplerate)
@@ -278,7 +290,7 @@ def _probe(path: Path) -> _Probe:
 def _probe_soundfile(path: Path) -> _Probe:
     try:
         with sf.SoundFile(path) as f:
-            fmt, subtype = f.format, f.subtype
+            fmt, subtype = ("WAV" if f.format == "WAVEX" else f.format), f.subtype
             info = AudioInfo(path=path, format=fmt, subtype=subtype, samplerate=f.samplerate,
                              channels=f.channels, frames=f.frames,
                              tags=_clean_tags(f.copy_metadata()))
@@ -316,7 +328,8 @@ def _probe_pyav(path: Path) -> _Probe:
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _Refused(f"FFmpeg: {_reason(exc)}") from exc
     fmt = _av_format_name(fmt_name, path)
-    exact = fmt in ("M4A", "MP4", "OGG", "FLAC", "WAV", "AIFF") or (
+    # Lengths from an MP4 index, OGG granule or FLAC header are exact; others may be guesses.
+    exact = fmt in ("M4A", "MP4", "OGG", "FLAC") or (
         fmt == "MP3" and _mp3_has_frame_count(path))
     if frames <= 0:
         frames, exact = 0, False  # unknown length (rare): the decoded length is taken as is
@@ -593,15 +606,17 @@ def _iter_blocks(probe: _Probe, block_frames: int) -> Iterator[np.ndarray]:
 class _Buffer:
     """Growable float32 [C, T] that starts at the expected size (no list + concatenate)."""
 
-    def __init__(self, channels: int, expected: int) -> None:
-        self.data = np.empty((channels, max(expected, 1)), dtype=np.float32)
+    def __init__(self, channels: int, expected: int, exact: bool) -> None:
+        # Lossy decoders may give a little more than the header says: leave room for it.
+        size = expected if exact else expected + expected // 64 + 16384
+        self.data = np.empty((channels, max(size, 1)), dtype=np.float32)
         self.frames = 0
 
     def append(self, block: np.ndarray) -> None:
         n = block.shape[-1]
         if self.frames + n > self.data.shape[-1]:
-            grown = np.empty((self.data.shape[0], max(2 * self.data.shape[-1],
-                                                      self.frames + n)), dtype=np.float32)
+            size = max(self.data.shape[-1] * 5 // 4 + 16384, self.frames + n)
+            grown = np.empty((self.data.shape[0], size), dtype=np.float32)
             grown[:, :self.frames] = self.data[:, :self.frames]
             self.data = grown
         self.data[:, self.frames:self.frames + n] = block
@@ -657,9 +672,13 @@ def _check_save_data(path: Path, data: np.ndarray, fmt: str) -> np.ndarray:
 
 
 def _write(tmp: Path, data: np.ndarray, samplerate: int, container: str, subtype: str,
-           bit_depth: int, dither: bool) -> None:
+           bit_depth: int, dither: bool) -> int:
+    """Write `data` to `tmp` block by block; returns how many samples had to be clipped."""
     channels, frames = data.shape
-    rng = np.random.default_rng(0x5EED)
+    step = max(1, frames // 65536)
+    seed = zlib.crc32(np.ascontiguousarray(data[:, ::step]).tobytes(),
+                      zlib.crc32(repr(data.shape).encode()))
+    rng = np.random.default_rng(seed)
     clipped = 0
     with sf.SoundFile(tmp, "w", samplerate=samplerate, channels=channels, subtype=subtype,
                       format=container) as f:
@@ -674,9 +693,7 @@ def _write(tmp: Path, data: np.ndarray, samplerate: int, container: str, subtype
             else:
                 out = _quantise(block, bit_depth, rng if dither else None)
             f.write(np.ascontiguousarray(out.T))
-    if clipped:
-        log.warning("%s: %d samples beyond full scale were clipped", tmp.name.split(".part")[0],
-                    clipped)
+    return clipped
 
 
 def _quantise(x: np.ndarray, bits: int, rng: np.random.Generator | None) -> np.ndarray:

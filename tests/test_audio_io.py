@@ -48,6 +48,7 @@ def write_m4a(path: Path, x: np.ndarray, sr: int = SR) -> None:
             frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, start:start + 1024]),
                                                format="fltp", layout=layout)
             frame.sample_rate = sr
+            frame.pts = start  # timestamps let the muxer record the encoder delay (edit list)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
@@ -136,6 +137,18 @@ def test_m4a_multichannel_and_blocks(tmp_path):
     blocks = list(iter_blocks(path, 4000))
     assert all(b.shape == (6, 4000) for b in blocks[:-1]) and 0 < blocks[-1].shape[1] <= 4000
     np.testing.assert_array_equal(np.concatenate(blocks, axis=1), audio.data)
+
+
+def test_m4a_encoder_delay_is_removed(tmp_path, rng):
+    x = (0.2 * rng.standard_normal((2, SR))).astype(np.float32)
+    path = tmp_path / "noise.m4a"
+    write_m4a(path, x)
+    y = load_audio(path).data
+    assert x.shape[1] <= y.shape[1] < x.shape[1] + 1024  # only padding to a whole AAC frame
+    lags = range(-2048, 2049, 1)
+    window = slice(4096, 4096 + 8192)
+    scores = [float(np.dot(y[0, 4096 + lag:4096 + lag + 8192], x[0, window])) for lag in lags]
+    assert lags[int(np.argmax(scores))] == 0
 
 
 @pytest.mark.parametrize("sr,fmt", [(8000, "flac"), (192000, "wav")])
@@ -453,3 +466,42 @@ def test_load_rejects_bad_target_rate(tmp_path):
     sf.write(path, tones(1, 0.1).T, SR)
     with pytest.raises(AudioError, match="1000000 Hz"):
         load_audio(path, samplerate=1_000_000)
+
+
+def test_pyav_takes_over_when_libsndfile_refuses(tmp_path, monkeypatch):
+    x = tones(2, seconds=1.0)
+    path = tmp_path / "odd.mp3"
+    sf.write(path, x.T, SR, format="MP3")
+    direct = load_audio(path)
+
+    def refuse(p):
+        raise audio_io._Refused("libsndfile: pretend it cannot parse this MP3")
+
+    monkeypatch.setattr(audio_io, "_probe_soundfile", refuse)
+    audio = load_audio(path)
+    assert audio.info.format == "MP3" and audio.info.subtype.startswith("mp3")
+    assert audio.data.shape[0] == 2 and abs(audio.data.shape[1] - x.shape[1]) <= 2048
+    assert abs(peak_freq(audio.data[1], SR) - 660.0) < 3
+    assert abs(rms_db(audio.data) - rms_db(direct.data)) < 0.1
+
+
+def test_content_decides_not_the_name(tmp_path):
+    path = tmp_path / "actually_a_wav.xyz"
+    sf.write(path, tones(2, 0.1).T, SR, format="WAV", subtype="PCM_16")
+    info = audio_info(path)
+    assert (info.format, info.channels) == ("WAV", 2)
+    assert hash(info) == hash(audio_info(path))  # usable as a dict key despite the tags
+
+
+def test_extensible_wav_is_reported_as_wav(tmp_path):
+    path = tmp_path / "wavex.wav"
+    sf.write(path, tones(6, 0.1).T, SR, format="WAVEX", subtype="PCM_24")
+    info = audio_info(path)
+    assert (info.format, info.subtype, info.channels) == ("WAV", "PCM_24", 6)
+
+
+def test_dither_differs_between_different_stems(tmp_path):
+    quiet = np.full((1, 20000), 1e-6, dtype=np.float32)
+    a = load_audio(save_audio(tmp_path / "a.wav", quiet, SR, bit_depth=16)).data
+    b = load_audio(save_audio(tmp_path / "b.wav", quiet * 1.5, SR, bit_depth=16)).data
+    assert np.corrcoef(a[0], b[0])[0, 1] < 0.1
