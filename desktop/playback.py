@@ -61,8 +61,7 @@ class Player(QObject):
         self._callback_error: str | None = None
         self._sd, self.unavailable_reason = load_sounddevice()
         if self._sd is not None and not self.output_devices():
-            self.unavailable_reason = ("no audio output device was found; playback is off, "
-                                       "everything else works")
+            self.unavailable_reason = "no audio output device was found"
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
