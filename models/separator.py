@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import channels as chan
+from .audio_io import MAX_SAMPLERATE, MIN_SAMPLERATE
 from .chunking import ChunkForward, ChunkPlan, run_chunked
 from .devices import (
     configure_cpu_threads,
@@ -28,8 +29,6 @@ from .errors import AudioError, ModelError
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .resample import fit_length, resample
 from .stems import STEM_IDS, StemMapping
-
-MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
 
 
 @dataclass
