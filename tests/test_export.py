@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,120 @@ def test_daw_session_cancel_leaves_nothing(tmp_path, stems) -> None:
     with pytest.raises(Cancelled):
         export_daw_session(stems, SR, tmp_path, "Song", cancel=lambda: next(calls))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- the export dialog -------------------------------------------------------------------
+
+@pytest.fixture
+def dialog(qtbot, tmp_path, stems, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from stemwright.desktop import export_dialog
+
+    errors: list[BaseException] = []
+    monkeypatch.setattr(export_dialog, "show_exception",
+                        lambda parent, exc, title="": errors.append(exc))
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue("export/folder", str(tmp_path / "out"))
+    state = MixerState.for_stems(stems)
+    state.channels["vocals"].gain_db = -6.0
+    d = export_dialog.ExportDialog(None, stems, SR, "Song", state, settings)
+    d.errors = errors
+    qtbot.addWidget(d)
+    return d
+
+
+def _export(qtbot, d) -> None:
+    with qtbot.waitSignal(d.exported, timeout=10000):
+        assert d.start_export()
+    qtbot.waitUntil(lambda: d.task is None, timeout=5000)
+
+
+def test_dialog_defaults_and_preview(dialog, tmp_path) -> None:
+    assert dialog.samplerate_out() is None
+    assert dialog.rate_combo.currentText() == f"Original ({SR} Hz)"
+    assert dialog.folder() == tmp_path / "out"
+    assert dialog.format() == "wav" and dialog.bit_depth() == 24
+    assert "Song - Vocals.wav" in dialog.preview.text()
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("flac"))
+    assert [dialog.depth_combo.itemData(i) for i in range(dialog.depth_combo.count())] == \
+        [16, 24]
+    assert "Song - Vocals.flac" in dialog.preview.text()
+    dialog.set_mode("minus")
+    assert "Song - minus Vocals.flac" in dialog.preview.text()
+    dialog.set_mode("daw")
+    assert "Song.RPP" in dialog.preview.text()
+    dialog.pattern_edit.setText("{song}")  # every stem the same name
+    assert not dialog.export_button.isEnabled()
+    dialog.pattern_edit.setText("{nope}")
+    assert "bad naming pattern" in dialog.preview.text()
+
+
+def test_dialog_exports_each_mode(qtbot, dialog, tmp_path, stems) -> None:
+    out = tmp_path / "out"
+    dialog.set_mode("stems")
+    dialog.stem_boxes["stems"]["drums"].setChecked(False)
+    _export(qtbot, dialog)
+    assert sorted(p.name for p in dialog.written) == ["Song - Bass.wav", "Song - Other.wav",
+                                                      "Song - Vocals.wav"]
+    assert dialog.settings.value("export/folder") == str(out)
+    dialog.set_mode("remix")
+    dialog.depth_combo.setCurrentIndex(dialog.depth_combo.findData(32))
+    _export(qtbot, dialog)
+    data, _ = _read(out / "Song - Remix.wav")
+    np.testing.assert_allclose(data, render_mix(stems, dialog.mixer_state), atol=1e-6)
+    dialog.set_mode("minus")
+    _export(qtbot, dialog)
+    data, _ = _read(out / "Song - minus Vocals.wav")
+    np.testing.assert_allclose(data, sum(stems.values()) - stems["vocals"], atol=1e-6)
+    dialog.set_mode("daw")
+    dialog.subfolder_box.setChecked(True)
+    dialog.rate_combo.setCurrentIndex(dialog.rate_combo.findData(48000))
+    _export(qtbot, dialog)
+    assert dialog.written[-1] == out / "Song" / "Song.RPP"
+    assert {sf.info(p).samplerate for p in dialog.written[:-1]} == {48000}
+    assert dialog.errors == []
+
+
+def test_dialog_asks_before_overwriting(qtbot, dialog, tmp_path) -> None:
+    dialog.set_mode("remix")
+    _export(qtbot, dialog)
+    target = tmp_path / "out" / "Song - Remix.wav"
+    before = target.read_bytes()
+    asked: list[list[Path]] = []
+
+    def refuse(existing):
+        asked.append(existing)
+        return False
+
+    dialog.confirm_overwrite = refuse
+    assert dialog.start_export() is False
+    assert asked == [[target]] and "kept" in dialog.status.text()
+    dialog.mixer_state.master_db = -12.0
+    dialog.confirm_overwrite = lambda existing: True
+    _export(qtbot, dialog)
+    assert target.read_bytes() != before
+
+
+def test_dialog_cancel_and_error(qtbot, dialog) -> None:
+    from stemwright.desktop.export_dialog import ExportJob
+
+    def slow(overwrite, progress, cancel):
+        progress(0.1)
+        while not cancel():
+            time.sleep(0.005)
+        raise Cancelled("export cancelled")
+
+    dialog.build_job = lambda: ExportJob("stems", [Path("x.wav")], slow)
+    assert dialog.start_export()
+    dialog.cancel_export()
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=5000)
+    assert dialog.last_outcome == "cancelled" and "cancelled" in dialog.status.text()
+
+    def broken(overwrite, progress, cancel):
+        raise StemwrightError("disk full")
+
+    dialog.build_job = lambda: ExportJob("stems", [Path("x.wav")], broken)
+    assert dialog.start_export()
+    qtbot.waitUntil(lambda: dialog.task is None, timeout=5000)
+    assert dialog.last_outcome == "failed" and str(dialog.errors[-1]) == "disk full"
