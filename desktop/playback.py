@@ -200,12 +200,29 @@ class Player(QObject):
         return self._engine.length / self._samplerate
 
     def position(self) -> float:
-        """Seconds from the start of the song (the engine's read position)."""
-        if self._engine is None:
+        """Seconds from the start of the song of what is heard now.
+
+        While playing, the mixer reads ahead of the loudspeaker by the device's output
+        latency; that is taken off (inside a loop, just after a wrap, what is heard is
+        still the end of the loop).
+        """
+        engine = self._engine
+        if engine is None:
             return 0.0
-        seek = self._engine._seek_to
-        frame = seek if seek is not None else self._engine.position
-        return min(frame, self._engine.length) / self._samplerate
+        seek = engine._seek_to
+        if seek is not None:
+            return min(seek, engine.length) / self._samplerate
+        frame = engine.position
+        stream = self._stream
+        if self._state == "playing" and stream is not None:
+            latency = int(float(getattr(stream, "latency", 0.0) or 0.0) * self._samplerate)
+            loop = engine.loop
+            if (loop is not None and engine.wrapped and loop[0] <= frame < loop[1]
+                    and frame - latency < loop[0]):
+                frame = max(loop[0], loop[1] - (loop[0] - (frame - latency)))
+            else:
+                frame = max(0, frame - latency)
+        return min(frame, engine.length) / self._samplerate
 
     def seek(self, seconds: float) -> None:
         """Jump to `seconds` (crossfaded while playing)."""

@@ -271,6 +271,7 @@ class BlockMixer:
         self.position = 0
         self.loop: tuple[int, int] | None = None
         self.finished = False
+        self.wrapped = False  # the last loop entry was a wrap (not a start or seek)
         self._target = np.zeros((n_src, 2), dtype=np.float32)
         self._current = np.zeros((n_src, 2), dtype=np.float32)
         self._zeros = np.zeros((n_src, 2), dtype=np.float32)
@@ -314,6 +315,7 @@ class BlockMixer:
         """Prepare to (re)start: fade in from silence, apply a pending seek at once."""
         self._current = self._zeros.copy()
         self._stop_requested = False
+        self.wrapped = False
         if self._seek_to is not None:
             self.position, self._seek_to = self._seek_to, None
         if self.position >= self.length:
@@ -353,6 +355,7 @@ class BlockMixer:
                     self._render_into(acc, self._current, self._zeros, frames)
                 self.position = seek
                 self.finished = False
+                self.wrapped = False
                 self._current = self._zeros
             if self.finished:
                 keep_going = False
@@ -393,6 +396,7 @@ class BlockMixer:
             self.position = pos + n
             if in_loop and self.position >= end:
                 self.position = loop[0]  # type: ignore[index]
+                self.wrapped = True
             elif self.position >= self.length:
                 self.finished = True
                 return

@@ -294,3 +294,22 @@ def test_no_output_device(qtbot, monkeypatch) -> None:
 def test_wait_for_helper() -> None:
     assert wait_for(lambda: True)
     assert not wait_for(lambda: False, timeout=0.01)
+
+
+def test_position_is_what_is_heard(qtbot) -> None:
+    """While playing, the read-ahead of one output latency is taken off the position."""
+    p = Player()
+    mix, stems = _song(1.0)
+    p.set_sources(mix, stems, SR)
+    engine = p._engine
+    p._stream = types.SimpleNamespace(latency=0.01, active=True)  # 441 frames
+    p._state = "playing"
+    engine.position = 10000
+    assert p.position() == pytest.approx((10000 - 441) / SR)
+    p.set_loop(0.5, 0.6)  # 22050 .. 26460
+    engine.position, engine.wrapped = 22050 + 100, True  # just wrapped
+    assert p.position() == pytest.approx((26460 - 341) / SR)
+    engine.wrapped = False  # entered the loop from before it
+    assert p.position() == pytest.approx((22050 + 100 - 441) / SR)
+    p._state, p._stream = "paused", None
+    assert p.position() == pytest.approx((22050 + 100) / SR)
