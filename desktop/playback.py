@@ -109,24 +109,37 @@ class Player(QObject):
     # -- sources ------------------------------------------------------------------------
     def set_sources(self, mix: np.ndarray | None, stems: dict[str, np.ndarray] | None,
                     samplerate: int) -> None:
-        """Load the mixture [C, T] and (optionally) its stems; stops playback.
+        """Load the mixture [C, T] and (optionally) its stems.
 
+        When the new audio has the same rate and length as what is loaded (the stems of
+        the song that is playing arrive), position, loop and playing go on seamlessly;
+        otherwise playback stops at the start. Call `clear_sources` for another song.
         The arrays are used in place (not copied) when they are float32 [1 or 2, T]: do
-        not modify them while they are loaded. Keeps the position if it is still inside.
+        not modify them while they are loaded.
         """
-        position = self.position()
-        self.stop()
+        engine = BlockMixer(mix, stems)  # validates before anything changes
+        old = self._engine
+        was_playing = self._state == "playing"
+        if was_playing:
+            self._halt()
         self._close_stream()
-        if samplerate != self._samplerate:
-            position = 0.0
+        same_song = (old is not None and int(samplerate) == self._samplerate
+                     and old.length == engine.length)
+        if same_song:
+            frame = old._seek_to if old._seek_to is not None else old.position
+            engine.seek(frame)
+            if old.loop is not None:
+                engine.set_loop(*old.loop)
         self._samplerate = int(samplerate)
-        self._engine = BlockMixer(mix, stems)
-        for stem_id in self._engine.stem_ids:
+        self._engine = engine
+        for stem_id in engine.stem_ids:
             self.mixer.channel(stem_id)
         self._push_gains()
-        if 0 < position < self.duration():
-            self._engine.seek(int(position * self._samplerate))
-            self._engine.reset_for_start()
+        engine.reset_for_start()
+        if not same_song:
+            self._set_state("stopped")
+        elif was_playing and not self._start_stream():
+            self._set_state("paused")
         self.positionChanged.emit(self.position())
 
     def clear_sources(self) -> None:

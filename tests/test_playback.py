@@ -313,3 +313,24 @@ def test_position_is_what_is_heard(qtbot) -> None:
     assert p.position() == pytest.approx((22050 + 100 - 441) / SR)
     p._state, p._stream = "paused", None
     assert p.position() == pytest.approx((22050 + 100) / SR)
+
+
+def test_stems_arriving_keep_playback_going(qtbot, player) -> None:
+    mix, stems = _song()
+    player.set_sources(mix, None, SR)  # only the mixture, as while separating
+    player.set_loop(1.0, 1.5)
+    player.play()
+    qtbot.waitUntil(lambda: player.callbacks > 100, timeout=3000)
+    assert player._engine.wrapped
+    states: list[str] = []
+    player.stateChanged.connect(states.append)
+    player.set_sources(mix, stems, SR)  # the separation finished
+    assert player.state() == "playing" and states == []
+    assert player.loop() == pytest.approx((1.0, 1.5))
+    assert SR <= player._engine.position <= 1.5 * SR
+    assert player.stem_ids == ("vocals", "bass")
+    n = player.callbacks
+    qtbot.waitUntil(lambda: player.callbacks > n + 20, timeout=3000)
+    short, _ = _song(0.5)
+    player.set_sources(short, None, SR)  # another song: stop at the start
+    assert player.state() == "stopped" and player.position() == 0.0
