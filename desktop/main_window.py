@@ -224,6 +224,8 @@ class MainWindow(QMainWindow):
                                          | QDockWidget.DockWidgetFeature.DockWidgetClosable
                                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.separation_dock)
+        # the separation panel runs the full height; the mixer sits under the views
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.mixer_panel = None
         self.mixer_dock = None
@@ -268,6 +270,8 @@ class MainWindow(QMainWindow):
                                        "Export the stems or the remix", sp.SP_DialogSaveButton)
         self.act_close = self._action("&Close song", self.close_song, "Ctrl+W",
                                       "Close the current song")
+        self.act_demo = self._action("Open the &demo song", self.open_demo, None,
+                                     "A short synthesized song with all six instruments")
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_play = self._action("&Play / pause", self.toggle_play, "Space",
                                      "Play or pause", sp.SP_MediaPlay)
@@ -332,6 +336,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._fill_recent_menu()
+        file_menu.addAction(self.act_demo)
         file_menu.addSeparator()
         file_menu.addAction(self.act_export)
         file_menu.addAction(self.act_close)
@@ -410,7 +415,7 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.audio_notice)
         if not getattr(self.player, "available", False):
             reason = getattr(self.player, "unavailable_reason", "") or "no audio device"
-            self.audio_notice.setText(f"\u26a0 No sound: {reason}")
+            self.audio_notice.setText("\u26a0 No audio output: playback is off")
             self.audio_notice.setToolTip("Playback is off; viewing, separating, the mixer "
                                          "and export all still work.\n" + reason)
             self.act_play.setToolTip(f"Playback unavailable: {reason}")
@@ -430,6 +435,16 @@ class MainWindow(QMainWindow):
                                               AUDIO_FILTER)
         if path:
             self.open_file(path)
+
+    def open_demo(self) -> None:
+        """Open the bundled demo song."""
+        from stemwright.resources import resource_path
+        path = resource_path("demo.flac")
+        if not path.is_file():
+            dialogs.show_error(self, "Demo song", "The demo song is not installed.",
+                               "Open one of your own songs with File > Open.")
+            return
+        self.open_file(path)
 
     def open_file(self, path: str | Path) -> LoadTask | None:
         """Decode `path` in the background; the song replaces the current one when ready."""
@@ -640,7 +655,7 @@ class MainWindow(QMainWindow):
         loop = self.waveform.loop()
         if loop is not None and self.act_loop.isChecked():
             self.player.set_loop(*loop)
-        self._set_mixer_stems(tuple(result.stems), tuple(result.unavailable))
+        self._set_mixer_stems(tuple(result.stems), tuple(result.unavailable), out.null_db)
         if not self.waveform.selected_stem() and result.stems:
             self._select(next(iter(result.stems)))
         source = self.spectrogram.current_source()
@@ -669,9 +684,10 @@ class MainWindow(QMainWindow):
         if self.panel.downloading():
             self.panel.download_task.cancel()
 
-    def _set_mixer_stems(self, stems: tuple[str, ...], unavailable: tuple[str, ...]) -> None:
+    def _set_mixer_stems(self, stems: tuple[str, ...], unavailable: tuple[str, ...],
+                         null_db: float | None = None) -> None:
         if self.mixer_panel is not None and hasattr(self.mixer_panel, "set_stems"):
-            self.mixer_panel.set_stems(list(stems), list(unavailable))
+            self.mixer_panel.set_stems(list(stems), list(unavailable), null_db)
 
     # -- spectrogram ------------------------------------------------------------------
     def _spectrogram_source_changed(self, key: str) -> None:
@@ -782,7 +798,8 @@ class MainWindow(QMainWindow):
     def _player_error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
         if not getattr(self.player, "available", True):
-            self.audio_notice.setText(f"\u26a0 No sound: {self.player.unavailable_reason}")
+            self.audio_notice.setText("\u26a0 No audio output: playback is off")
+            self.audio_notice.setToolTip(self.player.unavailable_reason)
 
     def _tick(self) -> None:
         """Playhead timer (~30 fps): read the player's position and move the playheads."""
@@ -928,16 +945,18 @@ class MainWindow(QMainWindow):
             return
         result = self.separated.result
         dialog = dialog_cls(self, result.stems, result.samplerate, self.song.name,
-                            self.player.mixer, self.settings)
+                            self.player.mixer, self.settings.qsettings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
-        dialog.accepted.connect(self._exported)
+        exported = getattr(dialog, "exported", None)
+        (exported if exported is not None else dialog.accepted).connect(self._exported)
         dialog.finished.connect(lambda _r: setattr(self, "_export_dialog", None))
         self._export_dialog = dialog
         dialog.open()
 
-    def _exported(self) -> None:
+    def _exported(self, paths: list | None = None) -> None:
         self.stems_saved = True
-        self.statusBar().showMessage("Export finished.", 5000)
+        where = f" to {Path(paths[0]).parent}" if paths else ""
+        self.statusBar().showMessage(f"Export finished{where}.", 8000)
 
     # -- helpers ----------------------------------------------------------------------
     def _start(self, task: Task) -> None:
@@ -1013,6 +1032,9 @@ class MainWindow(QMainWindow):
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
+        elif self.mixer_dock is not None:
+            self.resizeDocks([self.mixer_dock], [300], Qt.Orientation.Vertical)
+            self.resizeDocks([self.separation_dock], [330], Qt.Orientation.Horizontal)
         splitter = self.settings.splitter_state()
         if splitter is not None:
             self.splitter.restoreState(splitter)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
@@ -36,6 +36,7 @@ class Spectrogram:
     n_fft: int
     length: int  # samples of the analysed signal
     key: str = "mix"
+    images: dict = field(default_factory=dict)  # log: bool -> RGBA uint8 [N, rows, 4]
 
     @property
     def freqs(self) -> np.ndarray:
@@ -56,9 +57,38 @@ class Spectrogram:
         w = (pos - lo).astype(np.float32)
         return self.db[:, lo] * (1 - w) + self.db[:, hi] * w
 
+    def linear_image(self, max_rows: int = 512) -> np.ndarray:
+        """The dB image with its frequency bins max-pooled down to at most `max_rows`."""
+        db = self.db
+        factor = max(1, math.ceil(db.shape[1] / max_rows))
+        if factor == 1:
+            return db
+        rows = db.shape[1] // factor
+        pooled = db[:, :rows * factor].reshape(db.shape[0], rows, factor).max(axis=2)
+        return pooled
+
+    def image(self, log: bool) -> np.ndarray:
+        """RGBA rendering (cached; `render` precomputes both in the worker)."""
+        if log not in self.images:
+            self.images[log] = to_rgba(self.log_image() if log else self.linear_image())
+        return self.images[log]
+
+    def render(self) -> Spectrogram:
+        """Precompute both RGBA images (call off the GUI thread)."""
+        self.image(True)
+        self.image(False)
+        return self
+
+
+def to_rgba(db: np.ndarray) -> np.ndarray:
+    """Map dB (-DB_RANGE..0) through the colour map to RGBA uint8."""
+    lut = pg.colormap.get(COLORMAP).getLookupTable(nPts=256, alpha=True)
+    index = np.clip((db + DB_RANGE) * (255.0 / DB_RANGE), 0, 255).astype(np.uint8)
+    return lut[index]
+
 
 def compute_spectrogram(signal: np.ndarray, samplerate: int, n_fft: int = 2048,
-                        max_frames: int = 4000,
+                        max_frames: int = 3000,
                         cancel: Callable[[], bool] | None = None,
                         progress: Callable[[float], None] | None = None) -> Spectrogram:
     """Hann-windowed STFT of the channel mean; the hop grows for long songs so at most
@@ -88,7 +118,7 @@ def compute_spectrogram(signal: np.ndarray, samplerate: int, n_fft: int = 2048,
     peak = float(db.max()) if db.size else 0.0
     db -= peak
     np.maximum(db, -DB_RANGE - 20, out=db)
-    return Spectrogram(db, int(samplerate), hop, n_fft, length)
+    return Spectrogram(db, int(samplerate), hop, n_fft, length).render()
 
 
 def format_hz(freq: float) -> str:
@@ -188,8 +218,6 @@ class SpectrogramView(QWidget):
         self.freq_axis.setTextPen("#aab2bf")
         self.time_axis.setTextPen("#aab2bf")
         self.image = pg.ImageItem(axisOrder="col-major")
-        self.image.setLookupTable(pg.colormap.get(COLORMAP).getLookupTable(nPts=256))
-        self.image.setLevels((-DB_RANGE, 0.0))
         self.plot.addItem(self.image)
         self.playhead = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1.5))
         self.playhead.setZValue(20)
@@ -276,8 +304,8 @@ class SpectrogramView(QWidget):
         if spec is None:
             self.image.clear()
             return
-        data = spec.log_image() if self._log else spec.db
-        self.image.setImage(data, autoLevels=False, levels=(-DB_RANGE, 0.0))
+        data = spec.image(self._log)
+        self.image.setImage(data, autoLevels=False)
         hop_s = spec.hop / spec.samplerate
         y0, y1 = self._y_span()
         self.image.setRect(QRectF(-hop_s / 2, y0, data.shape[0] * hop_s, y1 - y0))

@@ -168,6 +168,7 @@ class SeparatedSong:
     envelopes: dict[str, Envelope]
     options: SeparationOptions
     seconds: float = 0.0  # wall time
+    null_db: float | None = None  # mix - sum(stems) relative to the mix
 
 
 class SeparateTask(Task):
@@ -199,8 +200,15 @@ class SeparateTask(Task):
         for stem_id, signal in result.stems.items():
             envelopes[stem_id] = Envelope.compute(signal, self.samplerate,
                                                   cancel=self.is_cancelled)
+        null_db = None
+        try:
+            from stemwright.models.mixing import null_test_db
+            null_db = null_test_db(self.mix, result.stems)
+        except (ImportError, ValueError):
+            pass
         self.report(1.0)
-        return SeparatedSong(result, envelopes, opts, time.monotonic() - self.started_at)
+        return SeparatedSong(result, envelopes, opts, time.monotonic() - self.started_at,
+                             null_db)
 
 
 # -- model download --------------------------------------------------------------------
