@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 from . import dialogs
 from .main_window import APP_NAME, MainWindow
 from .settings import APPLICATION, ORGANIZATION
+from .workers import engine
 
 
 def apply_theme(app: QApplication) -> None:
@@ -77,9 +78,12 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 def run(path: str | None = None, argv: list[str] | None = None) -> int:
     """Open the main window (and `path`, if given); returns the exit code."""
     app = create_app(argv)
-    window = MainWindow()
+    window = MainWindow(warm_up_engine=True)
     dialogs.install_excepthook(lambda: window if window.isVisible() else None)
     window.show()
     if path:
         window.open_file(path)
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        engine().shutdown()

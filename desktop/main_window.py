@@ -8,6 +8,7 @@ window wires in when they are present (`playback`, `mixer_panel`, `export_dialog
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from pathlib import Path
@@ -44,11 +45,13 @@ from .workers import (
     SeparationOptions,
     SpectrogramTask,
     Task,
+    WarmupTask,
 )
 
 AUDIO_FILTER = ("Audio files (*.wav *.flac *.mp3 *.ogg *.oga *.opus *.m4a *.aac *.aif *.aiff "
                 "*.wma *.mp4 *.mkv *.webm *.mov);;All files (*)")
 PLAYHEAD_FPS = 30
+STEP_MS = 8  # pause between the steps of a UI update split to keep the window responsive
 APP_NAME = "Stemwright"
 
 SHORTCUTS = (
@@ -136,7 +139,7 @@ class MainWindow(QMainWindow):
     separationFinished = Signal(object)  # SeparatedSong, or None when failed/cancelled
 
     def __init__(self, settings: Settings | None = None, player: object | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, warm_up_engine: bool = False) -> None:
         super().__init__(parent)
         self.settings = settings if settings is not None else Settings()
         self.song: LoadedSong | None = None
@@ -168,6 +171,12 @@ class MainWindow(QMainWindow):
         self._playhead_timer.timeout.connect(self._tick)
         self._restore_layout()
         self._update_actions()
+        # Objects alive now (Qt bindings, torch, numpy, the window) never need collecting:
+        # moving them out of the collector's reach keeps full collections short (~200 ms
+        # otherwise, which would freeze the window).
+        gc.freeze()
+        if warm_up_engine:  # start the separation engine while the user picks a song
+            QTimer.singleShot(1500, lambda: self._start(WarmupTask(self)))
 
     # -- construction -----------------------------------------------------------------
     def _make_player(self):
@@ -486,7 +495,10 @@ class MainWindow(QMainWindow):
         if not self._load_ended(task, f"Opened {song.path.name}"):
             return
         self._cancel_separation_silently()
-        self.player.stop()
+        if hasattr(self.player, "clear_sources"):
+            self.player.clear_sources()
+        else:
+            self.player.stop()
         self.song = song
         self.separated = None
         self.stems_saved = True
@@ -517,7 +529,8 @@ class MainWindow(QMainWindow):
             return
         self._cancel_separation_silently()
         self.player.stop()
-        self.player.clear_sources() if hasattr(self.player, "clear_sources") else None
+        if hasattr(self.player, "clear_sources"):
+            self.player.clear_sources()
         self.song = None
         self.separated = None
         self.stems_saved = True
@@ -645,25 +658,44 @@ class MainWindow(QMainWindow):
         for key in list(self._spectrograms):
             if key != "mix":
                 del self._spectrograms[key]
-        self.waveform.set_stems(out.envelopes, tuple(result.unavailable), title)
-        self.spectrogram.set_sources([(s, get_stem(s).name) for s in result.stems])
-        if self._loop_range() is not None:
-            self.spectrogram.set_loop(self._loop_range())
-        position = self.player.position()
-        self.player.set_sources(self.song.data, result.stems, result.samplerate)
-        self.player.seek(position)
-        loop = self.waveform.loop()
-        if loop is not None and self.act_loop.isChecked():
-            self.player.set_loop(*loop)
-        self._set_mixer_stems(tuple(result.stems), tuple(result.unavailable), out.null_db)
-        if not self.waveform.selected_stem() and result.stems:
-            self._select(next(iter(result.stems)))
-        source = self.spectrogram.current_source()
-        if source != "mix":
-            self._request_spectrogram(source)
-        self._update_actions()
-        self.statusBar().showMessage(summary.split("\n")[0], 8000)
-        self.separationFinished.emit(out)
+        song = self.song
+        stems, unavailable = tuple(result.stems), tuple(result.unavailable)
+
+        # Applied in small steps, one per event-loop turn, so the window keeps drawing
+        # and reacting while lanes, player and mixer take the stems in.
+        def lanes() -> None:
+            self.waveform.set_stems(out.envelopes, unavailable, title)
+
+        def playback() -> None:
+            self.player.set_sources(song.data, result.stems, result.samplerate)
+
+        def mixer() -> None:
+            self._set_mixer_stems(stems, unavailable, out.null_db)
+            if not self.waveform.selected_stem() and stems:
+                self._select(stems[0])
+
+        def finish() -> None:
+            self.spectrogram.set_sources([(s, get_stem(s).name) for s in stems])
+            if self._loop_range() is not None:
+                self.spectrogram.set_loop(self._loop_range())
+            source = self.spectrogram.current_source()
+            if source != "mix":
+                self._request_spectrogram(source)
+            self._update_actions()
+            self.statusBar().showMessage(summary.split("\n")[0], 8000)
+            self.separationFinished.emit(out)
+
+        self._run_steps([lanes, playback, mixer, finish],
+                        lambda: self.song is song and self.separated is out)
+
+    def _run_steps(self, steps: list, still_valid) -> None:
+        """Run `steps` a few ms apart while `still_valid()` holds (a real timer, not a
+        posted call, so input, painting and other timers get their turn in between)."""
+        if not steps or not still_valid():
+            return
+        steps[0]()
+        if len(steps) > 1:
+            QTimer.singleShot(STEP_MS, self, lambda: self._run_steps(steps[1:], still_valid))
 
     def cancel_separation(self) -> None:
         if self.separate_task is not None:

@@ -248,11 +248,10 @@ class TimeViewBox(pg.ViewBox):
 
 
 def _blank_axis(plot: pg.PlotItem) -> None:
-    axis = plot.getAxis("left")
-    axis.setWidth(AXIS_WIDTH)
-    axis.setStyle(showValues=False, tickLength=0)
-    axis.setPen(pg.mkPen(None))
-    plot.showAxis("left")
+    """No left axis, but the same left margin as the spectrogram's frequency axis (an
+    empty layout column costs nothing to paint; a blank AxisItem still does)."""
+    plot.hideAxis("left")
+    plot.layout.setColumnFixedWidth(0, AXIS_WIDTH)
 
 
 @dataclass
@@ -526,7 +525,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         return float(x0), float(x1)
 
     def redraw(self) -> None:
-        """Recompute the visible points of every lane (about 2 per pixel)."""
+        """Recompute the visible points of every lane (a min/max pair per pixel)."""
         if self.mix.envelope is None or getattr(self, "closed", False):
             return
         x0, x1 = self.view_range()
@@ -534,14 +533,14 @@ class WaveformView(pg.GraphicsLayoutWidget):
         for lane in self.lanes:
             if lane.envelope is None or lane.curve is None:
                 continue
-            x, y = lane.envelope.slice(x0, x1, width * 2)
+            x, y = lane.envelope.slice(x0, x1, width)
             lane.curve.setData(x, y)
 
     def _draw_navigator(self) -> None:
         env = self.mix.envelope
         if env is None or getattr(self, "closed", False):
             return
-        x, y = env.slice(0, env.duration, max(int(self.nav_vb.width()), 400) * 2)
+        x, y = env.slice(0, env.duration, max(int(self.nav_vb.width()), 400))
         self.nav_curve.setData(x, y)
 
     def resizeEvent(self, ev) -> None:  # noqa: N802
