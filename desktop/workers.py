@@ -79,8 +79,6 @@ class Task(QThread):
             return
         eta = getattr(progress, "eta_seconds", None)
         message = getattr(progress, "message", "") or ""
-        if eta is not None and hi < 1.0 and fraction > 0:
-            eta = None  # only the task knows the cost of its remaining phases
         self.report(lo + (hi - lo) * fraction, eta, message)
 
     def work(self) -> object:  # pragma: no cover - abstract
@@ -417,6 +415,10 @@ class EngineProcess:
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
+            try:
+                proc.wait(0.5)  # SIGKILL is immediate; this only reaps the process
+            except subprocess.TimeoutExpired:
+                pass
         self._ready = False
 
     def shutdown(self, timeout: float = 2.0) -> None:
@@ -456,6 +458,10 @@ class WarmupTask(Task):
     """Start the engine process and import the models before the user asks (background)."""
 
     title = "Starting the separation engine"
+
+    def cancel(self) -> None:
+        super().cancel()
+        engine().abort()  # only cancelled when the window closes
 
     def work(self) -> bool:
         return engine().warm_up()
