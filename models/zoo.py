@@ -243,6 +243,7 @@ def _custom_checkpoint(name: str) -> Path:
 def _import_custom(name: str, src: Path) -> Path:
     import torch
 
+    from . import architectures  # noqa: F401 - registers every architecture checkpoints name
     from .checkpoint import (
         CheckpointMeta,
         load_checkpoint,
@@ -343,10 +344,11 @@ def _load_custom(name: str, opts: dict) -> Separator:
     from demucs.hdemucs import HDemucs
     from demucs.htdemucs import HTDemucs
 
+    from .architectures import separator_for
     from .checkpoint import load_checkpoint
     from .demucs_backend import DemucsSeparator
 
     model, meta = load_checkpoint(_custom_checkpoint(name))
     if isinstance(model, HTDemucs | HDemucs | Demucs):
         return DemucsSeparator([model], mapping_for(meta.stems), name, **opts)
-    raise ModelError(f"{name}: architecture '{meta.architecture}' has no separator yet")
+    return separator_for(model, meta, name=name, **opts)
