@@ -1,0 +1,358 @@
+"""The main window end to end: opening songs every way, a real separation that never
+blocks the event loop for 100 ms, cancel, shortcuts, settings, error dialogs, no audio."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("pytestqt")
+
+import soundfile as sf  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402,I001
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+from stemwright.desktop import dialogs  # noqa: E402
+from stemwright.desktop.main_window import MainWindow, _NoPlayer  # noqa: E402
+from stemwright.desktop.settings import Settings  # noqa: E402
+from stemwright.desktop.workers import SeparationOptions, engine  # noqa: E402
+
+SR = 44100
+TIMEOUT = 60_000
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Never touch the real user's settings, cache or home."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "qsettings"))
+    yield
+    for box in dialogs.open_dialogs():
+        box.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_engine():
+    yield
+    engine().shutdown()
+
+
+def write_song(path, seconds: float = 3.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    melody = 0.2 * np.sin(2 * np.pi * 440 * (1 + 0.5 * (t % 1 > 0.5)) * t)
+    bass = 0.3 * np.sin(2 * np.pi * 55 * t)
+    hits = 0.4 * rng.standard_normal(len(t)) * np.exp(-(t % 0.25) * 40)
+    sf.write(path, np.stack([melody + bass + hits, 0.8 * melody + bass + hits]).T, SR)
+    return path
+
+
+def make_window(qtbot, settings: Settings, player=None, size=(1280, 860)) -> MainWindow:
+    window = MainWindow(settings, player=player)
+    window.confirm = lambda *_args: True  # no blocking questions in tests
+    qtbot.addWidget(window)
+    if size is not None:
+        window.resize(*size)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(tmp_path / "settings.ini")
+
+
+@pytest.fixture
+def window(qtbot, settings) -> MainWindow:
+    return make_window(qtbot, settings)
+
+
+def open_song(qtbot, window: MainWindow, path) -> None:
+    with qtbot.waitSignal(window.songLoaded, timeout=TIMEOUT):
+        window.open_file(path)
+    qtbot.waitUntil(lambda: window.spec_task is None, timeout=TIMEOUT)
+
+
+def test_open_file_shows_song_everywhere(qtbot, window, settings, tmp_path):
+    path = write_song(tmp_path / "My Song.wav", 3.0)
+    open_song(qtbot, window, path)
+    assert window.song is not None and window.song.duration == pytest.approx(3.0)
+    assert "My Song.wav" in window.windowTitle()
+    assert "0:03" in window.song_label.text() and "44.1 kHz" in window.song_label.text()
+    assert window.waveform.duration == pytest.approx(3.0)
+    assert len(window.waveform.mix.curve.getData()[0]) > 100
+    assert window.spectrogram.spec is not None  # computed off the GUI thread
+    assert settings.recent_files() == [str(path.resolve())]
+    assert settings.last_folder() == str(tmp_path)
+    assert window.panel.separate_button.isEnabled()
+    assert not window.act_export.isEnabled()  # nothing separated yet
+    window.seek(1.5)
+    assert window.waveform.playhead() == pytest.approx(1.5)
+    assert "0:01.5" in window.position_label.text()
+
+
+def test_drag_and_drop_and_recent_menu(qtbot, window, settings, tmp_path):
+    first = write_song(tmp_path / "first.wav", 1.0)
+    second = write_song(tmp_path / "second.flac", 1.0, seed=1)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(first))])
+    drop = QDropEvent(QPointF(200, 200), Qt.DropAction.CopyAction, mime,
+                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.songLoaded, timeout=TIMEOUT):
+        window.dropEvent(drop)
+    assert drop.isAccepted() and window.song.path == first
+    open_song(qtbot, window, second)
+    window._fill_recent_menu()
+    names = [a.text() for a in window.recent_menu.actions() if a.text()]
+    assert "second.flac" in names[0] and "first.wav" in names[1]
+    with qtbot.waitSignal(window.songLoaded, timeout=TIMEOUT):
+        window.recent_menu.actions()[1].trigger()
+    assert window.song.path == first
+    # text that is not a file is refused
+    text = QMimeData()
+    text.setText("hello")
+    bad = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, text,
+                     Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(bad)
+    assert not bad.isAccepted()
+
+
+def test_unreadable_file_gives_a_dialog_with_next_step(qtbot, window, tmp_path):
+    bad = tmp_path / "not audio.mp3"
+    bad.write_bytes(b"this is not an mp3 file" * 100)
+    window.open_file(bad)
+    qtbot.waitUntil(lambda: bool(dialogs.open_dialogs()), timeout=TIMEOUT)
+    box = dialogs.open_dialogs()[-1]
+    assert "not audio.mp3" in box.text()
+    assert box.informativeText()  # what to do next
+    assert window.song is None and window.load_task is None
+    assert window.isVisible()
+
+
+def test_separation_keeps_the_event_loop_responsive(qtbot, window, tmp_path):
+    """A real separation (classic model, engine process): the event loop never stalls
+    for 100 ms, progress and ETA reach the panel, stems become lanes, unavailable stems
+    are marked, the mixer and the player get the stems."""
+    open_song(qtbot, window, write_song(tmp_path / "song.wav", 4.0))
+    gaps: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    progress: list[str] = []
+    timer.start()
+    with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT) as blocker:
+        task = window.separate(SeparationOptions("classic"))
+        assert task is not None
+        task.progressed.connect(lambda *_: progress.append(window.panel.progress.text()))
+    qtbot.wait(300)  # the repaint after the stems arrived is measured too
+    timer.stop()
+    print(f"\nmax event-loop gap during separation: {max(gaps)} ms over {len(gaps)} ticks "
+          f"(median {int(np.median(gaps))} ms)")
+    assert max(gaps) < 100
+    out = blocker.args[0]
+    assert out is not None and set(out.result.stems) == {"vocals", "drums", "bass", "other"}
+    assert any("left" in text for text in progress)  # "42% - about 3 s left"
+    lanes = window.waveform.stem_lanes()
+    assert {k for k, ln in lanes.items() if ln.available} == set(out.result.stems)
+    assert {k for k, ln in lanes.items() if not ln.available} == {"electric_guitar", "wind"}
+    assert window.act_export.isEnabled() and not window.stems_saved
+    assert window.spectrogram.source.count() == 5
+    if window.mixer_panel is not None:
+        strips = window.mixer_panel.strips
+        assert {s for s, st in strips.items() if st.available} == set(out.result.stems)
+    assert set(getattr(window.player, "stem_ids", out.result.stems)) == set(out.result.stems)
+    assert "Separated with" in window.panel.status.text()
+    # the spectrogram of a stem is computed on demand
+    window.spectrogram.source.setCurrentIndex(window.spectrogram.source.findData("vocals"))
+    qtbot.waitUntil(lambda: window.spectrogram.spec is not None
+                    and window.spectrogram.spec.key == "vocals", timeout=TIMEOUT)
+    window.grab().save(str(tmp_path / "window.png"))
+
+
+def test_cancel_separation(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
+    open_song(qtbot, window, write_song(tmp_path / "long.wav", 12.0))
+    task = window.separate(SeparationOptions("classic", segment=1.0))
+    with qtbot.waitSignal(task.cancelled, timeout=TIMEOUT):
+        qtbot.waitUntil(lambda: window.panel.progress.value() > 0, timeout=TIMEOUT)
+        window.act_cancel.trigger()  # Esc
+    assert window.separated is None and window.separate_task is None
+    assert "cancelled" in window.panel.status.text().lower()
+    assert window.panel.separate_button.isEnabled()
+    assert window.waveform.stem_lanes() == {}
+
+
+def test_separation_error_shows_dialog(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
+    open_song(qtbot, window, write_song(tmp_path / "s.wav", 1.0))
+    with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT) as blocker:
+        window.separate(SeparationOptions("no-such-model"))
+    assert blocker.args == [None]
+    box = dialogs.open_dialogs()[-1]
+    assert "no-such-model" in box.text() and "another model" in box.informativeText()
+    assert window.panel.separate_button.isEnabled()
+
+
+def test_keyboard_shortcuts_and_stem_controls(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
+    open_song(qtbot, window, write_song(tmp_path / "keys.wav", 2.0))
+    shortcuts = {a.shortcut().toString() for a in window.actions()}
+    assert {"Space", "Home", "L", "M", "S", "Ctrl+=", "Ctrl+0", "Ctrl+O"} <= shortcuts
+    window.activateWindow()
+    window.waveform.setFocus()
+
+    def key(k, mod=Qt.KeyboardModifier.NoModifier):
+        qtbot.keyClick(window.waveform, k, mod)
+
+    key(Qt.Key.Key_L)  # loop on: a region from the playhead
+    assert window.waveform.loop() is not None and window.act_loop.isChecked()
+    key(Qt.Key.Key_L)  # and off
+    assert window.waveform.loop() is None and not window.act_loop.isChecked()
+    key(Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    x0, x1 = window.waveform.view_range()
+    assert x1 - x0 == pytest.approx(1.0, rel=2e-2)
+    key(Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert window.waveform.view_range() == pytest.approx((0, 2.0), abs=0.02)
+    window.seek(1.2)
+    key(Qt.Key.Key_Home)
+    assert window.player.position() == pytest.approx(0.0, abs=0.05)
+    key(Qt.Key.Key_Space)  # plays, or says why it cannot: never raises
+    if window.player.state() == "playing":
+        key(Qt.Key.Key_Space)
+    with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT):
+        window.separate(SeparationOptions("classic"))
+    assert window.selected_stem() == "vocals"
+    key(Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert window.selected_stem() == "drums"
+    key(Qt.Key.Key_M)
+    assert window.player.mixer.channel("drums").mute
+    key(Qt.Key.Key_S)
+    assert window.player.mixer.channel("drums").solo
+    key(Qt.Key.Key_M)
+    assert not window.player.mixer.channel("drums").mute
+    key(Qt.Key.Key_B)
+    assert window.player.mixer.source == "mix"
+    key(Qt.Key.Key_B)
+    assert window.player.mixer.source == "remix"
+
+
+def test_no_audio_device_notice_everything_else_works(qtbot, settings, tmp_path):
+    player = _NoPlayer()
+    player.unavailable_reason = "no audio output device was found"
+    window = make_window(qtbot, settings, player=player)
+    assert "No audio output" in window.audio_notice.text()
+    assert "no audio output device" in window.audio_notice.toolTip()
+    open_song(qtbot, window, write_song(tmp_path / "quiet.wav", 1.0))
+    window.toggle_play()
+    assert "unavailable" in window.statusBar().currentMessage()
+    window.seek(0.5)
+    assert window.waveform.playhead() == pytest.approx(0.5)
+
+
+def test_settings_and_layout_persist(qtbot, settings, tmp_path):
+    window = make_window(qtbot, settings)
+    open_song(qtbot, window, write_song(tmp_path / "keep.wav", 1.0))
+    window.resize(900, 700)  # the offscreen screen is 800x800
+    window.separation_dock.hide()
+    window.spectrogram.set_log_frequency(False)
+    window.panel.advanced_button.setChecked(True)
+    window.panel.segment_spin.setValue(7.5)
+    window.close()
+    settings.sync()
+    again = Settings(tmp_path / "settings.ini")
+    assert again.window_geometry() is not None and again.window_state() is not None
+    assert again.log_frequency() is False and again.segment() == 7.5
+    second = make_window(qtbot, again, size=None)
+    assert second.size().height() == 700  # (the width is clamped to the small screen)
+    assert not second.separation_dock.isVisible()  # dock layout restored
+    assert not second.spectrogram.log_frequency()
+    assert second.panel.options().segment == 7.5
+    assert again.recent_files() == [str((tmp_path / "keep.wav").resolve())]
+
+
+def test_unexported_stems_are_not_lost_silently(qtbot, window, tmp_path):
+    asked: list[str] = []
+    window.confirm = lambda title, text: asked.append(text) or False
+    window.song = SimpleNamespace(path=tmp_path / "x.wav")  # any song
+    window.separated = object()
+    window.stems_saved = False
+    window.close()
+    assert window.isVisible() and asked and "not been exported" in asked[0]
+    window.stems_saved = True
+    window.song = None
+    window.separated = None
+
+
+def test_excepthook_shows_a_dialog_instead_of_dying(qtbot, window):
+    old_hook, old_thread_hook = sys.excepthook, threading.excepthook
+    dialogs.install_excepthook(lambda: window)
+    try:
+        try:
+            raise RuntimeError("unexpected thing")
+        except RuntimeError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+        box = dialogs.open_dialogs()[-1]
+        assert "unexpected thing" in box.text() and "bug" in box.informativeText()
+        assert "RuntimeError" in box.detailedText()
+        worker = threading.Thread(target=lambda: 1 / 0)
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: any("ZeroDivisionError" in b.text()
+                                    for b in dialogs.open_dialogs()), timeout=5000)
+        assert window.isVisible()
+    finally:
+        sys.excepthook, threading.excepthook = old_hook, old_thread_hook
+    assert isinstance(QApplication.instance(), QApplication)
+    assert all(isinstance(b, QMessageBox) for b in dialogs.open_dialogs())
+
+
+def test_run_opens_the_file_given_on_the_command_line(qtbot, tmp_path, monkeypatch):
+    from stemwright.desktop import app as app_module
+
+    path = write_song(tmp_path / "cli.wav", 1.0)
+    seen: dict = {}
+    monkeypatch.setattr(app_module, "MainWindow",
+                        lambda **kw: _quiet(MainWindow(**{**kw, "warm_up_engine": False})))
+
+    def fake_exec(_app) -> int:  # the real loop would end the session's QApplication
+        win = [w for w in QApplication.topLevelWidgets()
+               if isinstance(w, MainWindow) and w.isVisible()][-1]
+        qtbot.waitUntil(lambda: win.song is not None, timeout=TIMEOUT)
+        seen["title"] = win.windowTitle()
+        seen["hook"] = sys.excepthook
+        win.close()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", fake_exec)
+    old_hook, old_thread_hook = sys.excepthook, threading.excepthook
+    try:
+        assert app_module.run(str(path)) == 0
+    finally:
+        sys.excepthook, threading.excepthook = old_hook, old_thread_hook
+    assert "cli.wav" in seen["title"]
+    assert seen["hook"] is dialogs.handle_exception  # the crash guard is installed
+
+
+def _quiet(window: MainWindow) -> MainWindow:
+    window.confirm = lambda *_args: True
+    return window
