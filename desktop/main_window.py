@@ -155,7 +155,12 @@ class MainWindow(QMainWindow):
         self._last_play_error = ""
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
-        self.resize(1280, 800)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None and screen.width() > 1000:
+            self.resize(min(1440, int(screen.width() * 0.9)),
+                        min(960, int(screen.height() * 0.9)))
+        else:
+            self.resize(1280, 860)
 
         self.player = player if player is not None else self._make_player()
         self._build_views()
@@ -646,9 +651,11 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001
             title = result.model
         summary = f"Separated with {title} in {format_duration(out.seconds)}."
-        if result.residual_db is not None and math.isfinite(result.residual_db):
-            summary += f" Residual {result.residual_db:.1f} dB"
-            summary += " (added to Other)." if result.residual_in_other else "."
+        residual = result.residual_db
+        if residual is not None and math.isfinite(residual) and residual > -60:
+            summary += (f" What the model left unassigned ({residual:.0f} dB) was added to "
+                        "Other." if result.residual_in_other
+                        else f" {residual:.0f} dB of the song is in no stem.")
         for note in result.notes:
             summary += f"\n{note}"
         self._separate_ended(task, summary)
@@ -1065,7 +1072,8 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         elif self.mixer_dock is not None:
-            self.resizeDocks([self.mixer_dock], [300], Qt.Orientation.Vertical)
+            tall = self.height() >= 940
+            self.resizeDocks([self.mixer_dock], [360 if tall else 300], Qt.Orientation.Vertical)
             self.resizeDocks([self.separation_dock], [330], Qt.Orientation.Horizontal)
         splitter = self.settings.splitter_state()
         if splitter is not None:

@@ -45,6 +45,8 @@ def format_eta(eta: float | None) -> str:
     """"about 1:05 left" (or "" when unknown)."""
     if eta is None or not math.isfinite(eta):
         return "estimating time left"
+    if eta < 1.5:
+        return "almost done"
     return f"about {format_duration(eta)} left"
 
 
@@ -311,7 +313,8 @@ class SeparationPanel(QWidget):
         """Show progress of the running job."""
         self.progress.setValue(int(round(fraction * 1000)))
         pct = f"{fraction * 100:.0f}%"
-        self.progress.setFormat(f"{pct} - {format_eta(eta)}" if 0 < fraction < 1 else pct)
+        self.progress.setFormat(f"{pct}  \u00b7  {format_eta(eta)}" if 0 < fraction < 1
+                                else pct)
         if message:
             self.status.setText(message)
 

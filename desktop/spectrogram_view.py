@@ -217,6 +217,8 @@ class SpectrogramView(QWidget):
         self.plot.layout.setContentsMargins(4, 0, 8, 2)
         self.freq_axis.setTextPen("#aab2bf")
         self.time_axis.setTextPen("#aab2bf")
+        for axis in (self.freq_axis, self.time_axis):
+            axis.setStyle(showValues=False)  # until there is something to measure
         self.image = pg.ImageItem(axisOrder="col-major")
         self.plot.addItem(self.image)
         self.playhead = pg.InfiniteLine(0, pen=pg.mkPen("#ffffff", width=1.5))
@@ -264,6 +266,8 @@ class SpectrogramView(QWidget):
         """Show `spec` (or nothing)."""
         self.spec = spec
         self.status.setText("")
+        for axis in (self.freq_axis, self.time_axis):
+            axis.setStyle(showValues=spec is not None)
         self._apply_image()
 
     def clear(self) -> None:

@@ -33,6 +33,8 @@ MIX_COLOR = "#b8c4d6"
 PLAYHEAD_COLOR = "#ffffff"
 LOOP_BRUSH = (90, 160, 255, 45)
 LOOP_PEN = (120, 180, 255, 200)
+EMPTY_MESSAGE = ("Open a song: drop a file here, press Ctrl+O, or try File > Open the demo "
+                 "song")
 AXIS_WIDTH = 56  # left axis width shared with the spectrogram so time lines up
 TIME_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
               60, 120, 300, 600, 900, 1800, 3600)
@@ -91,6 +93,14 @@ class Envelope:
     @property
     def length(self) -> int:
         return int(self.data.shape[-1])
+
+    @property
+    def peak(self) -> float:
+        """Largest absolute sample value."""
+        _, mins, maxs = self.levels[-1]
+        if not len(mins):
+            return 0.0
+        return float(max(-mins.min(), maxs.max()))
 
     @property
     def duration(self) -> float:
@@ -293,6 +303,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self._playhead = 0.0
         self._selected = ""
         self._syncing = False
+        self._y_peak = 1.05
         self.lanes: list[Lane] = []
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
@@ -337,8 +348,9 @@ class WaveformView(pg.GraphicsLayoutWidget):
         time_axis = TimeAxis("top")
         self.mix.plot.setAxisItems({"top": time_axis})
         self.mix.plot.showAxis("top")
-        time_axis.setStyle(tickTextOffset=2)
+        time_axis.setStyle(tickTextOffset=2, showValues=False)  # shown once a song is open
         time_axis.setTextPen("#aab2bf")
+        self.time_axis = time_axis
         self.ci.layout.setRowStretchFactor(1, 3)
         self.mix.plot.setMinimumHeight(64)
         # stem lanes are built once (hidden) so showing stems costs no item creation
@@ -349,7 +361,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
             self._stem_lanes[stem_id] = self._make_lane(stem_id, stem.name, stem.color, row)
             self._rows[stem_id] = row
             self._configure_stem_lane(self._stem_lanes[stem_id], None, "hidden")
-        self.set_empty_message("Open a song: File > Open, drag a file here, or Ctrl+O")
+        self.set_empty_message(EMPTY_MESSAGE)
 
     # -- building ---------------------------------------------------------------------
     @property
@@ -408,6 +420,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
             return
         available = state == "available"
         plot.setVisible(True)
+        vb.setYRange(-self._y_peak, self._y_peak, padding=0)
         lane.curve.setVisible(available)
         lane.zero.setVisible(available)
         lane.playhead.setVisible(available)
@@ -459,7 +472,14 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.duration = max(envelope.duration, 1.0 / envelope.samplerate)
         self.mix.title = title
         self._set_label(self.mix)
+        # every lane uses the mixture's scale: loud songs fill the lanes, quiet ones are
+        # not lost in the middle, and stems keep their level relative to the song
+        self._y_peak = max(envelope.peak, 0.02) * 1.08
+        for lane in self.lanes:
+            lane.plot.getViewBox().setYRange(-self._y_peak, self._y_peak, padding=0)
+        self.nav_vb.setYRange(-self._y_peak, self._y_peak, padding=0)
         self.set_empty_message("")
+        self.time_axis.setStyle(showValues=True)
         min_range = min(self.duration, 64 / self.samplerate)
         for vb in (self.mix_vb, self.nav_vb):
             vb.setLimits(xMin=0, xMax=self.duration, minXRange=min_range)
@@ -479,7 +499,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         if self.mix.curve is not None:
             self.mix.curve.setData([], [])
         self.nav_curve.setData([], [])
-        self.set_empty_message("Open a song: File > Open, drag a file here, or Ctrl+O")
+        self.time_axis.setStyle(showValues=False)
+        self.set_empty_message(EMPTY_MESSAGE)
 
     def set_stems(self, envelopes: dict[str, Envelope], unavailable: tuple[str, ...] = (),
                   model_title: str = "this model") -> None:

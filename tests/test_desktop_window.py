@@ -171,7 +171,7 @@ def test_separation_keeps_the_event_loop_responsive(qtbot, window, tmp_path):
     assert max(gaps) < 100
     out = blocker.args[0]
     assert out is not None and set(out.result.stems) == {"vocals", "drums", "bass", "other"}
-    assert any("left" in text for text in progress)  # "42% - about 3 s left"
+    assert any("s left" in t or "almost done" in t for t in progress)  # "42% · about 3 s left"
     lanes = window.waveform.stem_lanes()
     assert {k for k, ln in lanes.items() if ln.available} == set(out.result.stems)
     assert {k for k, ln in lanes.items() if not ln.available} == {"electric_guitar", "wind"}
@@ -267,6 +267,96 @@ def test_no_audio_device_notice_everything_else_works(qtbot, settings, tmp_path)
     assert "unavailable" in window.statusBar().currentMessage()
     window.seek(0.5)
     assert window.waveform.playhead() == pytest.approx(0.5)
+
+
+class FakePlayingPlayer(_NoPlayer):
+    """A player with a clock instead of a sound card, to watch the playhead move."""
+
+    available = True
+    unavailable_reason = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from PySide6.QtCore import QObject, Signal
+
+        class Signals(QObject):
+            positionChanged = Signal(float)
+            stateChanged = Signal(str)
+            errorOccurred = Signal(str)
+
+        self.signals = Signals()
+        self.positionChanged = self.signals.positionChanged
+        self.stateChanged = self.signals.stateChanged
+        self.errorOccurred = self.signals.errorOccurred
+        self.clock = QElapsedTimer()
+        self.started_at = 0.0
+        self.playing = False
+
+    def play(self) -> None:
+        self.started_at = self._pos
+        self.clock.start()
+        self.playing = True
+        self.stateChanged.emit("playing")
+
+    def pause(self) -> None:
+        self._pos = self.position()
+        self.playing = False
+        self.stateChanged.emit("paused")
+
+    def toggle_play(self) -> None:
+        self.pause() if self.playing else self.play()
+
+    def state(self) -> str:
+        return "playing" if self.playing else "paused"
+
+    def position(self) -> float:
+        if self.playing:
+            return self.started_at + 10 * self.clock.elapsed() / 1000  # 10x speed
+        return self._pos
+
+
+def test_playhead_follows_playback_smoothly(qtbot, settings, tmp_path):
+    player = FakePlayingPlayer()
+    window = make_window(qtbot, settings, player=player)
+    open_song(qtbot, window, write_song(tmp_path / "play.wav", 8.0))
+    window.waveform.set_view_range(0, 2.0)
+    moves: list[float] = []
+    window.waveform.mix.playhead.sigPositionChanged.connect(
+        lambda line: moves.append(line.value()))
+    window.toggle_play()
+    qtbot.wait(400)  # ~4 s of song at 10x
+    window.toggle_play()
+    assert len(moves) >= 6  # ~30 updates per second
+    assert moves == sorted(moves) and moves[-1] > 2.0
+    x0, x1 = window.waveform.view_range()
+    assert x0 <= moves[-1] <= x1  # the view paged along with the playhead
+    assert window.spectrogram.playhead.value() == pytest.approx(moves[-1], abs=0.5)
+
+
+def test_models_can_be_downloaded_from_the_panel(qtbot, window, monkeypatch, tmp_path):
+    from stemwright.models import zoo
+
+    installed: set[str] = set()
+
+    def fake_download(name, progress=None, cancel=None):
+        for done in range(0, 81, 20):
+            progress(done * 1_000_000, 80_000_000)
+        installed.add(name)
+        return tmp_path
+
+    monkeypatch.setattr(zoo, "download_model", fake_download)
+    monkeypatch.setattr(zoo, "is_installed", lambda name: name in installed)
+    panel = window.panel
+    panel.set_model("htdemucs")
+    size = f"{zoo.get_entry('htdemucs').size_mb:.0f} MB"
+    assert panel.download_button.isVisibleTo(panel) and size in panel.download_button.text()
+    assert "download" in panel.model_combo.currentText().lower()
+    assert not panel.model_ready()
+    with qtbot.waitSignal(panel.modelsChanged, timeout=TIMEOUT):
+        panel.download_button.click()
+    assert panel.model_ready() and not panel.download_button.isVisibleTo(panel)
+    assert "installed" in panel.status.text()
+    assert "download" not in panel.model_combo.currentText().lower()
 
 
 def test_settings_and_layout_persist(qtbot, settings, tmp_path):
