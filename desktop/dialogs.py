@@ -94,6 +94,9 @@ def next_step(exc: BaseException) -> str:
 def show_error(parent: QWidget | None, title: str, message: str, hint: str = "",
                details: str = "") -> QMessageBox:
     """Open an error dialog (non-blocking) and return it."""
+    for box in _OPEN:  # the same error again (e.g. from every repaint): one dialog is enough
+        if box.text() == message and box.windowTitle() == title:
+            return box
     while len(_OPEN) >= MAX_OPEN:  # never bury the user under a cascade of dialogs
         old = _OPEN.pop(0)
         old.close()

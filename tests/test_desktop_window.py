@@ -3,6 +3,7 @@ blocks the event loop for 100 ms, cancel, shortcuts, settings, error dialogs, no
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import threading
 from types import SimpleNamespace
@@ -254,6 +255,18 @@ def test_keyboard_shortcuts_and_stem_controls(qtbot, window, tmp_path, monkeypat
     assert window.player.mixer.source == "mix"
     key(Qt.Key.Key_B)
     assert window.player.mixer.source == "remix"
+    # Ctrl+E opens the export dialog on these stems and the remix's mixer state
+    key(Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    dialog = window._export_dialog
+    if importlib.util.find_spec("stemwright.desktop.export_dialog") is not None:
+        assert dialog is not None
+    if dialog is not None:
+        assert dialog.isVisible() and "keys" in dialog.windowTitle()
+        exported = getattr(dialog, "exported", None)
+        if exported is not None:
+            exported.emit([str(tmp_path / "keys - Vocals.wav")])
+            assert window.stems_saved
+        dialog.close()
 
 
 def test_no_audio_device_notice_everything_else_works(qtbot, settings, tmp_path):
