@@ -19,14 +19,18 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
 from stemwright.models.errors import Cancelled, StemwrightError
 
-from .spectrogram_view import Spectrogram, compute_spectrogram
-from .waveform_view import Envelope
+from . import dialogs  # noqa: F401 - importing it guards against the PySide6 refcount bug
+
+if TYPE_CHECKING:
+    from .spectrogram_view import Spectrogram
+    from .waveform_view import Envelope
 
 PROGRESS_INTERVAL = 0.05  # seconds between progress signals
 
@@ -140,6 +144,8 @@ class LoadTask(Task):
     def work(self) -> LoadedSong:
         from stemwright.models.audio_io import load_audio
 
+        from .waveform_view import Envelope
+
         self.report(0.0, None, f"Opening {self.path.name}")
         audio = load_audio(str(self.path), progress=lambda p: self.engine_progress(p, 0, 0.9),
                            cancel=self.is_cancelled)
@@ -227,6 +233,8 @@ class SeparateTask(Task):
                                         progress=lambda p: self.engine_progress(p, 0.0, 0.97),
                                         cancel=self.is_cancelled)
         self.check_cancel()
+        from .waveform_view import Envelope
+
         self.report(0.97, None, "Drawing stems")
         envelopes = {}
         for stem_id, signal in result.stems.items():
@@ -584,6 +592,8 @@ class SpectrogramTask(Task):
         self.key = key
 
     def work(self) -> Spectrogram:
+        from .spectrogram_view import compute_spectrogram
+
         spec = compute_spectrogram(self.signal, self.samplerate, cancel=self.is_cancelled,
                                    progress=lambda f: self.report(f))
         spec.key = self.key
