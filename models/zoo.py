@@ -117,6 +117,18 @@ ZOO: dict[str, ModelEntry] = {e.name: e for e in (
 )}
 
 
+def _register_teaching() -> None:
+    """The training-free teaching separators (models/teaching.py): NMF, HPSS, REPET."""
+    from .teaching import TEACHING
+
+    for name, cls in TEACHING.items():
+        ZOO[name] = ModelEntry(name, cls.title, "classic", cls.mapping, cls.samplerate, 0.0,
+                               "MIT (Stemwright)", cls.source, cls.description)
+
+
+_register_teaching()
+
+
 def cache_dir() -> Path:
     """Per-user cache: $STEMWRIGHT_CACHE_DIR, else the platform's user cache folder."""
     env = os.environ.get("STEMWRIGHT_CACHE_DIR")
@@ -316,6 +328,9 @@ def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
     opts = dict(device=device, segment=segment, overlap=overlap, half=half,
                 batch_size=batch_size)
     if entry.family == "classic":
+        from .teaching import TEACHING
+        if name in TEACHING:
+            return TEACHING[name](**opts)
         from .classic import ClassicSeparator
         return ClassicSeparator(**opts)
     if not is_installed(name):
