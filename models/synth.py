@@ -40,7 +40,7 @@ from .stems import STEM_IDS
 CEILING = 0.891  # -1 dBFS: the song is scaled down only if a stem or the mix would pass it
 
 #: Output gain of each stem (sets the balance: vocals and drums up front).
-STEM_GAIN = {"vocals": 0.251, "drums": 0.268, "bass": 0.194, "electric_guitar": 0.0885,
+STEM_GAIN = {"vocals": 0.251, "drums": 0.34, "bass": 0.194, "electric_guitar": 0.0885,
              "wind": 0.161, "other": 0.155}
 
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -268,7 +268,7 @@ def _drums(plan: SongPlan, rng: np.random.Generator) -> _Rendered:
 
     t = t_axis(0.5)
     freq = 47 + 110 * np.exp(-t / 0.035)
-    body = np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / 0.3)
+    body = np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / 0.16)
     click = _filt(_sos("lowpass", 4000.0, sr), noise(t.size)) * np.exp(-t / 0.004)
     kick = np.tanh(1.8 * (body + 0.6 * click)) / np.tanh(1.8)
     kick *= _ramp_env(t.size, sr, 0.0005, 0.45, 0.05)
