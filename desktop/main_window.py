@@ -670,8 +670,11 @@ class MainWindow(QMainWindow):
 
         # Applied in small steps, one per event-loop turn, so the window keeps drawing
         # and reacting while lanes, player and mixer take the stems in.
-        def lanes() -> None:
-            self.waveform.set_stems(out.envelopes, unavailable, title)
+        def lane(stem_id: str):
+            def show() -> None:
+                self.waveform.set_stem(stem_id, out.envelopes.get(stem_id),
+                                       stem_id in unavailable, title)
+            return show
 
         def playback() -> None:
             self.player.set_sources(song.data, result.stems, result.samplerate)
@@ -692,7 +695,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(summary.split("\n")[0], 8000)
             self.separationFinished.emit(out)
 
-        self._run_steps([lanes, playback, mixer, finish],
+        self._run_steps([lane(s) for s in STEM_IDS] + [playback, mixer, finish],
                         lambda: self.song is song and self.separated is out)
 
     def _run_steps(self, steps: list, still_valid) -> None:

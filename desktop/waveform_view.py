@@ -506,19 +506,27 @@ class WaveformView(pg.GraphicsLayoutWidget):
                   model_title: str = "this model") -> None:
         """One lane per canonical stem: drawn if produced, a thin 'unavailable' row if not."""
         for stem_id in STEM_IDS:
-            lane = self._stem_lanes[stem_id]
-            if stem_id in envelopes:
-                self._configure_stem_lane(lane, envelopes[stem_id], "available")
-                self.ci.layout.setRowStretchFactor(self._rows[stem_id], 2)
-            elif stem_id in unavailable:
-                self._configure_stem_lane(lane, None, "unavailable",
-                                          f"not produced by {model_title}")
-                self.ci.layout.setRowStretchFactor(self._rows[stem_id], 0)
-            else:
-                self._configure_stem_lane(lane, None, "hidden")
-        self.set_playhead(self._playhead)
+            self.set_stem(stem_id, envelopes.get(stem_id), stem_id in unavailable,
+                          model_title)
+
+    def set_stem(self, stem_id: str, envelope: Envelope | None, unavailable: bool = False,
+                 model_title: str = "this model") -> None:
+        """Show one stem's lane (the window shows lanes one per event-loop turn)."""
+        lane = self._stem_lanes[stem_id]
+        if envelope is not None:
+            self._configure_stem_lane(lane, envelope, "available")
+            self.ci.layout.setRowStretchFactor(self._rows[stem_id], 2)
+        elif unavailable:
+            self._configure_stem_lane(lane, None, "unavailable",
+                                      f"not produced by {model_title}")
+            self.ci.layout.setRowStretchFactor(self._rows[stem_id], 0)
+        else:
+            self._configure_stem_lane(lane, None, "hidden")
+        lane.playhead.setValue(self._playhead)
         self._update_minimum_height()
-        self.redraw()
+        if envelope is not None and self.mix.envelope is not None:
+            x0, x1 = self.view_range()
+            lane.curve.setData(*envelope.slice(x0, x1, max(int(self.mix_vb.width()), 100)))
 
     def clear_stems(self) -> None:
         """Hide every stem lane (the mixture stays)."""
