@@ -309,6 +309,9 @@ def checkpoint_meta(name: str, kwargs: dict[str, Any],
 def save_model(path: str | Path, name: str, model: nn.Module, kwargs: dict[str, Any],
                provenance: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Save `model` (architecture `name`, built from `kwargs`) as a Stemwright checkpoint."""
+    if isinstance(model, HTDemucs):
+        # HTDemucs adopts the length it was last trained on as its segment: keep it
+        kwargs = dict(kwargs, segment=Fraction(model.segment))
     with torch.no_grad():
         return save_checkpoint(path, model, checkpoint_meta(name, kwargs, provenance),
                                overwrite=overwrite)
