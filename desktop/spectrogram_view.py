@@ -94,8 +94,14 @@ def compute_spectrogram(signal: np.ndarray, samplerate: int, n_fft: int = 2048,
     """Hann-windowed STFT of the channel mean; the hop grows for long songs so at most
     `max_frames` columns are computed (a 10-minute song takes well under a second)."""
     x = np.asarray(signal, dtype=np.float32)
-    if x.ndim == 2:
-        x = x.mean(axis=0) if x.shape[0] > 1 else x[0]
+    if x.ndim == 2 and x.shape[0] > 1:
+        mono = np.empty(x.shape[1], dtype=np.float32)
+        for start in range(0, x.shape[1], 1 << 20):  # short steps: the GUI thread never
+            seg = x[:, start:start + (1 << 20)]    # waits long for the interpreter lock
+            np.mean(seg, axis=0, out=mono[start:start + seg.shape[1]])
+        x = mono
+    elif x.ndim == 2:
+        x = x[0]
     length = len(x)
     hop = max(n_fft // 4, math.ceil(length / max_frames))
     padded = np.pad(x, (n_fft // 2, n_fft // 2))

@@ -90,6 +90,7 @@ class Task(QThread):
 
     def run(self) -> None:
         self.started_at = time.monotonic()
+        _lower_thread_priority()
         try:
             self.check_cancel()
             result = self.work()
@@ -108,6 +109,15 @@ class Task(QThread):
         """Cancel and block until the thread ends (used when closing the window)."""
         self.cancel()
         return self.wait(timeout_ms)
+
+
+def _lower_thread_priority(niceness: int = 10) -> None:
+    """Let the GUI thread win the CPU over this worker (Linux: per-thread nice value)."""
+    if sys.platform.startswith("linux") and hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        except OSError:
+            pass
 
 
 # -- loading ---------------------------------------------------------------------------
