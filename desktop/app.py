@@ -3,10 +3,11 @@ stemwright.desktop [FILE]`."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -83,7 +84,15 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
     window.show()
     if path:
         window.open_file(path)
+    # Ctrl+C in the terminal closes the window the normal way (asking about unsaved
+    # stems); the idle timer lets Python notice the signal while Qt waits for events.
+    previous = signal.signal(signal.SIGINT, lambda *_args: window.close())
+    wake = QTimer()
+    wake.start(250)
+    wake.timeout.connect(lambda: None)
     try:
         return int(app.exec())
     finally:
+        wake.stop()
+        signal.signal(signal.SIGINT, previous)
         engine().shutdown()
