@@ -117,6 +117,7 @@ class Architecture:
     checkpoint_name: str = ""  # architecture name in checkpoints (default: `name`)
     paper_params: float | None = None
     reference: str = ""
+    global_context: str = ""  # what makes the receptive field the whole input, if anything
     stems: tuple[str, ...] = field(default=STEM_IDS)
 
     @property
@@ -150,14 +151,14 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         "openunmix6", OpenUnmixStems, "Open-Unmix, six stems", "spectrogram", 44100,
         dict(samplerate=44100),
         dict(hidden_size=16, nb_layers=1, n_fft=512, n_hop=128, samplerate=44100),
-        segment=20.0,
+        segment=20.0, global_context="BiLSTM",
         reference="Stoter, Uhlich, Liutkus, Mitsufuji: Open-Unmix (2019)"),
     Architecture(
         "htdemucs6", HTDemucs, "Hybrid Transformer Demucs, six stems", "hybrid", 44100,
         dict(samplerate=44100, segment=Fraction(39, 5), dconv_mode=3),
         dict(channels=4, depth=3, nfft=512, t_layers=1, t_heads=2, dconv_comp=4,
              segment=Fraction(1, 1), samplerate=44100),
-        checkpoint_name="htdemucs",
+        checkpoint_name="htdemucs", global_context="transformer",
         reference="Rouard, Massa, Defossez: Hybrid Transformers for Music Source "
                   "Separation (2023)"),
 )}

@@ -133,12 +133,27 @@ def cmd_models(args: argparse.Namespace) -> int:
         dest = zoo.import_model_file(args.name, args.file)
         print(f"{args.name}: imported {Path(args.file).name} -> {dest}")
         return 0
+    if args.action == "compare":
+        return _cmd_compare(args)
     if args.action == "remove":
         zoo.get_entry(args.name)
         removed = zoo.remove_model(args.name)
         print(f"{args.name}: removed" if removed else f"{args.name}: nothing installed")
         return 0
     raise CliError(f"unknown models action {args.action}")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import run_compare, to_markdown, write_report
+
+    devices = None if args.device == "auto" else [args.device]
+    report = run_compare(args.names or None, args.seconds, devices, small=args.small,
+                         threads=args.threads,
+                         progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(to_markdown(report), end="")
+    for path in write_report(report, args.output):
+        print(f"wrote {path}")
+    return 0
 
 
 # -- info, bench, gui ---------------------------------------------------------------------
@@ -219,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     q = msub.add_parser("import", help="install a weight file you already have (offline)")
     q.add_argument("name", metavar="MODEL")
     q.add_argument("file", metavar="FILE")
+    q = msub.add_parser("compare", help="parameters, receptive field, speed and memory of "
+                        "every architecture (random weights); writes JSON, Markdown, CSV")
+    q.add_argument("names", nargs="*", metavar="MODEL", help="default: all")
+    q.add_argument("--seconds", type=float, default=60.0, help="song length (default 60)")
+    q.add_argument("--device", default="auto", help="cpu, cuda, or auto: the CPU and the "
+                   "GPU when there is one")
+    q.add_argument("-o", "--output", default=".", metavar="DIR",
+                   help="folder for models-compare.json/.md/.csv (default: here)")
+    q.add_argument("--threads", type=int, help="CPU threads per model")
+    q.add_argument("--small", action="store_true", help="tiny test configurations")
     q = msub.add_parser("remove", help="delete a model's downloaded files")
     q.add_argument("name", metavar="MODEL")
     p.set_defaults(func=cmd_models)

@@ -1,0 +1,75 @@
+"""`stemwright models compare`: facts, a measured run per model, and the written report."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from stemwright.models import cli, compare
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    saved = torch.get_num_threads()
+    monkeypatch.setattr("stemwright.models.separator.configure_cpu_threads",
+                        lambda threads=None: torch.set_num_threads(1))
+    yield
+    torch.set_num_threads(saved)
+
+
+def test_facts_of_every_model():
+    names = compare.all_names()
+    assert names[:5] == ["wavenet", "waveunet", "convtasnet", "openunmix6", "htdemucs6"]
+    assert set(compare.CLASSIC) <= set(names)
+    wavenet = compare.describe("wavenet")
+    assert abs(wavenet["params"] / 3.3e6 - 1) < 0.05
+    assert wavenet["receptive_field_samples"] == 8191
+    assert wavenet["receptive_field_seconds"] == pytest.approx(0.512, abs=1e-3)
+    assert abs(compare.describe("waveunet")["params"] / 10.2e6 - 1) < 0.05
+    assert compare.describe("openunmix6")["receptive_field_note"] == "whole chunk (BiLSTM)"
+    hpss = compare.describe("hpss")
+    assert hpss["params"] == 0 and hpss["kind"] == "classic"
+    with pytest.raises(Exception, match="nothing to compare"):
+        compare.describe("nope")
+
+
+def test_measure_one_in_process():
+    row = compare.measure_one("wavenet", "cpu", seconds=0.5, small=True, threads=1)
+    assert row["x_realtime"] > 0 and row["wall_seconds"] >= 0
+    assert row["peak_rss_mb"] >= row["model_rss_mb"] > 0
+    assert len(row["stems_out"]) == 6 and row["device"] == "cpu"
+
+
+def test_report_formats():
+    facts = compare.describe("wavenet", small=True)
+    report = {"machine": {"cpu": "test cpu"}, "seconds": 60, "small": True, "results": [
+        dict(facts, device="cpu", x_realtime=2.5, peak_rss_mb=900.0, model_rss_mb=600.0,
+             peak_rss_is_separation_only=True),
+        dict(facts, device="cuda", x_realtime=80.0, peak_gpu_mb=123.4),
+        dict(compare.describe("hpss"), device="cpu", error="boom"),
+    ]}
+    md = compare.to_markdown(report)
+    lines = md.splitlines()
+    assert lines[0].startswith("| model |") and len([ln for ln in lines if
+                                                     ln.startswith("| ")]) == 3
+    assert "| 2.50 | 900 (+300) | 80.00 | 123 |" in md
+    assert "hpss on cpu: boom" in md
+    rows = list(csv.reader(compare.to_csv(report).splitlines()))
+    assert rows[0] == list(compare.COLUMNS) and rows[2][0] == "hpss" and rows[2][6] == "error"
+
+
+def test_cli_compare_writes_json_markdown_and_csv(tmp_path, capsys):
+    code = cli.main(["models", "compare", "wavenet", "hpss", "--small", "--seconds", "0.5",
+                     "--device", "cpu", "--threads", "1", "-o", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| wavenet |" in out and "| hpss |" in out
+    report = json.loads((tmp_path / "models-compare.json").read_text())
+    assert [r["model"] for r in report["results"]] == ["wavenet", "hpss"]
+    assert all("error" not in r and r["x_realtime"] > 0 for r in report["results"])
+    assert (tmp_path / "models-compare.md").read_text().startswith("| model |")
+    assert (tmp_path / "models-compare.csv").read_text().startswith("model,kind,")
+    assert cli.main(["models", "compare", "nope", "-o", str(tmp_path)]) == 1
