@@ -40,12 +40,15 @@ from .waveform_view import WaveformView, format_time
 from .workers import (
     LoadedSong,
     LoadTask,
+    RestoreSessionTask,
+    SaveSessionTask,
     SeparatedSong,
     SeparateTask,
     SeparationOptions,
     SpectrogramTask,
     Task,
     WarmupTask,
+    find_session,
 )
 
 AUDIO_FILTER = ("Audio files (*.wav *.flac *.mp3 *.ogg *.oga *.opus *.m4a *.aac *.aif *.aiff "
@@ -136,6 +139,7 @@ class MainWindow(QMainWindow):
     """The application window."""
 
     songLoaded = Signal(object)  # LoadedSong
+    stemsKept = Signal(object)  # SeparatedSong, once its stems are safe on disk
     separationFinished = Signal(object)  # SeparatedSong, or None when failed/cancelled
 
     def __init__(self, settings: Settings | None = None, player: object | None = None,
@@ -151,6 +155,7 @@ class MainWindow(QMainWindow):
         self._tasks: set[Task] = set()
         self._spectrograms: dict[str, Spectrogram] = {}
         self._export_dialog = None
+        self._session: dict | None = None  # a saved separation of the current song
         self._follow = True
         self._last_play_error = ""
         self.setWindowTitle(APP_NAME)
@@ -231,6 +236,7 @@ class MainWindow(QMainWindow):
         self.panel.separateRequested.connect(self.separate)
         self.panel.cancelRequested.connect(self.cancel_separation)
         self.panel.modelsChanged.connect(self._update_actions)
+        self.panel.restoreRequested.connect(self.restore_stems)
         self.separation_dock = QDockWidget("Separation", self)
         self.separation_dock.setObjectName("separationDock")
         self.separation_dock.setWidget(self.panel)
@@ -524,6 +530,7 @@ class MainWindow(QMainWindow):
         self.song_label.setText(f"{song.path.name}  \u00b7  {format_time(song.duration)}  "
                                 f"\u00b7  {song.samplerate / 1000:g} kHz  \u00b7  {channels}")
         self._request_spectrogram(self.spectrogram.current_source())
+        self._offer_session(song)
         self._tick()
         self._update_actions()
         self.songLoaded.emit(song)
@@ -545,6 +552,8 @@ class MainWindow(QMainWindow):
         self.spectrogram.set_sources([])
         self._set_mixer_stems((), ())
         self.panel.set_song_loaded(False)
+        self.panel.offer_restore(None)
+        self._session = None
         self.setWindowTitle(APP_NAME)
         self.song_label.setText("No song")
         self._update_actions()
@@ -646,10 +655,7 @@ class MainWindow(QMainWindow):
             self._separate_ended(task, "")
             return
         result = out.result
-        try:
-            title = zoo.get_entry(result.model).title
-        except Exception:  # noqa: BLE001
-            title = result.model
+        title = _model_title(result.model)
         summary = f"Separated with {title} in {format_duration(out.seconds)}."
         residual = result.residual_db
         if residual is not None and math.isfinite(residual) and residual > -60:
@@ -660,8 +666,16 @@ class MainWindow(QMainWindow):
             summary += f"\n{note}"
         self._separate_ended(task, summary)
         self.panel.set_progress(1.0, None)
+        self._apply_separation(out, summary, on_disk=False)
+
+    def _apply_separation(self, out: SeparatedSong, summary: str, on_disk: bool) -> None:
+        """Show a separation: lanes, player, mixer, spectrogram sources; then keep its
+        stems on disk (unless they came from there)."""
+        result = out.result
+        title = _model_title(result.model)
         self.separated = out
-        self.stems_saved = False
+        self.stems_saved = on_disk
+        self.panel.offer_restore(None)
         for key in list(self._spectrograms):
             if key != "mix":
                 del self._spectrograms[key]
@@ -693,10 +707,61 @@ class MainWindow(QMainWindow):
                 self._request_spectrogram(source)
             self._update_actions()
             self.statusBar().showMessage(summary.split("\n")[0], 8000)
+            if not on_disk:
+                self._keep_stems(song, out)
             self.separationFinished.emit(out)
 
         self._run_steps([lane(s) for s in STEM_IDS] + [playback, mixer, finish],
                         lambda: self.song is song and self.separated is out)
+
+    def _keep_stems(self, song: LoadedSong, out: SeparatedSong) -> None:
+        """Write the stems to the session cache in the background."""
+        task = SaveSessionTask(song.path, out, self)
+        task.succeeded.connect(lambda _p, o=out: self._stems_kept(o))
+        task.failed.connect(lambda exc: self.statusBar().showMessage(
+            f"The stems could not be kept on disk ({exc}); export them to keep them.",
+            10000))
+        self._start(task)
+
+    def _stems_kept(self, out: SeparatedSong) -> None:
+        if self.separated is out:
+            self.stems_saved = True
+        self.stemsKept.emit(out)
+
+    def restore_stems(self) -> RestoreSessionTask | None:
+        """Bring back the stems of an earlier separation of the current song."""
+        meta = self._session
+        if self.song is None or meta is None or self.separate_task is not None:
+            return None
+        song = self.song
+        task = RestoreSessionTask(meta, song.data.shape[-1], self)
+        title = _model_title(meta.get("model", ""))
+        task.succeeded.connect(lambda out: self._restored(song, out, title))
+        task.failed.connect(lambda exc: dialogs.show_exception(
+            self, exc, "Could not restore the stems",
+            context="The stems kept from the earlier separation could not be read."))
+        self.panel.offer_restore(None)
+        self.statusBar().showMessage("Restoring the stems...")
+        self._start(task)
+        return task
+
+    def _restored(self, song: LoadedSong, out: SeparatedSong, title: str) -> None:
+        if self.song is not song:
+            return
+        summary = f"Restored the stems separated earlier with {title}."
+        self.panel.finish(summary, 1.0)
+        self._apply_separation(out, summary, on_disk=True)
+
+    def _offer_session(self, song: LoadedSong) -> None:
+        meta = find_session(song.path)
+        if meta is None or int(meta.get("samplerate", 0)) != song.samplerate:
+            self._session = None
+            self.panel.offer_restore(None)
+            return
+        self._session = meta
+        age = _age(time.time() - float(meta.get("created", time.time())))
+        self.panel.offer_restore(f"Restore the stems from {age} "
+                                 f"({_model_title(meta.get('model', ''))})")
 
     def _run_steps(self, steps: list, still_valid) -> None:
         """Run `steps` a few ms apart while `still_valid()` holds (a real timer, not a
@@ -1041,7 +1106,7 @@ class MainWindow(QMainWindow):
                 return False
         if self.separated is not None and not self.stems_saved and self.song is not None:
             return self.confirm(what, f"The stems of \u201c{self.song.path.name}\u201d have "
-                                "not been exported. Discard them and continue?")
+                                "not been exported or saved yet. Discard them and continue?")
         return True
 
     def show_shortcuts(self) -> None:
@@ -1105,6 +1170,27 @@ class MainWindow(QMainWindow):
         for box in dialogs.open_dialogs():
             box.close()
         event.accept()
+
+
+def _model_title(name: str) -> str:
+    try:
+        return zoo.get_entry(name).title
+    except Exception:  # noqa: BLE001 - a removed custom model still has a name
+        return name
+
+
+def _age(seconds: float) -> str:
+    """"a moment ago", "5 minutes ago", "3 hours ago", "2 days ago"."""
+    minutes = seconds / 60
+    if minutes < 1:
+        return "a moment ago"
+    if minutes < 60:
+        return f"{minutes:.0f} minute{'s' if round(minutes) != 1 else ''} ago"
+    hours = minutes / 60
+    if hours < 24:
+        return f"{hours:.0f} hour{'s' if round(hours) != 1 else ''} ago"
+    days = hours / 24
+    return f"{days:.0f} day{'s' if round(days) != 1 else ''} ago"
 
 
 def _lane_title(song: LoadedSong, title: str | None) -> str:

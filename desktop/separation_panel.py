@@ -74,6 +74,7 @@ class SeparationPanel(QWidget):
     cancelRequested = Signal()
     modelChanged = Signal(str)
     modelsChanged = Signal()  # a model was downloaded
+    restoreRequested = Signal()  # bring back the stems of an earlier separation
 
     def __init__(self, settings=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -152,6 +153,11 @@ class SeparationPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(True)
         self.progress.setFormat("")
+        self.restore_button = QPushButton("Restore earlier stems")
+        self.restore_button.setToolTip("This song was separated before: bring its stems "
+                                       "back at once instead of separating again")
+        self.restore_button.setVisible(False)
+        self.restore_button.clicked.connect(self.restoreRequested)
         self.status = QLabel("Open a song to separate it.")
         self.status.setWordWrap(True)
         self.status.setStyleSheet("color: #aab2bf")
@@ -174,6 +180,7 @@ class SeparationPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.restore_button)
         layout.addStretch(1)
 
         self.refresh_models()
@@ -282,6 +289,12 @@ class SeparationPanel(QWidget):
             self.progress.setFormat("")
         self._update_enabled()
 
+    def offer_restore(self, text: str | None) -> None:
+        """Show (text) or hide (None) the button that restores earlier stems."""
+        self.restore_button.setVisible(bool(text))
+        if text:
+            self.restore_button.setText(text)
+
     def downloading(self) -> bool:
         return self.download_task is not None
 
@@ -302,6 +315,7 @@ class SeparationPanel(QWidget):
         for w in (self.model_combo, self.device_combo, self.segment_spin, self.overlap_spin):
             w.setEnabled(not busy)
         self.download_button.setEnabled(not busy)
+        self.restore_button.setEnabled(not busy)
         self.separate_button.setEnabled(self._song_loaded and not busy and self.model_ready())
         self.cancel_button.setEnabled(busy)
         if self._song_loaded and not busy and not self.model_ready():

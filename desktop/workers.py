@@ -608,3 +608,144 @@ class SpectrogramTask(Task):
                                    progress=lambda f: self.report(f))
         spec.key = self.key
         return spec
+
+
+# -- sessions: separated stems kept on disk --------------------------------------------
+#
+# Separating can take minutes, so the stems of the last few separations are kept in the
+# user cache (float32 .npy, written atomically in the background). Reopening a song offers
+# its stems again at once, and a crash or a closed window never loses a separation.
+
+MAX_SESSIONS = 3
+
+
+def sessions_dir() -> Path:
+    from stemwright.models import zoo
+
+    return zoo.cache_dir() / "sessions"
+
+
+def session_key(path: str | Path) -> str:
+    """Identifies a song file by path, size and modification time."""
+    import hashlib
+
+    path = Path(path).resolve()
+    stat = path.stat()
+    raw = f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+    return hashlib.sha1(raw).hexdigest()[:20]
+
+
+def find_session(path: str | Path) -> dict | None:
+    """The newest saved separation of the song at `path` (its meta data), or None."""
+    import json
+
+    try:
+        folder = sessions_dir() / session_key(path)
+    except OSError:
+        return None
+    found = []
+    for meta_file in folder.glob("*/meta.json"):
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if all((meta_file.parent / f"{s}.npy").is_file() for s in meta.get("stems", [])):
+            meta["folder"] = str(meta_file.parent)
+            found.append(meta)
+    return max(found, key=lambda m: m.get("created", 0), default=None)
+
+
+def _prune_sessions(keep: int = MAX_SESSIONS) -> None:
+    import shutil
+
+    runs = sorted(sessions_dir().glob("*/*/meta.json"), key=lambda p: p.stat().st_mtime,
+                  reverse=True)
+    for meta_file in runs[keep:]:
+        shutil.rmtree(meta_file.parent, ignore_errors=True)
+        try:
+            meta_file.parent.parent.rmdir()  # the song's folder, once empty
+        except OSError:
+            pass
+
+
+class SaveSessionTask(Task):
+    """Write a separation's stems to the session cache (atomically)."""
+
+    title = "Keeping the stems"
+
+    def __init__(self, song_path: str | Path, out: SeparatedSong,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.song_path = Path(song_path)
+        self.out = out
+
+    def work(self) -> Path:
+        import json
+        import shutil
+
+        result = self.out.result
+        final = sessions_dir() / session_key(self.song_path) / result.model
+        tmp = final.with_name(final.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            for i, (stem_id, signal) in enumerate(result.stems.items()):
+                self.check_cancel()
+                np.save(tmp / f"{stem_id}.npy", np.asarray(signal, dtype=np.float32))
+                self.report((i + 1) / len(result.stems))
+            meta = {"song": str(self.song_path), "model": result.model,
+                    "samplerate": result.samplerate, "stems": list(result.stems),
+                    "unavailable": list(result.unavailable),
+                    "residual_db": result.residual_db,
+                    "residual_in_other": result.residual_in_other,
+                    "notes": list(result.notes), "null_db": self.out.null_db,
+                    "seconds": self.out.seconds, "created": time.time(),
+                    "options": vars(self.out.options)}
+            (tmp / "meta.json").write_text(json.dumps(meta, allow_nan=True))
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _prune_sessions()
+        return final
+
+
+class RestoreSessionTask(Task):
+    """Read a saved separation back (stems, envelopes) for the song it belongs to."""
+
+    title = "Restoring the stems"
+
+    def __init__(self, meta: dict, length: int, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.meta = meta
+        self.length = int(length)
+
+    def work(self) -> SeparatedSong:
+        from stemwright.models.separator import SeparationResult
+
+        from .waveform_view import Envelope
+
+        meta = self.meta
+        folder = Path(meta["folder"])
+        stems = {}
+        for i, stem_id in enumerate(meta["stems"]):
+            self.check_cancel()
+            signal = np.load(folder / f"{stem_id}.npy", allow_pickle=False)
+            if signal.dtype != np.float32 or signal.ndim != 2 or \
+                    signal.shape[-1] != self.length:
+                raise StemwrightError("the saved stems do not match this song any more; "
+                                      "separate it again")
+            stems[stem_id] = signal
+            self.report(0.8 * (i + 1) / len(meta["stems"]))
+        result = SeparationResult(stems=stems, samplerate=int(meta["samplerate"]),
+                                  model=meta["model"], unavailable=tuple(meta["unavailable"]),
+                                  residual_db=meta.get("residual_db"),
+                                  residual_in_other=bool(meta.get("residual_in_other")),
+                                  notes=list(meta.get("notes", [])))
+        envelopes = {s: Envelope.compute(v, result.samplerate, cancel=self.is_cancelled)
+                     for s, v in stems.items()}
+        options = SeparationOptions(**meta.get("options", {"model": meta["model"]}))
+        self.report(1.0)
+        return SeparatedSong(result, envelopes, options, float(meta.get("seconds", 0.0)),
+                             meta.get("null_db"))

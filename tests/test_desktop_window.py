@@ -203,6 +203,37 @@ def test_cancel_separation(qtbot, window, tmp_path, monkeypatch):
     assert window.waveform.stem_lanes() == {}
 
 
+def test_stems_are_kept_and_restored(qtbot, window, tmp_path, monkeypatch):
+    """A separation is written to the session cache; reopening the song offers its stems
+    back at once (nothing lost when the window closes or the app crashes)."""
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
+    path = write_song(tmp_path / "keepme.wav", 2.0)
+    open_song(qtbot, window, path)
+    assert not window.panel.restore_button.isVisibleTo(window.panel)
+    with qtbot.waitSignal(window.stemsKept, timeout=TIMEOUT) as blocker:
+        window.separate(SeparationOptions("classic"))
+    original = blocker.args[0].result.stems
+    assert window.stems_saved  # safe on disk: closing will not ask
+    open_song(qtbot, window, write_song(tmp_path / "other.wav", 1.0, seed=5))
+    assert window.separated is None
+    open_song(qtbot, window, path)
+    button = window.panel.restore_button
+    assert button.isVisibleTo(window.panel) and "Classic" in button.text()
+    with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT) as blocker:
+        button.click()
+    restored = blocker.args[0].result.stems
+    assert set(restored) == set(original)
+    for stem_id, signal in original.items():
+        np.testing.assert_array_equal(restored[stem_id], signal)
+    assert window.stems_saved and "Restored" in window.panel.status.text()
+    assert {k for k, ln in window.waveform.stem_lanes().items() if ln.available} == \
+        set(original)
+    # a changed file is a different song: its old stems are not offered
+    write_song(path, 2.5, seed=9)
+    open_song(qtbot, window, path)
+    assert not button.isVisibleTo(window.panel)
+
+
 def test_separation_error_shows_dialog(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
     open_song(qtbot, window, write_song(tmp_path / "s.wav", 1.0))
@@ -400,7 +431,7 @@ def test_unexported_stems_are_not_lost_silently(qtbot, window, tmp_path):
     window.separated = object()
     window.stems_saved = False
     window.close()
-    assert window.isVisible() and asked and "not been exported" in asked[0]
+    assert window.isVisible() and asked and "not been exported or saved" in asked[0]
     window.stems_saved = True
     window.song = None
     window.separated = None
