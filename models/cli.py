@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import zoo
-from .devices import DEVICE_CHOICES
+from .devices import DEVICE_CHOICES, resolve_device
 from .errors import Cancelled, StemwrightError
 from .stems import STEM_IDS, get_stem
 
@@ -38,6 +38,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
     from .audio_io import SAVE_FORMATS, audio_info, load_audio
     from .export import export_stems, safe_filename, stem_filename
 
+    resolve_device(args.device)  # an unavailable device is an error even for CPU-only models
     if args.bit_depth not in SAVE_FORMATS[args.format]:
         raise CliError(f"{args.format.upper()} supports --bit-depth "
                        f"{'/'.join(map(str, SAVE_FORMATS[args.format]))}")

@@ -65,7 +65,7 @@ def test_refuses_to_overwrite_without_force(song, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["separate", "{missing}"], "no such file"),
+    (["separate", "{missing}"], "not found"),
     (["separate", "{junk}"], ""),
     (["separate", "{song}", "--stems", "wind"], "does not produce wind"),
     (["separate", "{song}", "-m", "nope"], "unknown model"),
