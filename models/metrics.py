@@ -16,10 +16,15 @@ CUDA GPU when there is one):
 * the lagged correlations behind the Gram matrix and the right-hand sides are summed block by
   block in the frequency domain (one batched complex matrix product) instead of one
   full-length FFT per pair of channels;
-* the Gram matrix is factorised once (Cholesky) and solved for every estimate together,
-  where museval runs one LU solve per estimate;
+* the Gram matrix is LU-factorised once and solved for every estimate together, where
+  museval factorises it again for each estimate;
 * per window only energies are needed, and these come from the windows' spectra by
   Parseval's theorem, so no projection is ever transformed back to a signal.
+
+One deliberate difference: a reference channel that is silent or a copy of another channel
+of its source (a mono track in a stereo song) is left out of the basis. It spans nothing
+new, so the projections stay the same, but it makes museval's system singular and its
+ISR/SIR/SAR numerical noise.
 
 `run_metrics_benchmark` in evaluate.py measures the agreement with museval and the speed-up.
 `decompose` returns the error signals themselves (e_spat, e_interf, e_artif) over the whole
