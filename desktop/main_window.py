@@ -520,6 +520,7 @@ class MainWindow(QMainWindow):
         self.spectrogram.set_sources([])
         self.spectrogram.set_duration(song.duration)
         self.spectrogram.set_loop(None)
+        self.act_loop.setChecked(False)
         self.player.set_sources(song.data, None, song.samplerate)
         self._set_mixer_stems((), ())
         self.panel.set_song_loaded(True)
@@ -760,8 +761,10 @@ class MainWindow(QMainWindow):
             return
         self._session = meta
         age = _age(time.time() - float(meta.get("created", time.time())))
-        self.panel.offer_restore(f"Restore the stems from {age} "
-                                 f"({_model_title(meta.get('model', ''))})")
+        self.panel.offer_restore("Restore earlier stems")
+        self.panel.status.setText(f"This song was separated {age} with "
+                                  f"{_model_title(meta.get('model', ''))}: restore its stems "
+                                  "instead of separating again.")
 
     def _run_steps(self, steps: list, still_valid) -> None:
         """Run `steps` a few ms apart while `still_valid()` holds (a real timer, not a

@@ -278,6 +278,7 @@ class Lane:
     color: str = MIX_COLOR
     title: str = ""
     zero: pg.InfiniteLine | None = None
+    in_layout: bool = True
 
     @property
     def available(self) -> bool:
@@ -413,12 +414,19 @@ class WaveformView(pg.GraphicsLayoutWidget):
         """state: "available" (drawn), "unavailable" (thin grey row) or "hidden"."""
         lane.envelope = envelope if state == "available" else None
         plot, vb = lane.plot, lane.plot.getViewBox()
+        layout = self.ci.layout
         if state == "hidden":
             plot.setVisible(False)
             lane.curve.setData([], [])
             self._drop_region(lane)
+            if lane.in_layout:  # a hidden item's row would still take space
+                layout.removeItem(plot)
+                lane.in_layout = False
             return
         available = state == "available"
+        if not lane.in_layout:
+            layout.addItem(plot, self._rows[lane.key], 0)
+            lane.in_layout = True
         plot.setVisible(True)
         vb.setYRange(-self._y_peak, self._y_peak, padding=0)
         lane.curve.setVisible(available)
@@ -522,6 +530,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
             self.ci.layout.setRowStretchFactor(self._rows[stem_id], 0)
         else:
             self._configure_stem_lane(lane, None, "hidden")
+            self.ci.layout.setRowStretchFactor(self._rows[stem_id], 0)
         lane.playhead.setValue(self._playhead)
         self._update_minimum_height()
         if envelope is not None and self.mix.envelope is not None:
@@ -530,9 +539,10 @@ class WaveformView(pg.GraphicsLayoutWidget):
 
     def clear_stems(self) -> None:
         """Hide every stem lane (the mixture stays)."""
-        for lane in self._stem_lanes.values():
+        for stem_id, lane in self._stem_lanes.items():
             self._configure_stem_lane(lane, None, "hidden")
-        self.ci.layout.invalidate()
+            self.ci.layout.setRowStretchFactor(self._rows[stem_id], 0)  # empty rows take
+        self.ci.layout.invalidate()                                      # no space
         self._update_minimum_height()
 
     def _update_minimum_height(self) -> None:

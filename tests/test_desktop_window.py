@@ -219,7 +219,7 @@ def test_stems_are_kept_and_restored(qtbot, window, tmp_path, monkeypatch):
     assert window.separated is None
     open_song(qtbot, window, path)
     button = window.panel.restore_button
-    assert button.isVisibleTo(window.panel) and "Classic" in button.text()
+    assert button.isVisibleTo(window.panel) and "Classic" in window.panel.status.text()
     with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT) as blocker:
         button.click()
     restored = blocker.args[0].result.stems
