@@ -8,6 +8,7 @@ checkpoint format and the chunked inference path treat them all alike:
     wavenet     Wavenet regression (Lluis et al.)       waveform      16 kHz
     waveunet    Wave-U-Net (Stoller et al.)             waveform      22.05 kHz
     convtasnet  Conv-TasNet + thesis encoders           waveform      44.1 kHz
+    condtasnet  instrument-conditioned Conv-TasNet      waveform      44.1 kHz
     openunmix6  Open-Unmix, one network per stem        spectrogram   44.1 kHz
     htdemucs6   Hybrid Transformer Demucs, six stems    hybrid        44.1 kHz
 
@@ -42,7 +43,7 @@ from openunmix.utils import bandwidth_to_max_bin
 from torch import nn
 
 from .checkpoint import CheckpointMeta, register_architecture, save_checkpoint
-from .convtasnet import ConvTasNet
+from .convtasnet import ConditionedTasNet, ConvTasNet
 from .separator import ModelPass, Separator
 from .stems import STEM_IDS, StemMapping
 from .wavenet import WaveNet
@@ -147,6 +148,14 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         segment=8.0,
         reference="Luo & Mesgarani: Conv-TasNet (2019); Mocanu: Musical source separation "
                   "(thesis, 2020)"),
+    Architecture(
+        "condtasnet", ConditionedTasNet, "Instrument-conditioned Conv-TasNet", "waveform",
+        44100, dict(encoder="hybrid_stft", samplerate=44100),
+        dict(encoder="hybrid_stft", n_filters=32, bottleneck=16, hidden=16, blocks=3,
+             stacks=1, stft_n_fft=64, samplerate=44100),
+        segment=8.0,
+        reference="After Samuel, Ganeshan, Naradowsky: Meta-TasNet (2020): separator weights "
+                  "generated from instrument embeddings"),
     Architecture(
         "openunmix6", OpenUnmixStems, "Open-Unmix, six stems", "spectrogram", 44100,
         dict(samplerate=44100),

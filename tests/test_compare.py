@@ -22,7 +22,8 @@ def one_thread(monkeypatch):
 
 def test_facts_of_every_model():
     names = compare.all_names()
-    assert names[:5] == ["wavenet", "waveunet", "convtasnet", "openunmix6", "htdemucs6"]
+    assert names[:6] == ["wavenet", "waveunet", "convtasnet", "condtasnet", "openunmix6",
+                         "htdemucs6"]
     assert set(compare.CLASSIC) <= set(names)
     wavenet = compare.describe("wavenet")
     assert abs(wavenet["params"] / 3.3e6 - 1) < 0.05

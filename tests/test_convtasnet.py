@@ -98,3 +98,27 @@ def test_trains_on_generated_songs():
     batches = arch.synth_batches(model.sources, 44100, batch_size=2, seconds=0.5)
     losses = arch.train_steps(model, batches, steps=12, lr=1e-2)
     assert sum(losses[-3:]) < 0.95 * sum(losses[:3])
+
+
+def test_conditioned_separator_shares_weights_across_instruments():
+    torch.manual_seed(0)
+    model = arch.build("condtasnet", small=True).eval()
+    mix = 0.1 * torch.randn(1, 2, 2000)
+    with torch.no_grad():
+        every = model(mix)
+        two = model(mix, ["bass", "vocals"])
+    assert every.shape == (1, 6, 2, 2000) and two.shape == (1, 2, 2, 2000)
+    assert torch.allclose(two, every[:, [2, 0]], atol=1e-6)
+    # one set of generated weights for all: the embeddings are what tells them apart
+    assert model.separator.embedding.weight.shape == (6, 32)
+    model.train()
+    model(mix, ["drums"]).square().mean().backward()
+    grad = model.separator.embedding.weight.grad
+    assert grad[1].abs().sum() > 0 and grad[0].abs().sum() == 0
+
+
+def test_conditioned_separator_trains():
+    model = arch.build("condtasnet", small=True, seed=0)
+    batches = arch.synth_batches(model.sources, 44100, batch_size=2, seconds=0.5)
+    losses = arch.train_steps(model, batches, steps=12, lr=1e-2)
+    assert sum(losses[-3:]) < 0.95 * sum(losses[:3])
