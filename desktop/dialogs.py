@@ -21,40 +21,6 @@ from stemwright.models import errors
 #: Open dialogs are kept referenced here until closed (Qt would otherwise delete them).
 _OPEN: list[QMessageBox] = []
 MAX_OPEN = 3
-_REFCOUNT_BOOST = 1 << 40
-_guarded = False
-
-
-def guard_singleton_refcounts() -> bool:
-    """Work around a PySide6 6.12 reference-count bug on CPython < 3.12.
-
-    With PySide6 6.12.0 on CPython 3.11, every Python-side `Signal.emit()` hands back
-    `True` without a new reference, and painting, event processing and virtual-method
-    overrides drop references to `None` the same way: after a few thousand emits or a few
-    minutes of drawing the interpreter aborts with "bool_dealloc" / "none_dealloc". From
-    3.12 on these singletons are immortal and the bug is invisible. Giving None, True and
-    False a huge reference count once makes them effectively immortal here too; it is
-    harmless (they are never freed anyway). Returns True when applied.
-    """
-    global _guarded
-    if _guarded:
-        return True
-    if (sys.implementation.name != "cpython" or sys.version_info >= (3, 12)
-            or hasattr(sys, "gettotalrefcount")):  # immortal already, or a debug build
-        return False
-    import ctypes
-    for obj in (None, True, False):
-        before = sys.getrefcount(obj)
-        cell = ctypes.c_ssize_t.from_address(id(obj))
-        cell.value += _REFCOUNT_BOOST
-        if sys.getrefcount(obj) - before != _REFCOUNT_BOOST:  # unexpected layout: undo
-            cell.value -= _REFCOUNT_BOOST
-            return False
-    _guarded = True
-    return True
-
-
-guard_singleton_refcounts()
 
 
 def next_step(exc: BaseException) -> str:
