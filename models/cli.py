@@ -1,4 +1,4 @@
-"""The `stemwright` command line: separate, models, info, bench, gui.
+"""The `stemwright` command line: separate, models, evaluate, multitrack, info, bench, gui.
 
 Every user-facing failure ends as one line on stderr and a non-zero exit code.
 """
@@ -157,6 +157,127 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- evaluate, multitrack ---------------------------------------------------------------
+
+def _fmt_db(value: float | None) -> str:
+    return "-" if value is None or value != value or abs(value) == float("inf") else \
+        f"{value:.2f}"
+
+
+def _table(rows: list[list[str]], numbers: bool = False) -> str:
+    """Aligned columns; with `numbers`, all but the first right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if numbers and i else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+                     .rstrip() for r in rows)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import METRIC_TITLES, evaluate, write_csv, write_json
+    from .multitrack import scan_folder
+    from .oracles import get_oracle
+
+    resolve_device(args.device)
+    for name in args.model:
+        zoo.get_entry(name)
+    oracles = [get_oracle(o).name for o in args.oracle]
+    if not args.model and not oracles:
+        raise CliError("name a model (-m classic) or an oracle (--oracle irm2) to evaluate")
+    out = None
+    if args.output:
+        out = Path(args.output)
+        out = out.with_suffix("") if out.suffix.lower() in (".json", ".csv") else out
+        if not out.parent.is_dir():
+            raise CliError(f"{out.parent}: the folder for the report does not exist")
+    scan = scan_folder(args.folder)
+    print(f"{scan.root}: {len(scan.songs)} song{'s' * (len(scan.songs) != 1)}")
+    bar = _progress_bar(100.0, "evaluating", "%")
+
+    def progress(p) -> None:
+        bar.n = round(100 * p.fraction, 1)
+        bar.refresh()
+        if p.message:
+            bar.write(f"note: {p.message}")
+
+    def on_song(song) -> None:
+        bar.write(f"done: {song.key} ({song.duration:.1f} s)")
+
+    try:
+        report = evaluate(scan, args.model, oracles, procedure=args.procedure,
+                          device=args.device, window=args.window, skip=args.skip,
+                          filters=args.filters, progress=progress, on_song=on_song)
+    finally:
+        bar.close()
+    summary = report.summary()
+    stems = [s for s in STEM_IDS if any(s in v for v in summary.values())]
+    for metric in ("sdr", "si_sdr"):
+        print(f"\n{METRIC_TITLES[metric]} (dB, median over songs"
+              f"{', of medians over 1 s windows' if metric == 'sdr' else ''})")
+        rows = [["system", *[get_stem(s).name.lower() for s in stems], "mean"]]
+        for system in report.systems:
+            values = summary.get(system.name, {})
+            label = system.name + (" (oracle)" if system.kind == "oracle" else "")
+            rows.append([label, *[_fmt_db(values.get(s, {}).get(metric)) for s in
+                                  [*stems, "mean"]]])
+        print(_table(rows, numbers=True))
+    for song in report.songs:
+        for system, error in song.errors.items():
+            print(f"{song.key}: {system}: {error}", file=sys.stderr)
+    if out is not None:
+        for path in (write_json(report, out.with_suffix(".json")),
+                     write_csv(report, out.with_suffix(".csv"))):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_multitrack(args: argparse.Namespace) -> int:
+    from .multitrack import scan_folder, write_mapping
+
+    scan = scan_folder(args.folder)
+    if args.json:
+        print(json.dumps({"folder": str(scan.root), "problems": scan.problems, "songs": [
+            {"song": s.key, "layout": s.layout, "duration": round(s.duration, 3),
+             "mixture": s.mixture.name if s.mixture else None, "stems": s.stems_present(),
+             "problems": s.problems,
+             "tracks": [{"file": t.key, "stem": t.stem, "by": t.source,
+                         "instrument": t.instrument or None,
+                         "duration": round(t.info.duration, 3) if t.info else None,
+                         "samplerate": t.info.samplerate if t.info else None,
+                         "channels": t.info.channels if t.info else None,
+                         "problem": t.problem} for t in s.tracks]}
+            for s in scan.songs]}, indent=2))
+    else:
+        print(f"{scan.root}: {len(scan.songs)} song{'s' * (len(scan.songs) != 1)}"
+              + (f" (mapping from {scan.mapping_file.name})" if scan.mapping_file else ""))
+        for song in scan.songs:
+            mixture = song.mixture.name if song.mixture else "sum of the stems"
+            print(f"\n{song.key}  [{song.layout}, {song.duration:.2f} s, mixture: {mixture}]")
+            rows = []
+            for t in song.tracks:
+                info = (f"{t.info.duration:.2f} s  {t.info.samplerate} Hz  {t.info.channels} ch"
+                        if t.info else "-")
+                label = t.stem + (f"  [{t.instrument}]" if t.instrument else "")
+                rows.append(["  " + t.key, label, t.source, info])
+            if rows:
+                print(_table(rows))
+            present = song.stems_present()
+            absent = [s for s in STEM_IDS if s not in present]
+            print(f"  stems: {', '.join(present) or 'none'}"
+                  + (f"; absent: {', '.join(absent)}" if absent else ""))
+            for t in song.tracks:
+                if t.problem:
+                    print(f"  problem: {t.key}: {t.problem}")
+            for problem in song.problems:
+                print(f"  problem: {problem}")
+        for problem in scan.problems:
+            print(f"problem: {problem}")
+    if args.write_mapping:
+        path = write_mapping(scan)
+        print(f"wrote {path} (edit it to change the mapping)", file=sys.stderr if args.json
+              else sys.stdout)
+    return 0
+
+
 # -- info, bench, gui ---------------------------------------------------------------------
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -173,6 +294,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.metrics:
+        from .evaluate import run_metrics_benchmark
+
+        seconds = 180.0 if args.seconds is None else args.seconds
+        print(json.dumps(run_metrics_benchmark(seconds, args.device), indent=2))
+        return 0
+    args.seconds = 60.0 if args.seconds is None else args.seconds
     if args.resamplers:
         from .resample_bench import run_resampler_benchmark
 
@@ -249,6 +377,36 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", metavar="MODEL")
     p.set_defaults(func=cmd_models)
 
+    p = sub.add_parser("evaluate", help="score models and oracles on multitrack songs")
+    p.add_argument("folder", metavar="FOLDER", help="folder of songs (see `stemwright "
+                   "multitrack`)")
+    p.add_argument("-m", "--model", action="append", default=[], metavar="MODEL",
+                   help="a model to evaluate (repeat for several)")
+    p.add_argument("--oracle", action="append", default=[], metavar="ORACLE",
+                   help="an oracle to evaluate: irm1, irm2 or ibm (repeat for several)")
+    p.add_argument("-o", "--output", metavar="REPORT",
+                   help="write REPORT.json and REPORT.csv")
+    p.add_argument("--procedure", choices=("adaptive", "summing", "averaging", "scaling"),
+                   default="adaptive", help="how tracks are mixed (default adaptive)")
+    p.add_argument("--window", type=float, default=1.0, metavar="SECONDS",
+                   help="BSS Eval window and hop (default 1)")
+    p.add_argument("--skip", choices=("any", "own"), default="any",
+                   help="skip a window when any reference is silent in it (museval, the "
+                        "default) or only for the silent stem")
+    p.add_argument("--filters", choices=("auto", "museval", "robust"), default="auto",
+                   help="BSS Eval filter fit: museval's; regularised; or museval's except "
+                        "where its ISR/SIR/SAR are numerical noise (default)")
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}, "
+                   "or cuda:N (default auto)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("multitrack", help="list the songs, tracks and mapping of a folder")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--write-mapping", action="store_true",
+                   help="write stemwright-mapping.yaml in the folder, to edit the mapping")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_multitrack)
+
     p = sub.add_parser("info", help="show an audio file's format, length and tags")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_info)
@@ -256,12 +414,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure speed and memory; prints JSON")
     p.add_argument("models", nargs="*", metavar="MODEL")
     p.add_argument("--device", default="auto")
-    p.add_argument("--seconds", type=float, default=60.0, help="length of the test signal")
+    p.add_argument("--seconds", type=float, help="length of the test signal (default 60; "
+                   "180 with --metrics)")
     p.add_argument("--segment", type=float)
     p.add_argument("--random-weights", action="store_true",
                    help="also benchmark demucs architectures with random weights (no download)")
     p.add_argument("--resamplers", action="store_true",
                    help="compare soxr and torchaudio resampling instead")
+    p.add_argument("--metrics", action="store_true",
+                   help="time BSS Eval against museval on a six-stem song instead")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("gui", help="open the desktop app")

@@ -124,6 +124,8 @@ def bss_eval(references: np.ndarray, estimates: np.ndarray, window: int = 44100,
     window is dropped; `skip="any"` skips a window for every source when any reference or
     estimate is silent in it (museval), `skip="own"` only for the sources whose own
     reference or estimate is silent there (useful when some stems play only part of a song).
+    An estimate that is silent throughout (museval refuses those) gets NaN and does not
+    count as silent in the other sources' windows; its reference stays in the projections.
 
     References with numerically empty bands (lossy-coded audio above its cut-off, a mono
     track copied to both channels) make the Gram system singular: museval's filters then
@@ -304,6 +306,9 @@ def _window_scores(refs: torch.Tensor, ests: torch.Tensor, filt: BssEvalFilters,
     def energy(spec: torch.Tensor) -> torch.Tensor:  # [F, W, S, C] -> [W, S]
         return torch.einsum("fwsc,f->ws", spec.real ** 2 + spec.imag ** 2, weight)
 
+    # an estimate silent over the whole track (museval refuses those) is not scored and
+    # does not make the other sources' windows count as silent
+    mute = (ests == 0).all(dim=-1).all(dim=-1)
     results = {name: [] for name in ("sdr", "isr", "sir", "sar")}
     group = max(1, _WINDOW_BYTES // (16 * n_bins * k * 4))
     for g0 in range(0, len(starts), group):
@@ -323,10 +328,11 @@ def _window_scores(refs: torch.Tensor, ests: torch.Tensor, filt: BssEvalFilters,
         sar = _db(energy(p_all), energy(ef - p_all))
         del rf, ef, p_all, p_own
         silent_r = (rw.sum(dim=2) == 0).all(dim=-1)  # museval: channel sum zero throughout
-        silent_e = (ew.sum(dim=2) == 0).all(dim=-1)
-        silent = silent_r | silent_e  # [W, S]
+        silent_e = (ew.sum(dim=2) == 0).all(dim=-1) & ~mute  # [W, S]
+        silent = silent_r | silent_e
         if skip == "any":
             silent = silent.any(dim=1, keepdim=True).expand_as(silent)
+        silent = silent | mute
         for name, value in (("sdr", sdr), ("isr", isr), ("sir", sir), ("sar", sar)):
             results[name].append(torch.where(silent, torch.nan, value))
     return tuple(torch.cat(results[n]).T.cpu().numpy() for n in ("sdr", "isr", "sir", "sar"))
