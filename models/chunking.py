@@ -24,6 +24,10 @@ MEMMAP_THRESHOLD = int(os.environ.get("STEMWRIGHT_MEMMAP_BYTES", str(2 * 1024**3
 #: A model forward pass: [B, C, L] -> [B, S, C, L], on the model's device.
 ChunkForward = Callable[[torch.Tensor], torch.Tensor]
 
+#: Called as chunks finish with the normalised sources [S, C, n] of a region that no later
+#: chunk touches any more, and the region's first sample.
+FinalRegionHook = Callable[[np.ndarray, int], None]
+
 
 def allocate(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     """Zeroed array; disk-backed (an anonymous temporary file) when it is very large."""
@@ -89,11 +93,18 @@ def run_chunked(forward: ChunkForward, mix: np.ndarray, n_sources: int, plan: Ch
                 device: torch.device, valid_length: Callable[[int], int] = lambda n: n,
                 out: np.ndarray | None = None, source_weights: np.ndarray | None = None,
                 tracker: ProgressTracker | None = None, cancel: CancelCheck | None = None,
-                batch_size: int = 1, dtype: torch.dtype = torch.float32) -> np.ndarray:
+                batch_size: int = 1, dtype: torch.dtype = torch.float32,
+                on_final: FinalRegionHook | None = None) -> np.ndarray:
     """Separate `mix` [C, T] chunk by chunk; returns [S, C, T] (added into `out` if given).
 
     `source_weights` [S] scales each source (bags of models); the cross-fade is normalised
     by the summed chunk weights, as demucs does. Checks `cancel` between chunks.
+
+    `on_final(region, start)`, if given, is called after each batch of chunks with this
+    pass's sources over the samples that are now final (everything before the next chunk's
+    offset), normalised and weighted exactly as the returned result will be: a fresh
+    [S, C, n] array, so memory stays bounded by one stride per call. It only reads the
+    accumulators: the result is the same with or without it.
     """
     channels, length = mix.shape
     fresh = out is None
@@ -103,6 +114,7 @@ def run_chunked(forward: ChunkForward, mix: np.ndarray, n_sources: int, plan: Ch
     acc = out if fresh else allocate((n_sources, channels, length))
     sum_weight = np.zeros(length, dtype=np.float32)
     offsets = list(plan.offsets)
+    final_start = 0  # samples before this were already reported to `on_final`
     i = 0
     while i < len(offsets):
         check_cancel(cancel)
@@ -124,6 +136,14 @@ def run_chunked(forward: ChunkForward, mix: np.ndarray, n_sources: int, plan: Ch
             acc[..., o:o + first_len] += w * chunk_out
             sum_weight[o:o + first_len] += w
         i += len(batch)
+        if on_final is not None:
+            final_end = offsets[i] if i < len(offsets) else length
+            if final_end > final_start:
+                region = acc[..., final_start:final_end] / sum_weight[final_start:final_end]
+                if source_weights is not None:
+                    region *= np.asarray(source_weights, dtype=np.float32)[:, None, None]
+                on_final(region, final_start)
+                final_start = final_end
         if tracker is not None:
             tracker.advance(len(batch))
     if sum_weight.min() <= 0:

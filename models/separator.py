@@ -5,20 +5,26 @@ count and returns canonical stems at the input's rate, length and channel layout
 pipeline: channel layout -> resample to the model rate -> chunked overlap-add inference
 (retrying with less memory on accelerator out-of-memory) -> native sources mapped onto the
 six stems -> resample back -> residual `mix - sum(stems)` folded into "other" (optional).
+
+With a `partial` callback, single-network models also report the stems of each region of
+the song as soon as no later chunk can change it (`PartialStems`), so an app can show and
+play the beginning of a song while the rest is still being separated.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import soxr
 import torch
 
 from . import channels as chan
 from .audio_io import MAX_SAMPLERATE, MIN_SAMPLERATE
-from .chunking import ChunkForward, ChunkPlan, run_chunked
+from .chunking import ChunkForward, ChunkPlan, FinalRegionHook, run_chunked
 from .devices import (
     configure_cpu_threads,
     free_accelerator_memory,
@@ -53,6 +59,32 @@ class SeparationResult:
         for stem in self.stems.values():
             total = stem.copy() if total is None else total + stem
         return total
+
+
+@dataclass
+class PartialStems:
+    """The canonical stems of one finished region [start, end) of a song, sent while the
+    separation goes on (input rate and channel layout, like the final result).
+
+    Regions arrive in order and tile the song: the first starts at 0, each starts where
+    the previous ended, and the last ends at `length`. Their samples are those of the final
+    result (exactly, when no resampling is involved; within resampler rounding otherwise).
+    """
+
+    stems: dict[str, np.ndarray]  # {stem id: float32 [C, end - start]}
+    start: int
+    end: int
+    length: int  # of the whole song, in samples
+    samplerate: int
+    unavailable: tuple[str, ...] = ()
+
+    @property
+    def final_until_seconds(self) -> float:
+        """Everything before this time is final."""
+        return self.end / self.samplerate
+
+
+PartialCallback = Callable[[PartialStems], None]
 
 
 @dataclass(frozen=True)
@@ -131,8 +163,14 @@ class Separator(ABC):
     # -- the pipeline -------------------------------------------------------------------
     def separate(self, mix: np.ndarray, samplerate: int,
                  progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
-                 residual_to_other: bool = True) -> SeparationResult:
-        """Separate `mix` [C, T] sampled at `samplerate` into canonical stems."""
+                 residual_to_other: bool = True,
+                 partial: PartialCallback | None = None) -> SeparationResult:
+        """Separate `mix` [C, T] sampled at `samplerate` into canonical stems.
+
+        `partial(PartialStems)` is called as chunks finish with the stems of the region
+        that became final (single-network models only; bags report nothing early). It
+        never changes the result.
+        """
         mix = _validate_mix(mix, samplerate)
         reference = mix if mix.shape[0] <= 2 else chan.downmix_to_stereo(mix)
         out_channels = reference.shape[0]
@@ -141,7 +179,12 @@ class Separator(ABC):
 
         model_in = resample(chan.to_stereo(mix), samplerate, self.samplerate)
         model_in, state = self.prepare(model_in)
-        native = self._infer(model_in, progress, cancel, notes, length / samplerate)
+        on_final = None
+        if partial is not None:
+            on_final = _PartialEmitter(self, partial, reference, samplerate, state,
+                                       model_in.shape[-1], residual_to_other)
+        native = self._infer(model_in, progress, cancel, notes, length / samplerate,
+                             on_final=on_final)
         del model_in
         native = self.restore(native, state)
 
@@ -174,12 +217,17 @@ class Separator(ABC):
         return result
 
     def _infer(self, mix: np.ndarray, progress: ProgressCallback | None,
-               cancel: CancelCheck | None, notes: list[str], seconds: float) -> np.ndarray:
-        """Run every pass over `mix` [2, T], retrying with less memory on accelerator OOM."""
+               cancel: CancelCheck | None, notes: list[str], seconds: float,
+               on_final: FinalRegionHook | None = None) -> np.ndarray:
+        """Run every pass over `mix` [2, T], retrying with less memory on accelerator OOM.
+
+        `on_final(native_region, start)` gets the finished regions of a single-pass model.
+        """
         segment, batch = self.segment, self.batch_size
         while True:
             try:
-                return self._infer_once(mix, segment, batch, progress, cancel, seconds)
+                return self._infer_once(mix, segment, batch, progress, cancel, seconds,
+                                        on_final)
             except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
                 if not is_out_of_memory(exc):
                     raise
@@ -204,7 +252,7 @@ class Separator(ABC):
 
     def _infer_once(self, mix: np.ndarray, segment: float, batch: int,
                     progress: ProgressCallback | None, cancel: CancelCheck | None,
-                    seconds: float) -> np.ndarray:
+                    seconds: float, on_final: FinalRegionHook | None = None) -> np.ndarray:
         passes = self.passes()
         length = mix.shape[-1]
         plan = ChunkPlan.make(length, int(segment * self.samplerate), self.overlap)
@@ -215,14 +263,91 @@ class Separator(ABC):
         totals = np.zeros(n_src, dtype=np.float64)
         for p in passes:
             weights = np.ones(n_src) if p.weights is None else np.asarray(p.weights, float)
+            hook = None
+            if on_final is not None and len(passes) == 1:
+                hook = _divided_by(on_final, weights)
             out = run_chunked(p.forward, mix, n_src, plan, self.device,
                         valid_length=p.valid_length or (lambda n: n), out=out,
                         source_weights=None if p.weights is None else weights,
-                        tracker=tracker, cancel=cancel, batch_size=batch)
+                        tracker=tracker, cancel=cancel, batch_size=batch, on_final=hook)
             totals += weights
         if len(passes) > 1 or np.any(totals != 1.0):
             out /= np.maximum(totals, 1e-12).astype(np.float32)[:, None, None]
         return out
+
+
+def _divided_by(hook: FinalRegionHook, totals: np.ndarray) -> FinalRegionHook:
+    """`hook` fed regions divided by the summed pass weights, as `_infer_once` divides the
+    whole result (the same float32 operations, so the same values)."""
+    if not np.any(totals != 1.0):
+        return hook
+    scale = np.maximum(totals, 1e-12).astype(np.float32)[:, None, None]
+
+    def divided(region: np.ndarray, start: int) -> None:
+        region /= scale
+        hook(region, start)
+    return divided
+
+
+class _PartialEmitter:
+    """Turns finished native regions (model rate, [S, 2, n]) into `PartialStems`: restore,
+    native -> canonical, streaming resample to the input rate, channel layout, residual
+    into "other"; the same operations `separate` applies to the whole song."""
+
+    def __init__(self, sep: Separator, callback: PartialCallback, reference: np.ndarray,
+                 samplerate: int, state: object, model_length: int,
+                 residual_to_other: bool) -> None:
+        self.sep = sep
+        self.callback = callback
+        self.reference = reference
+        self.samplerate = int(samplerate)
+        self.state = state
+        self.model_length = model_length
+        self.residual_to_other = residual_to_other
+        self.length = reference.shape[-1]
+        mapping = sep.mapping
+        self.groups = {stem_id: [i for i, s in enumerate(mapping.native)
+                                 if mapping.target_of(s) == stem_id]
+                       for stem_id in mapping.produced}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.done = 0  # input-rate samples already reported
+        self.streams = None
+        if self.sep.samplerate != self.samplerate:  # continuous across regions, no seams
+            self.streams = {s: soxr.ResampleStream(self.sep.samplerate, self.samplerate, 2,
+                                                   dtype="float32", quality="VHQ")
+                            for s in self.groups}
+
+    def __call__(self, region: np.ndarray, start: int) -> None:
+        if start == 0:
+            self._reset()  # a retry (out of memory) starts the song again
+        native = self.sep.restore(region, self.state)
+        last = start + region.shape[-1] >= self.model_length
+        signals: dict[str, np.ndarray] = {}
+        for stem_id, idx in self.groups.items():
+            signal = native[idx[0]] if len(idx) == 1 else native[idx].sum(axis=0)
+            if self.streams is not None:
+                chunk = np.ascontiguousarray(signal.T, dtype=np.float32)
+                signal = self.streams[stem_id].resample_chunk(chunk, last=last).T
+            signals[stem_id] = signal
+        n = min(s.shape[-1] for s in signals.values())
+        n = self.length - self.done if last else min(n, self.length - self.done)
+        if n <= 0:
+            return
+        a, b = self.done, self.done + n
+        channels = self.reference.shape[0]
+        stems = {s: chan.from_stereo(fit_length(x[:, :n], n), channels).astype(np.float32,
+                                                                              copy=False)
+                 for s, x in signals.items()}
+        residual = self.reference[:, a:b].astype(np.float32, copy=True)
+        for signal in stems.values():
+            residual -= signal
+        if self.residual_to_other and "other" in stems:
+            stems["other"] = stems["other"] + residual
+        self.done = b
+        self.callback(PartialStems(stems, a, b, self.length, self.samplerate,
+                                   tuple(self.sep.mapping.unavailable)))
 
 
 def _validate_mix(mix: np.ndarray, samplerate: int) -> np.ndarray:
@@ -242,4 +367,5 @@ def _validate_mix(mix: np.ndarray, samplerate: int) -> np.ndarray:
     return mix
 
 
-__all__ = ["Separator", "SeparationResult", "ModelPass", "STEM_IDS", "energy_db"]
+__all__ = ["Separator", "SeparationResult", "ModelPass", "PartialStems", "PartialCallback",
+           "STEM_IDS", "energy_db"]
