@@ -1,4 +1,5 @@
-"""The `stemwright` command line: separate, models, evaluate, multitrack, info, bench, gui.
+"""The `stemwright` command line: separate, models, evaluate, multitrack, train, info, bench,
+gui.
 
 Every user-facing failure ends as one line on stderr and a non-zero exit code.
 """
@@ -294,6 +295,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.training:
+        from .train_cli import cmd_bench_training
+
+        return cmd_bench_training(args)
     if args.metrics:
         from .evaluate import run_metrics_benchmark
 
@@ -423,7 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare soxr and torchaudio resampling instead")
     p.add_argument("--metrics", action="store_true",
                    help="time BSS Eval against museval on a six-stem song instead")
+    p.add_argument("--training", action="store_true", help="training throughput "
+                   "(segments/s) of every architecture instead (--segment: seconds per "
+                   "segment, default 4)")
+    p.add_argument("--batch", type=int, help="with --training: batch size")
+    p.add_argument("--small", action="store_true", help="with --training: tiny configurations")
     p.set_defaults(func=cmd_bench)
+
+    from .train_cli import add_train_parser
+
+    add_train_parser(sub)
 
     p = sub.add_parser("gui", help="open the desktop app")
     p.add_argument("file", nargs="?", metavar="FILE")

@@ -1,0 +1,351 @@
+"""`stemwright train` and `stemwright bench --training`.
+
+    stemwright train FOLDER... --model ARCH|CHECKPOINT|ZOO-MODEL [--stems ...] [--epochs N]
+                     [--segment S] [--batch B] [--lr LR] [--out DIR] [--resume DIR] ...
+
+A run prints one line per epoch (training loss, validation SDR per stem, throughput) under
+a progress bar, and leaves its folder as training.py describes; the finished model is
+installed in the model zoo under --name (default: the run folder's name). Data-parallel:
+start the same command with torchrun (README, "Training").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .stems import STEM_IDS
+
+# Options whose default lives in TrainConfig; None on the command line means "not given",
+# so a resumed run keeps what it was started with.
+_RESUMABLE = ("epochs", "workers", "device", "threads", "patience", "log_every")
+
+
+def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the `train` subcommand on the CLI's subparsers."""
+    p = sub.add_parser(
+        "train", help="train or fine-tune a model on multitrack folders",
+        description="Train or fine-tune a separation model on folders of multitrack songs "
+        "(see `stemwright multitrack FOLDER` for how tracks map to stems). The finished "
+        "model appears in `stemwright models list`.")
+    p.add_argument("folders", nargs="*", metavar="FOLDER", help="folders of songs")
+    p.add_argument("-m", "--model", help="architecture (wavenet, waveunet, convtasnet, "
+                   "condtasnet, openunmix6, htdemucs6), a checkpoint file, or an installed "
+                   "model (htdemucs, htdemucs_6s, umxhq, a model you trained) to fine-tune")
+    p.add_argument("--stems", nargs="+", metavar="STEM",
+                   help=f"stems to train ({', '.join(STEM_IDS)}); default: the model's")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--segment", type=float, metavar="SECONDS", help="training segment "
+                   "length (default 6)")
+    p.add_argument("--batch", type=int, help="global batch size (default 8)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
+    p.add_argument("-o", "--out", metavar="DIR", help="run folder (default: ./training-run)")
+    p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last "
+                   "finished epoch")
+    p.add_argument("--name", help="name of the finished model in the zoo (default: the run "
+                   "folder's name)")
+    p.add_argument("--no-install", action="store_true", help="do not add the model to the zoo")
+    g = p.add_argument_group("model")
+    g.add_argument("--small", action="store_true", help="the architecture's tiny "
+                   "configuration (tests, demos)")
+    g.add_argument("--scratch", action="store_true", help="with a zoo demucs model: its "
+                   "architecture with fresh weights")
+    g.add_argument("--samplerate", type=int, help="rate of a model trained from scratch")
+    g = p.add_argument_group("data")
+    g.add_argument("--segments-per-song", type=int, help="segments per song per epoch "
+                   "(default 64)")
+    g.add_argument("--valid-fraction", type=float, help="share of songs kept for "
+                   "validation (default 0.1)")
+    g.add_argument("--valid-song", action="append", metavar="SONG", dest="valid_songs",
+                   help="validate on this song (repeat); overrides --valid-fraction")
+    g.add_argument("--valid-segments", type=int, help="segments per validation song (8)")
+    g.add_argument("--valid-metric", choices=("sdr", "usdr"), help="BSS Eval SDR over 1 s "
+                   "windows (default) or whole-segment SDR (faster)")
+    g.add_argument("--no-validate", action="store_true", help="no validation (the training "
+                   "loss picks the best epoch)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--workers", type=int, help="data loading processes (default: up to 4)")
+    g.add_argument("--cache-dir", metavar="DIR", help="decoded-audio cache (default: "
+                   "<cache>/training-cache)")
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--no-swap", action="store_true", help="no left/right swaps")
+    g.add_argument("--gain", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="per-source gain range (default 0.75 1.25)")
+    g.add_argument("--no-gain", action="store_true")
+    g.add_argument("--remix", type=float, metavar="P", help="probability that a stem "
+                   "comes from another song (default 0.5)")
+    g.add_argument("--pitch", type=float, metavar="SEMITONES", help="random pitch shift up "
+                   "to this many semitones (default off)")
+    g.add_argument("--stretch", type=float, metavar="FRACTION", help="random tempo change "
+                   "up to this fraction, e.g. 0.1 (default off)")
+    g.add_argument("--force-stem", metavar="STEM", help="make --force-fraction of the "
+                   "segments contain this stem (e.g. vocals)")
+    g.add_argument("--force-fraction", type=float, help="default 0.5 with --force-stem")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--loss", help="l1 (default), mse, sisdr, sdr, mrstft, or a sum such as "
+                   "l1+0.5*mrstft")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--warmup", type=float, help="warm-up: share of all steps, or steps")
+    g.add_argument("--schedule", choices=("cosine", "constant"))
+    g.add_argument("--clip", type=float, help="gradient norm clip (0: off; default 5)")
+    g.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
+    g.add_argument("--ema", type=float, metavar="DECAY", help="EMA of the weights, e.g. "
+                   "0.999 (default off)")
+    g.add_argument("--patience", type=int, help="early stopping patience in epochs (10)")
+    g.add_argument("--max-steps", type=int, help="cap on steps per epoch")
+    g = p.add_argument_group("running")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps")
+    g.add_argument("--threads", type=int, help="CPU threads for training")
+    g.add_argument("--log-every", type=int, help="steps between log lines (10)")
+    g.add_argument("--low-priority", action="store_true", help="run at low CPU priority "
+                   "(keeps the desktop app responsive)")
+    g.add_argument("--json", action="store_true", help="print the log records as JSON "
+                   "lines instead of progress")
+    p.set_defaults(func=cmd_train)
+    return p
+
+
+def config_from_args(args: argparse.Namespace):
+    """A TrainConfig from parsed arguments (for --resume: the saved one, with only the
+    options in _RESUMABLE that were given replaced)."""
+    from .training import TrainConfig, TrainingError, load_run_config
+
+    if args.resume:
+        cfg = load_run_config(args.resume)
+        cfg.out = str(args.resume)
+        for key in _RESUMABLE:
+            if getattr(args, key, None) is not None:
+                setattr(cfg, key, getattr(args, key))
+        return cfg
+    if not args.folders:
+        raise TrainingError("give the folders of songs to train on (or --resume DIR)")
+    if not args.model:
+        raise TrainingError("choose what to train with --model (an architecture such as "
+                            "waveunet, a checkpoint file, or an installed model)")
+    cfg = TrainConfig(folders=list(args.folders), model=args.model)
+    simple = ("stems", "epochs", "segment", "batch", "lr", "out", "name", "samplerate",
+              "segments_per_song", "valid_fraction", "valid_songs", "valid_segments",
+              "valid_metric", "seed", "workers", "cache_dir", "remix", "pitch", "stretch",
+              "force_stem", "force_fraction", "loss", "weight_decay", "warmup", "schedule",
+              "clip", "ema", "patience", "max_steps", "device", "threads", "log_every")
+    for key in simple:
+        value = getattr(args, key, None)
+        if value is not None:
+            setattr(cfg, key, value)
+    cfg.small, cfg.scratch = args.small, args.scratch
+    cfg.install = not args.no_install
+    cfg.validate = not args.no_validate
+    cfg.swap = not args.no_swap
+    cfg.amp = not args.no_amp
+    if args.gain is not None:
+        cfg.gain = list(args.gain)
+    if args.no_gain:
+        cfg.gain = None
+    if cfg.force_stem and args.force_fraction is None:
+        cfg.force_fraction = 0.5
+    if args.workers is None:
+        cfg.workers = max(0, min(4, (os.cpu_count() or 1) - 1))
+    if args.out is None:
+        cfg.out = "training-run"
+    return cfg
+
+
+class _Printer:
+    """Progress for a terminal: a bar per epoch and one summary line per epoch."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        kind = e.get("event")
+        if kind == "data" and e["done"] == e["total"]:
+            print(f"data: {e['total']} songs ready", file=sys.stderr)
+        elif kind in ("start", "resume"):
+            what = "resuming at epoch" if kind == "resume" else "training from epoch"
+            print(f"{what} {e['epoch'] + 1}/{e['epochs']}: {e['architecture']} "
+                  f"({e['parameters'] / 1e6:.2f} M parameters) on {e['device']}"
+                  f"{' x' + str(e['world_size']) if e['world_size'] > 1 else ''}, stems "
+                  f"{', '.join(e['stems'])}; {e['train_songs']} training / "
+                  f"{e['valid_songs']} validation songs, {e['steps_per_epoch']} steps per "
+                  "epoch")
+            for problem in e.get("problems") or []:
+                print(f"note: {problem}", file=sys.stderr)
+        elif kind == "step":
+            if self.bar is None:
+                self.bar = tqdm(total=e["batches"], desc=f"epoch {e['epoch'] + 1}",
+                                leave=False, dynamic_ncols=True, disable=None)
+            self.bar.n = e["batch"]
+            self.bar.set_postfix(loss=f"{e['loss']:.4f}", seg_s=f"{e['segments_per_s']:.1f}",
+                                 refresh=True)
+        elif kind == "epoch":
+            self.close()
+            sdr = e.get("valid_sdr") or {}
+            valid = " ".join(f"{s}={v:.2f}" for s, v in sdr.items() if v is not None)
+            print(f"epoch {e['epoch'] + 1}: loss {e['train_loss']:.4f}"
+                  + (f", valid SDR {valid}" if valid else "")
+                  + f", {e['segments_per_s']:.1f} segments/s"
+                  + (" (best)" if e.get("improved") else ""), flush=True)
+        elif kind in ("end", "stopped"):
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import env_context
+    from .training import train
+
+    cfg = config_from_args(args)
+    if args.low_priority and hasattr(os, "nice"):
+        os.nice(10)
+    stop = {"now": False}
+
+    def on_term(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+        stop["now"] = True
+
+    if env_context().world_size == 1:
+        signal.signal(signal.SIGTERM, on_term)
+    main = env_context().is_main
+    if args.json:
+        def show(e: dict[str, Any]) -> None:
+            print(json.dumps(e), flush=True)
+    else:
+        show = _Printer()
+    result = train(cfg, resume=bool(args.resume), on_event=show if main else None,
+                   control=lambda: "stop" if stop["now"] else "run")
+    if main and not args.json:
+        best = f"{result.best_score:.2f}" if result.best_score is not None else "-"
+        print(f"{result.reason} after {result.epochs} epochs (best score {best}); run in "
+              f"{result.out}" + (f"; installed as model '{result.installed}'"
+                                 if result.installed else ""))
+    return 0 if result.reason != "stopped" else 130
+
+
+# -- bench --training ---------------------------------------------------------------------
+
+def _bench_folder(root: Path, samplerate: int, seconds: float, songs: int = 2) -> Path:
+    import soundfile as sf
+
+    from .synth import synth_song
+
+    names = {"vocals": "Lead Vox", "drums": "Drums", "bass": "Bass", "electric_guitar":
+             "Dist Gtr", "wind": "Sax", "other": "Piano"}
+    for k in range(songs):
+        _, stems = synth_song(seconds, samplerate, seed=100 + k)
+        folder = root / f"song{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for stem, audio in stems.items():
+            sf.write(folder / f"{names[stem]}.wav", audio.T, samplerate, subtype="FLOAT")
+    return root
+
+
+def bench_training_one(name: str, device: str = "cpu", segment: float = 4.0, batch: int = 4,
+                       steps: int = 3, small: bool = False, workers: int = 0) -> dict:
+    """Train architecture `name` for 1 + `steps` steps on generated songs; segments per
+    second over the timed steps (data loading included), and of the data pipeline alone."""
+    import torch
+
+    from . import architectures as archs
+    from .dataset import SegmentDataset, prepare_songs
+    from .training import TrainConfig, train
+
+    a = archs.get_architecture(name)
+    with tempfile.TemporaryDirectory(prefix="stemwright-bench-") as tmp:
+        root = Path(tmp)
+        _bench_folder(root / "songs", a.samplerate, max(2 * segment, 4.0))
+        stamps: list[float] = []
+        info: dict[str, Any] = {}
+
+        def on_event(e: dict[str, Any]) -> None:
+            if e.get("event") == "step":
+                stamps.append(time.perf_counter())
+            elif e.get("event") == "start":
+                info.update(parameters=e["parameters"], samplerate=e["samplerate"])
+
+        cfg = TrainConfig(folders=[str(root / "songs")], out=str(root / "run"), model=name,
+                          small=small, epochs=1, segment=segment, batch=batch,
+                          segments_per_song=batch * (steps + 1), max_steps=steps + 1,
+                          validate=False, install=False, log_every=1, workers=workers,
+                          cache_dir=str(root / "cache"), device=device, amp=True)
+        train(cfg, on_event=on_event)
+        timed = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
+        songs, _ = prepare_songs([root / "songs"], a.samplerate, root / "cache")
+        data = SegmentDataset(songs, list(a.stems), int(segment * a.samplerate), 64)
+        t0 = time.perf_counter()
+        for i in range(8):
+            data[i]
+        data_rate = 8 / (time.perf_counter() - t0)
+    return {"architecture": name, "config": "small" if small else "full",
+            "parameters": info.get("parameters"), "samplerate": info.get("samplerate"),
+            "segment_seconds": segment, "batch": batch, "device": device,
+            "torch_threads": torch.get_num_threads(), "timed_steps": len(stamps) - 1,
+            "step_seconds": round(timed / max(len(stamps) - 1, 1), 3),
+            "segments_per_s": round(batch * (len(stamps) - 1) / timed, 3),
+            "data_segments_per_s": round(data_rate, 1)}
+
+
+def run_training_benchmark(names: list[str] | None = None, device: str = "auto",
+                           segment: float | None = None, batch: int | None = None,
+                           small: bool = False, steps: int = 3) -> dict:
+    """`stemwright bench --training`: training throughput of each architecture, each in
+    its own subprocess; {"machine": ..., "results": [...]}."""
+    import subprocess
+
+    from . import architectures as archs
+    from .devices import describe_machine, resolve_device
+
+    dev = resolve_device(device)
+    todo = names or list(archs.ARCHITECTURES)
+    for n in todo:
+        archs.get_architecture(n)
+    results = []
+    for n in todo:
+        cmd = [sys.executable, "-m", "stemwright.models.train_cli", "--bench-one", n,
+               "--device", str(dev), "--segment", str(segment or 4.0),
+               "--batch", str(batch or (4 if small else 2)), "--steps", str(steps)]
+        if small:
+            cmd.append("--small")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+        if proc.returncode != 0:
+            err = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+            results.append({"architecture": n, "error": err})
+            continue
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return {"machine": describe_machine(dev), "results": results}
+
+
+def cmd_bench_training(args: argparse.Namespace) -> int:
+    report = run_training_benchmark(args.models or None, args.device, args.segment,
+                                    getattr(args, "batch", None), getattr(args, "small", False))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(prog="stemwright.models.train_cli")
+    parser.add_argument("--bench-one", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--segment", type=float, default=4.0)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--small", action="store_true")
+    args = parser.parse_args()
+    print(json.dumps(bench_training_one(args.bench_one, args.device, args.segment, args.batch,
+                                        args.steps, args.small)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
