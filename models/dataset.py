@@ -62,7 +62,7 @@ class DataError(StemwrightError):
 # Decoded-audio cache
 # --------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)
 class CachedSong:
     """One decoded song in the cache: stems [S_present, 2, T] float32 in `path`."""
 
@@ -239,7 +239,7 @@ def split_songs(songs: Sequence[CachedSong], valid_fraction: float = 0.1, seed: 
         count = 0 if n < 2 or valid_fraction <= 0 else max(1, round(valid_fraction * n))
         order = np.random.default_rng([seed, 7]).permutation(n)
         valid = [ordered[i] for i in sorted(order[:min(count, n - 1)])]
-    train = [s for s in ordered if s not in valid]
+    train = [s for s in ordered if all(s is not v for v in valid)]
     if not train:
         raise DataError("no songs are left for training after the validation split")
     return train, valid

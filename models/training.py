@@ -429,17 +429,13 @@ def adapt_heads(old: nn.Module, old_sources: Sequence[str], new: nn.Module,
     old_state = old.state_dict()
     old_heads, new_heads = _heads(old, old_sources), _heads(new, new_sources)
     implicit_other = "other" in new_sources and "other" not in new_heads
-    report: dict[str, str] = {}
-    for n in new_sources:
-        parts = plan[n]
-        report[n] = " + ".join(f"{w:g} x {o}" if w != 1 else o for o, w in parts) or "new"
+    full = plan
     if not linear:  # a copy of one source, the same name first
         plan = {n: [(parts[0][0], 1.0)] if parts else [] for n, parts in plan.items()}
     if implicit_other:  # other is mix minus the rest: new stems start silent
         for n in new_sources:
             if n != "other" and all(o not in old_heads for o, _ in plan[n]):
                 plan[n] = []
-                report[n] = "zero (starts inside other)"
     two, three, h2, h3 = _probe_states(type(new), kwargs)
     per_source = [k for k in new_state if k not in two or k not in three]
     for key, value in new_state.items():
@@ -464,8 +460,21 @@ def adapt_heads(old: nn.Module, old_sources: Sequence[str], new: nn.Module,
         value.copy_(dst.reshape(shape).movedim(0, axis))
     if per_source:
         _copy_per_source(old_state, new_state, per_source, old_sources, new_sources, plan,
-                         head_plan(old_sources, new_sources))
+                         full)
     new.load_state_dict(new_state)
+    report: dict[str, str] = {}
+    for n in new_sources:
+        parts = plan[n]
+        if n not in new_heads:
+            report[n] = "the mix minus the other stems"
+        elif not parts:
+            report[n] = "silent at first (inside other)" if implicit_other else "new weights"
+        elif linear:
+            report[n] = " + ".join(o if w == 1 else f"{w:.3g} x {o}" for o, w in parts)
+        else:
+            share = full[n][0][1] if per_source and full.get(n) else 1.0
+            report[n] = parts[0][0] if parts[0][0] == n else f"copy of {parts[0][0]}"
+            report[n] += f" (output x {share:.3g})" if share != 1.0 else ""
     return report
 
 
