@@ -4,11 +4,13 @@ Every mode shares the file options (WAV/FLAC, bit depth, sample rate, folder, na
 pattern with a live preview). The export runs on a worker thread (`workers.Task`) behind
 a progress dialog with Cancel; existing files are only replaced after the user agreed in
 a question box, and the engine writes through temporary files, so a cancel or an error
-never leaves partial files behind.
+never leaves partial files behind. A remix that would clip (peak above 0 dBFS, measured on
+a worker thread first) is only written after the user chose to normalise it or not.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,7 @@ from stemwright.models.export import (
     safe_filename,
     stem_filename,
 )
-from stemwright.models.mixing import MixerState, format_db
+from stemwright.models.mixing import MixerState, format_db, gain_to_db, render_peak
 from stemwright.models.stems import STEM_IDS, get_stem
 
 from .dialogs import show_exception
@@ -61,6 +63,7 @@ MODE_TITLES = {"stems": "Stems", "remix": "Remix", "minus": "Song minus…",
 SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
 BIT_DEPTH_NAMES = {16: "16-bit", 24: "24-bit", 32: "32-bit float"}
 PREVIEW_LINES = 4
+NORMALIZE_PEAK_DB = -0.3  # where "Normalise" puts a clipping remix's peak (dBFS)
 
 
 @dataclass
@@ -86,6 +89,30 @@ class ExportTask(Task):
         result = self.job.run(overwrite=self.overwrite, progress=self.report,
                               cancel=self.is_cancelled)
         return list(result) if isinstance(result, list) else [Path(result)]
+
+
+class PeakTask(Task):
+    """Measures the peak of a remix (`render_peak`) off the GUI thread; linear result."""
+
+    title = "Checking the level"
+
+    def __init__(self, stems: dict[str, np.ndarray], state: MixerState, parent=None) -> None:
+        super().__init__(parent)
+        self.stems = stems
+        self.state = state
+
+    def work(self) -> float:
+        return render_peak(self.stems, self.state, cancel=self.is_cancelled)
+
+
+def normalized_state(state: MixerState, peak: float,
+                     target_db: float = NORMALIZE_PEAK_DB) -> MixerState:
+    """A copy of `state` whose master is lowered so a remix peaking at `peak` (linear)
+    peaks at `target_db` dBFS instead."""
+    out = copy.deepcopy(state)
+    if peak > 0:
+        out.master_db = state.master_db + target_db - gain_to_db(peak)
+    return out
 
 
 def mixer_summary(state: MixerState, stem_ids: list[str]) -> str:
@@ -132,9 +159,12 @@ class ExportDialog(QDialog):
         self.mixer_state = mixer_state
         self.settings = settings
         self.task: ExportTask | None = None
+        self.peak_task: PeakTask | None = None
         self.progress: QProgressDialog | None = None
         self.written: list[Path] = []
         self.last_outcome: str | None = None
+        self.peak_db: float | None = None  # of the last remix measured
+        self.normalized_by_db: float | None = None  # master change of a normalised export
 
         outer = QVBoxLayout(self)
         self.tabs = QTabWidget(self)
@@ -366,13 +396,7 @@ class ExportDialog(QDialog):
                           samplerate_out=rate, pattern=pattern, **kw)
             return ExportJob(mode, targets, run)
         if mode == "remix":
-            target = folder / remix_filename(song, fmt, "Remix", pattern)
-            state = self.mixer_state
-
-            def run(**kw: object) -> object:
-                return export_remix(stems, sr, state, target, format=fmt, bit_depth=depth,
-                                    samplerate_out=rate, **kw)
-            return ExportJob(mode, [target], run)
+            return self._remix_job(self.mixer_state)
         exclude = self.chosen("minus")
         if not exclude:
             raise StemwrightError("check the stems to remove from the song")
@@ -384,6 +408,17 @@ class ExportDialog(QDialog):
             return export_song_minus(stems, sr, exclude, target, format=fmt, bit_depth=depth,
                                      samplerate_out=rate, **kw)
         return ExportJob(mode, [target], run)
+
+    def _remix_job(self, state: MixerState) -> ExportJob:
+        """The remix of `state` with the dialog's file options."""
+        fmt, depth, rate = self.format(), self.bit_depth(), self.samplerate_out()
+        target = self.folder() / remix_filename(self.song, fmt, "Remix", self.pattern())
+        stems, sr = self.stems, self.samplerate
+
+        def run(**kw: object) -> object:
+            return export_remix(stems, sr, state, target, format=fmt, bit_depth=depth,
+                                samplerate_out=rate, **kw)
+        return ExportJob("remix", [target], run)
 
     def update_preview(self) -> None:
         """Show the file names the export will write (or why it cannot)."""
@@ -408,7 +443,7 @@ class ExportDialog(QDialog):
             text += (f"<br><span style='color:#f3c969'>{existing} of these already "
                      "exist: you will be asked before they are replaced</span>")
         self.preview.setText(text)
-        self.export_button.setEnabled(self.task is None)
+        self.export_button.setEnabled(self.task is None and self.peak_task is None)
 
     def confirm_overwrite(self, existing: list[Path]) -> bool:
         """Ask before replacing files (tests replace this method)."""
@@ -424,10 +459,29 @@ class ExportDialog(QDialog):
             QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Yes
 
+    def ask_clipping(self, peak_db: float) -> str:
+        """Ask what to do with a remix that would clip: "normalize", "continue" or
+        "cancel" (tests replace this method)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "The remix would clip",
+                          f"The remix peaks at {format_db(peak_db)}, above 0 dBFS: the "
+                          "loudest parts would be clipped (distorted) in the file.",
+                          QMessageBox.StandardButton.NoButton, self)
+        box.setInformativeText(f"Normalise lowers the whole remix so its peak is at "
+                               f"{format_db(NORMALIZE_PEAK_DB)} (the mixer is not changed). "
+                               "Export as is keeps the mixer's level.")
+        normalize = box.addButton("Normalise", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Export as is", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(normalize)
+        box.exec()
+        clicked = box.clickedButton()
+        return "normalize" if clicked is normalize else "continue" if clicked is keep \
+            else "cancel"
+
     def start_export(self) -> bool:
-        """Check, ask about overwriting, then export on a worker thread. False if not
-        started."""
-        if self.task is not None:
+        """Check, ask about overwriting (and, for a remix, about clipping once its level
+        is measured), then export on a worker thread. False if not started."""
+        if self.task is not None or self.peak_task is not None:
             return False
         try:
             job = self.build_job()
@@ -442,6 +496,47 @@ class ExportDialog(QDialog):
                 return False
             overwrite = True
         self._save_settings()
+        if job.mode == "remix":
+            self._check_peak(overwrite)
+        else:
+            self._launch(job, overwrite)
+        return True
+
+    def _check_peak(self, overwrite: bool) -> None:
+        """Measure the remix's peak on a worker thread; `_peak_measured` goes on."""
+        state = copy.deepcopy(self.mixer_state)
+        task = PeakTask(self.stems, state, self)
+        self.peak_task = task
+        task.succeeded.connect(lambda peak: self._peak_measured(state, peak, overwrite))
+        task.failed.connect(lambda exc: show_exception(self, exc, "Export failed"))
+        task.cancelled.connect(lambda: self.status.setText("Export cancelled."))
+        task.finished.connect(self._peak_finished)
+        self.export_button.setEnabled(False)
+        self.status.setText("Checking the remix level…")
+        task.start()
+
+    def _peak_finished(self) -> None:
+        task, self.peak_task = self.peak_task, None
+        if task is not None:
+            task.deleteLater()
+        self.update_preview()
+
+    def _peak_measured(self, state: MixerState, peak: float, overwrite: bool) -> None:
+        """Ask about clipping if the remix would clip, then export."""
+        self.peak_db = gain_to_db(peak)
+        if peak > 1.0:
+            choice = self.ask_clipping(self.peak_db)
+            if choice == "cancel":
+                self.status.setText(f"Nothing exported: the remix would clip "
+                                    f"({format_db(self.peak_db)} peak).")
+                return
+            if choice == "normalize":
+                state = normalized_state(state, peak)
+                self.normalized_by_db = state.master_db - self.mixer_state.master_db
+        self._launch(self._remix_job(state), overwrite)
+
+    def _launch(self, job: ExportJob, overwrite: bool) -> None:
+        """Run `job` on a worker thread behind a progress dialog."""
         self.task = ExportTask(job, overwrite, self)
         self.progress = QProgressDialog(f"Exporting {MODE_TITLES[job.mode].lower()}…",
                                         "Cancel", 0, 1000, self)
@@ -460,18 +555,21 @@ class ExportDialog(QDialog):
         self.export_button.setEnabled(False)
         self.status.setText("Exporting…")
         self.task.start()
-        return True
 
     def cancel_export(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        for task in (self.task, self.peak_task):
+            if task is not None:
+                task.cancel()
 
     def _on_done(self, paths: list[Path]) -> None:
         self.written = list(paths)
         self.last_outcome = "ok"
         folder = paths[0].parent if paths else self.folder()
-        self.status.setText(f"Exported {len(paths)} file{'s' if len(paths) != 1 else ''} "
-                            f"to {folder}.")
+        text = f"Exported {len(paths)} file{'s' if len(paths) != 1 else ''} to {folder}."
+        if self.normalized_by_db is not None:
+            text += f" Normalised: {format_db(self.normalized_by_db)} on the master."
+            self.normalized_by_db = None
+        self.status.setText(text)
         self.exported.emit(self.written)
 
     def _on_failed(self, exc: BaseException) -> None:
@@ -494,8 +592,9 @@ class ExportDialog(QDialog):
         self.update_preview()
 
     def done(self, result: int) -> None:  # noqa: D102 - closing waits for a running export
-        if self.task is not None:
-            self.task.stop_and_wait()
+        for task in (self.task, self.peak_task):
+            if task is not None:
+                task.stop_and_wait()
         super().done(result)
 
 

@@ -18,7 +18,7 @@ solo on the same channel.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -164,6 +164,26 @@ def render_mix(stems: Mapping[str, np.ndarray], state: MixerState, start: int = 
         out[0] += left * seg[0]
         out[1] += right * seg[-1]
     return out
+
+
+def render_peak(stems: Mapping[str, np.ndarray], state: MixerState, block: int = 1 << 18,
+                cancel: Callable[[], bool] | None = None) -> float:
+    """Sample peak (linear) of `render_mix(stems, state)`, rendered `block` frames at a time
+    so memory stays bounded; above 1.0 the remix would clip (0 dBFS). 0.0 for silence.
+
+    `cancel()` is checked between blocks (raises `Cancelled`).
+    """
+    from .errors import Cancelled
+
+    length = _length(stems)
+    peak = 0.0
+    for start in range(0, length, max(1, int(block))):
+        if cancel is not None and cancel():
+            raise Cancelled("level check cancelled")
+        seg = render_mix(stems, state, start, start + block)
+        if seg.size:
+            peak = max(peak, float(seg.max()), -float(seg.min()))
+    return peak
 
 
 def sum_stems(stems: Mapping[str, np.ndarray] | Sequence[np.ndarray],
@@ -446,7 +466,8 @@ def _for_playback(x: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "ChannelState", "MixerState", "BlockMixer", "channel_gains", "render_mix", "sum_stems",
+    "ChannelState", "MixerState", "BlockMixer", "channel_gains", "render_mix", "render_peak",
+    "sum_stems",
     "null_test_db", "peak_db", "rms_db", "db_to_gain", "gain_to_db", "pan_gains",
     "format_db", "describe_null_test", "FADER_FLOOR_DB",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 import time
 from pathlib import Path
@@ -324,3 +325,68 @@ def test_dialog_cancel_and_error(qtbot, dialog) -> None:
     assert dialog.start_export()
     qtbot.waitUntil(lambda: dialog.task is None, timeout=5000)
     assert dialog.last_outcome == "failed" and str(dialog.errors[-1]) == "disk full"
+
+
+# -- clipping: the remix's peak before exporting ----------------------------------------
+
+def test_render_peak_is_the_rendered_peak_block_by_block(stems) -> None:
+    from stemwright.models.mixing import render_peak
+
+    state = MixerState.for_stems(stems)
+    state.channels["bass"].gain_db = 9.0
+    state.channels["vocals"].pan = -1.0
+    expected = float(np.abs(render_mix(stems, state)).max())
+    assert render_peak(stems, state) == pytest.approx(expected, rel=1e-6)
+    assert render_peak(stems, state, block=1000) == pytest.approx(expected, rel=1e-6)
+    state.master_db = -math.inf
+    assert render_peak(stems, state) == 0.0
+    with pytest.raises(Cancelled):
+        render_peak(stems, state, block=1000, cancel=lambda: True)
+
+
+def _loud(dialog) -> float:
+    """Turn the dialog's remix up until it clips; returns its peak (linear)."""
+    dialog.mixer_state.master_db = 20.0
+    dialog.set_mode("remix")
+    dialog.depth_combo.setCurrentIndex(dialog.depth_combo.findData(32))
+    return float(np.abs(render_mix(dialog.stems, dialog.mixer_state)).max())
+
+
+@pytest.mark.parametrize("choice", ["normalize", "continue", "cancel"])
+def test_dialog_warns_before_a_clipping_remix(qtbot, dialog, tmp_path, choice) -> None:
+    peak = _loud(dialog)
+    assert peak > 1.0
+    asked: list[float] = []
+
+    def ask(peak_db: float) -> str:
+        asked.append(peak_db)
+        return choice
+
+    dialog.ask_clipping = ask
+    target = tmp_path / "out" / "Song - Remix.wav"
+    if choice == "cancel":
+        assert dialog.start_export()
+        qtbot.waitUntil(lambda: dialog.peak_task is None and bool(asked), timeout=10000)
+        assert not target.exists() and "clip" in dialog.status.text()
+        assert dialog.export_button.isEnabled()
+    else:
+        _export(qtbot, dialog)
+        data, _ = _read(target)
+        if choice == "normalize":
+            assert 20 * math.log10(np.abs(data).max()) == pytest.approx(-0.3, abs=0.01)
+            assert "Normalised" in dialog.status.text()
+        else:
+            clipped = np.clip(render_mix(dialog.stems, dialog.mixer_state), -1.0, 1.0)
+            np.testing.assert_allclose(data, clipped, atol=1e-5)  # what "clip" means
+    assert asked == [pytest.approx(20 * math.log10(peak), abs=1e-3)]
+    assert dialog.mixer_state.master_db == 20.0  # the live mixer is never changed
+
+
+def test_dialog_does_not_ask_when_nothing_clips(qtbot, dialog, tmp_path) -> None:
+    dialog.ask_clipping = lambda peak_db: pytest.fail("asked although nothing clips")
+    dialog.set_mode("remix")
+    _export(qtbot, dialog)
+    assert dialog.peak_db is not None and dialog.peak_db < 0
+    dialog.set_mode("stems")  # stems are never checked
+    dialog.mixer_state.master_db = 20.0
+    _export(qtbot, dialog)
