@@ -5,6 +5,10 @@ the block mixer for each block (precomputed gains, linear per-block ramps, no lo
 and only writes plain attributes that a GUI timer reads: position, meter peaks, underflow
 count, end of song. Without sounddevice, PortAudio or an output device the player reports
 `available = False` with a reason and every other method still works (silently).
+
+A device that refuses the song's sample rate gets the song at its own default rate: the
+sources are resampled once (soxr, on a background thread, never in the audio callback),
+with a `notice`, and playback starts when they are ready.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from stemwright.models.mixing import BlockMixer, MixerState, gain_to_db
+from stemwright.models.resample import resample
 
 #: Frames per audio block: 1024 at 44.1 kHz is 23 ms, so a mixer change is heard within
 #: 23 ms (plus the device latency) and the callback has 23 ms of slack per block.
 BLOCK_SIZE = 1024
 POLL_MS = 33  # GUI refresh of position and end-of-song
+FALLBACK_RATES = (48000, 44100, 96000, 88200, 32000, 22050)  # tried after the default
+RESAMPLE_QUALITY = "HQ"  # playback only: soxr HQ is transparent and ~40% faster than VHQ
 
 
 def load_sounddevice() -> tuple[Any | None, str]:
@@ -45,6 +52,8 @@ class Player(QObject):
     positionChanged = Signal(float)
     stateChanged = Signal(str)
     errorOccurred = Signal(str)
+    notice = Signal(str)  # something the user should know that is not an error
+    _resampled = Signal(object)  # from the resampling thread: (token, rate, sources|error)
 
     def __init__(self, parent: QObject | None = None, blocksize: int = BLOCK_SIZE) -> None:
         super().__init__(parent)
@@ -52,7 +61,12 @@ class Player(QObject):
         self.blocksize = int(blocksize)
         self.underflows = 0
         self.callbacks = 0
-        self._samplerate = 44100
+        self._samplerate = 44100  # of the loaded sources as they are played
+        self._song_rate = 44100  # of the sources as they were given
+        self._song_length = 0
+        self._rate_ok: dict[tuple, bool] = {}
+        self._resample_token: object | None = None
+        self._resampled.connect(self._install_resampled)
         self._engine: BlockMixer | None = None
         self._stream: Any = None
         self._device: int | None = None
@@ -103,6 +117,7 @@ class Player(QObject):
             self._halt()
         self._close_stream()
         self._device = index
+        self._resample_token = None  # the new device may take other rates
         if was_playing and not self._start_stream():
             self._set_state("paused")
 
@@ -123,14 +138,13 @@ class Player(QObject):
         if was_playing:
             self._halt()
         self._close_stream()
-        same_song = (old is not None and int(samplerate) == self._samplerate
-                     and old.length == engine.length)
-        if same_song:
-            frame = old._seek_to if old._seek_to is not None else old.position
-            engine.seek(frame)
-            if old.loop is not None:
-                engine.set_loop(*old.loop)
-        self._samplerate = int(samplerate)
+        same_song = (old is not None and int(samplerate) == self._song_rate
+                     and engine.length == self._song_length)
+        if same_song:  # the old sources may have been resampled for the device
+            _carry_position(old, engine, int(samplerate) / self._samplerate)
+        self._samplerate = self._song_rate = int(samplerate)
+        self._song_length = engine.length
+        self._resample_token = None  # a resampling of the old sources is moot
         self._engine = engine
         for stem_id in engine.stem_ids:
             self.mixer.channel(stem_id)
@@ -147,6 +161,8 @@ class Player(QObject):
         self.stop()
         self._close_stream()
         self._engine = None
+        self._resample_token = None
+        self._song_length = 0
         self.positionChanged.emit(0.0)
 
     @property
@@ -277,8 +293,16 @@ class Player(QObject):
             self._set_state("playing")
 
     def _start_stream(self) -> bool:
-        """Open (if needed) and start the stream from the engine's position."""
+        """Open (if needed) and start the stream from the engine's position. When the
+        device refuses the rate, resample for it first (the stream starts when ready)."""
         assert self._engine is not None
+        if self._resample_token is not None:
+            return True  # resampling for the device: it starts the stream when done
+        if self._stream is None:
+            rate = self._playable_rate(self._samplerate)
+            if rate is not None and rate != self._samplerate:
+                self._resample_for(rate)
+                return True
         self._engine.reset_for_start()
         try:
             if self._stream is None:
@@ -323,6 +347,88 @@ class Player(QObject):
         """Release the audio device (call on application exit)."""
         self.stop()
         self._close_stream()
+
+    # -- sample rates the device accepts --------------------------------------------------
+    def _out_channels(self) -> int:
+        info = self._sd.query_devices(self._device, "output")
+        return 2 if info["max_output_channels"] >= 2 else 1
+
+    def rate_supported(self, rate: int) -> bool:
+        """Whether the output device accepts `rate` Hz (PortAudio's check, cached)."""
+        if self._sd is None:
+            return True
+        key = (self._device, int(rate))
+        if key not in self._rate_ok:
+            try:
+                self._sd.check_output_settings(device=self._device, samplerate=int(rate),
+                                               channels=self._out_channels(),
+                                               dtype="float32")
+                self._rate_ok[key] = True
+            except Exception:  # noqa: BLE001 - PortAudioError or an odd host API
+                self._rate_ok[key] = False
+        return self._rate_ok[key]
+
+    def device_default_rate(self) -> int | None:
+        """The output device's own default sample rate (None if unknown)."""
+        try:
+            return int(self._sd.query_devices(self._device, "output")["default_samplerate"])
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _playable_rate(self, rate: int) -> int | None:
+        """`rate` if the device takes it, else its default rate (or a common one)."""
+        try:
+            if self.rate_supported(rate):
+                return rate
+            candidates = [self.device_default_rate(), *FALLBACK_RATES]
+            return next((r for r in candidates if r and r != rate and self.rate_supported(r)),
+                        None)
+        except Exception:  # noqa: BLE001 - let opening the stream report the problem
+            return None
+
+    def _resample_for(self, rate: int) -> None:
+        """Resample every source to `rate` on a background thread (once per song or
+        stems); `_install_resampled` swaps them in and starts the stream."""
+        engine = self._engine
+        assert engine is not None
+        token = object()
+        self._resample_token = token
+        src_rate = self._samplerate
+        sources = list(engine.sources)
+        self.notice.emit(f"The output device does not play {src_rate} Hz: playing at "
+                         f"{rate} Hz (resampled for playback; exports are unchanged).")
+
+        def work() -> None:
+            try:
+                out = [resample(x, src_rate, rate, RESAMPLE_QUALITY) for x in sources]
+            except Exception as exc:  # noqa: BLE001 - reported on the GUI thread
+                self._resampled.emit((token, None, str(exc)))
+            else:
+                self._resampled.emit((token, rate, out))
+
+        threading.Thread(target=work, name="stemwright-resample", daemon=True).start()
+
+    def _install_resampled(self, payload: tuple) -> None:
+        """GUI thread: the resampled sources are ready (ignored if no longer wanted)."""
+        token, rate, out = payload
+        old = self._engine
+        if token is not self._resample_token or old is None:
+            return
+        self._resample_token = None
+        if rate is None:
+            self.errorOccurred.emit(f"could not resample for the output device: {out}")
+            if self._state == "playing":
+                self._set_state("paused")
+            return
+        stems = dict(zip(old.stem_ids, out[:-1], strict=True)) if old.stem_ids else None
+        engine = BlockMixer(out[-1], stems)
+        _carry_position(old, engine, rate / self._samplerate)
+        self._samplerate = rate
+        self._engine = engine
+        self._push_gains()
+        engine.reset_for_start()
+        if self._state == "playing" and not self._start_stream():
+            self._set_state("paused")
 
     # -- internals ----------------------------------------------------------------------
     def _halt(self) -> None:
@@ -403,6 +509,16 @@ class Player(QObject):
                 self.stop()
             else:
                 self._set_state("paused")
+
+
+def _carry_position(old: BlockMixer, new: BlockMixer, scale: float) -> None:
+    """Give `new` the playing position and loop of `old`, scaled by a rate ratio."""
+    frame = old._seek_to if old._seek_to is not None else old.position
+    new.seek(int(round(frame * scale)))
+    if old.loop is not None:
+        start, end = (int(round(f * scale)) for f in old.loop)
+        if end - start >= 1:
+            new.set_loop(start, end)
 
 
 def wait_for(predicate: Any, timeout: float = 2.0, step: float = 0.005) -> bool:

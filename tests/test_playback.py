@@ -131,6 +131,63 @@ def test_seek_while_playing_and_device_switch(qtbot, player) -> None:
     assert player.state() == "stopped" and player.position() == 0.0
 
 
+def test_device_refusing_the_rate_gets_resampled_sources(qtbot, player, monkeypatch) -> None:
+    """The device takes only 48 kHz: the sources are resampled once, on a background
+    thread (never in the audio callback), with a notice; position, loop and mixer carry
+    over; new stems for the same song are resampled again; another device re-checks."""
+    from stemwright.desktop import playback
+
+    monkeypatch.setattr(player, "rate_supported", lambda rate: rate == 48000)
+    monkeypatch.setattr(player, "device_default_rate", lambda: 48000)
+    calls: list[tuple[str, int, int]] = []
+    real = playback.resample
+
+    def counting(x, sr_in, sr_out, quality="VHQ"):
+        calls.append((threading.current_thread().name, sr_in, sr_out))
+        return real(x, sr_in, sr_out, quality)
+
+    monkeypatch.setattr(playback, "resample", counting)
+    notices: list[str] = []
+    player.notice.connect(notices.append)
+    errors: list[str] = []
+    player.errorOccurred.connect(errors.append)
+    player.set_channel("vocals", mute=True)
+    player.set_loop(0.5, 1.5)
+    player.seek(1.0)
+    player.play()
+    assert player.state() == "playing"
+    assert notices and "44100" in notices[0] and "48000" in notices[0]
+    qtbot.waitUntil(lambda: player.samplerate == 48000 and player.callbacks > 20,
+                    timeout=5000)
+    assert len(calls) == 3  # vocals, bass and the mixture, once each
+    assert all(name == "stemwright-resample" and (a, b) == (SR, 48000)
+               for name, a, b in calls)
+    assert player._engine.length == 2 * 48000
+    assert player.duration() == pytest.approx(2.0)
+    assert player.loop() == pytest.approx((0.5, 1.5), abs=1e-4)
+    assert 0.5 <= player.position() <= 1.5
+    g = player._engine._target
+    assert g[0].tolist() == [0.0, 0.0] and g[1].tolist() == [1.0, 1.0]  # vocals muted
+    player.seek(0.75)
+    assert player.position() == pytest.approx(0.75, abs=0.03)
+    assert errors == []
+    # the separation delivers stems for the same song: resampled again, playback goes on
+    mix, stems = _song()
+    player.set_sources(mix, stems, SR)
+    qtbot.waitUntil(lambda: player.samplerate == 48000, timeout=5000)
+    assert len(calls) == 6 and player.state() == "playing"
+    n = player.callbacks
+    qtbot.waitUntil(lambda: player.callbacks > n + 20, timeout=3000)
+    player.stop()
+    assert player.position() == pytest.approx(0.5, abs=1e-3)  # the loop start
+    # a pause while resampling: nothing plays until play() again
+    player.set_sources(*_song(1.0), SR)
+    player.play()
+    player.pause()
+    qtbot.waitUntil(lambda: player.samplerate == 48000, timeout=5000)
+    assert player.state() == "paused" and player._stream is None
+
+
 class _Status:
     output_underflow = False
 
@@ -207,6 +264,38 @@ def test_underflows_while_cpu_is_busy(qtbot, player) -> None:
           f"of {player.blocksize} frames (ALSA null device)")
     assert blocks > 10
     assert player.underflows <= max(1, blocks // 100)
+
+
+def test_underflows_during_a_classic_separation(qtbot, player) -> None:
+    """A real `classic` separation of 3 s of audio in a thread of this process (the
+    in-process fallback: the harshest case, the model competes for the interpreter lock)
+    while a generated song plays on the ALSA null device. Prints the underflow count."""
+    from stemwright.models.classic import ClassicSeparator
+
+    sep = ClassicSeparator(segment=1.0)  # 1 s chunks: four chunks, as a real song does
+    song = np.random.default_rng(0).standard_normal((2, 3 * SR)).astype(np.float32) * 0.1
+    sep.separate(song[:, :SR // 2], SR)  # imports and JIT warm-up, as the app's warm-up
+    player.set_loop(0.0, 2.0)
+    player.play()
+    start, underflows = player.callbacks, player.underflows
+    done = threading.Event()
+    t0 = time.monotonic()
+    worker = threading.Thread(target=lambda: (sep.separate(song, SR), done.set()),
+                              daemon=True)
+    worker.start()
+    try:
+        qtbot.waitUntil(done.is_set, timeout=30000)
+    finally:
+        worker.join(timeout=30)
+        seconds = time.monotonic() - t0
+        blocks = player.callbacks - start
+        assert player.state() == "playing"
+        player.stop()
+    count = player.underflows - underflows
+    print(f"\nunderflows during a classic separation of 3 s ({seconds:.1f} s): {count} in "
+          f"{blocks} blocks of {player.blocksize} frames (ALSA null device)")
+    assert blocks > 10
+    assert count <= max(2, blocks // 50)
 
 
 @pytest.mark.skipif(not os.environ.get("STEMWRIGHT_SLOW_TESTS"),
