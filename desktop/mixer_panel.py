@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QLinearGradient, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSlider,
+    QSpacerItem,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +42,12 @@ METER_TOP_DB = 6.0
 METER_FALL_DB_PER_S = 24.0
 PEAK_HOLD_S = 1.5
 REFRESH_MS = 33
+STRIP_WIDTH = 96
+METER_MIN = 60  # px: a meter's shortest useful height
+METER_MIN_COMPACT = 36
+MASTER_SPACING = 24 + 4 + 22 + 18  # buttons, pan slider, pan readout and their spacing
+MASTER_SPACING_COMPACT = 24 + 4 + 22
+SCROLL_MIN_HEIGHT = 90  # the dock never hides the strips completely
 
 PANEL_BG = "#16181d"
 STRIP_BG = "#1c1f26"
@@ -112,7 +119,7 @@ class LevelMeter(QWidget):
     def __init__(self, parent: QWidget | None = None, width: int = 10) -> None:
         super().__init__(parent)
         self.setFixedWidth(width)
-        self.setMinimumHeight(60)
+        self.setMinimumHeight(METER_MIN)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
         self.level_db = -math.inf
         self.hold_db = -math.inf
@@ -196,24 +203,20 @@ class ChannelStrip(QFrame):
         super().__init__(parent)
         stem = get_stem(stem_id)
         self.stem_id = stem.id
-        self.available = available
-        self.setProperty("available", "true" if available else "false")
+        self.available: bool | None = None  # set by set_available below
+        self.compact = False
+        self._name_style = ""
         self.setProperty("selected", "false")
-        self.setFixedWidth(96)
-        self.setToolTip(stem.description if available else
-                        f"{stem.name}: not produced by this model")
+        self.setFixedWidth(STRIP_WIDTH)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.setSpacing(4)
-        swatch = QFrame(self)
-        swatch.setFixedHeight(5)
-        color = stem.color if available else "#3a3d44"
-        swatch.setStyleSheet(f"background: {color}; border: none; border-radius: 2px;")
-        lay.addWidget(swatch)
+        self.swatch = QFrame(self)
+        self.swatch.setFixedHeight(5)
+        lay.addWidget(self.swatch)
         self.name = QLabel(stem.name, self)
         self.name.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.name.setStyleSheet("font-weight: bold;" if available else f"color: {DIM_TEXT};")
         lay.addWidget(self.name)
 
         buttons = QHBoxLayout()
@@ -257,14 +260,58 @@ class ChannelStrip(QFrame):
         self.gain_label = QLabel("0.0 dB", self)
         self.gain_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.gain_label)
+        self.set_available(available)
 
-        if not available:
-            for w in (self.mute, self.solo, self.pan, self.fader, self.meter):
-                w.setEnabled(False)
+    def set_available(self, available: bool) -> None:
+        """Switch between a live strip and a greyed "not produced by this model" one
+        (cheap when nothing changes: strips are reused, never rebuilt)."""
+        available = bool(available)
+        if available == self.available:
+            return
+        self.available = available
+        stem = get_stem(self.stem_id)
+        self.setProperty("available", "true" if available else "false")
+        self.setToolTip(stem.description if available else
+                        f"{stem.name}: not produced by this model")
+        color = stem.color if available else "#3a3d44"
+        self.swatch.setStyleSheet(f"background: {color}; border: none; border-radius: 2px;")
+        self.set_name_dim(not available)
+        for w in (self.mute, self.solo, self.pan, self.fader, self.meter):
+            w.setEnabled(available)
+        self.gain_label.setObjectName("" if available else "dim")
+        if available:
+            self.pan_label.setText("C")
+            self.gain_label.setText("0.0 dB")
+        else:
+            for w in (self.mute, self.solo):
+                w.blockSignals(True)
+                w.setChecked(False)
+                w.blockSignals(False)
+            self.meter.reset()
             self.pan_label.setText("")
             self.gain_label.setText("not produced\nby this model")
-            self.gain_label.setObjectName("dim")
-            self.gain_label.setWordWrap(True)
+        self.set_compact(self.compact, force=True)
+        for w in (self, self.gain_label):
+            w.style().unpolish(w)
+            w.style().polish(w)
+
+    def set_name_dim(self, dim: bool) -> None:
+        """Grey the name (unavailable, muted or silenced by another stem's solo)."""
+        style = f"color: {DIM_TEXT};" if dim else ""
+        if self.available:
+            style = "font-weight: bold;" + style
+        if style != self._name_style:
+            self._name_style = style
+            self.name.setStyleSheet(style)
+
+    def set_compact(self, compact: bool, force: bool = False) -> None:
+        """Compact: no pan and gain readouts, a shorter meter (for short mixer docks)."""
+        if compact == self.compact and not force:
+            return
+        self.compact = compact
+        self.pan_label.setVisible(not compact)
+        self.gain_label.setVisible(not compact)
+        self.meter.setMinimumHeight(METER_MIN_COMPACT if compact else METER_MIN)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self.available:
@@ -272,7 +319,10 @@ class ChannelStrip(QFrame):
         super().mousePressEvent(event)
 
     def set_selected(self, selected: bool) -> None:
-        self.setProperty("selected", "true" if selected else "false")
+        value = "true" if selected else "false"
+        if self.property("selected") == value:
+            return
+        self.setProperty("selected", value)
         self.style().unpolish(self)
         self.style().polish(self)
 
@@ -291,17 +341,26 @@ class ChannelStrip(QFrame):
 
 
 class MixerPanel(QWidget):
-    """Live mixer over a `Player`: stem strips, master, A/B (mixture/remix), null test."""
+    """Live mixer over a `Player`: stem strips, master, A/B (mixture/remix), null test.
+
+    The six strips are built once and reused (`set_stems` only shows, hides or greys
+    them). In a short dock the strips turn compact (no pan/gain readouts) and, shorter
+    still, scroll vertically instead of being cut off.
+    """
 
     selectedStemChanged = Signal(str)
     mixerChanged = Signal()
+    abChanged = Signal(str)  # "mix" or "remix", whoever changed it
 
     def __init__(self, player: Player, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.player = player
         self.strips: dict[str, ChannelStrip] = {}
+        self._all_strips: dict[str, ChannelStrip] = {}
         self.selected: str | None = None
         self.null_db: float | None = None
+        self.compact = False
+        self._master_spacer: QSpacerItem | None = None
         self.setStyleSheet(STYLE)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
 
@@ -316,8 +375,8 @@ class MixerPanel(QWidget):
         self.ab_remix = QPushButton("B  Remix", self)
         self.ab_group = QButtonGroup(self)
         self.ab_group.setExclusive(True)
-        for b, tip in ((self.ab_mix, "The original song, untouched"),
-                       (self.ab_remix, "The stems through this mixer")):
+        for b, tip in ((self.ab_mix, "The original song, untouched (B)"),
+                       (self.ab_remix, "The stems through this mixer (B)")):
             b.setObjectName("ab")
             b.setCheckable(True)
             b.setToolTip(tip)
@@ -325,7 +384,15 @@ class MixerPanel(QWidget):
             top.addWidget(b)
         self.ab_remix.setChecked(True)
         self.ab_mix.toggled.connect(self._on_ab)
-        top.addStretch(1)
+        top.addSpacing(10)
+        self.null_label = QLabel(describe_null_test(None), self)
+        self.null_label.setToolTip(
+            "Level of the song minus the sum of all stems, relative to the song. "
+            "-inf dB: the stems add back up to the song exactly.")
+        self.null_label.setMinimumWidth(40)
+        self.null_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                      QSizePolicy.Policy.Preferred)
+        top.addWidget(self.null_label, 1)
         top.addWidget(QLabel("Output:", self))
         self.device_combo = QComboBox(self)
         self.device_combo.setMinimumWidth(120)
@@ -336,37 +403,38 @@ class MixerPanel(QWidget):
         top.addWidget(self.device_combo)
         outer.addLayout(top)
 
-        self.null_label = QLabel(describe_null_test(None), self)
-        self.null_label.setToolTip(
-            "Level of the song minus the sum of all stems, relative to the song. "
-            "-inf dB: the stems add back up to the song exactly.")
-        outer.addWidget(self.null_label)
-
         self.notice = QLabel(self)
         self.notice.setObjectName("notice")
         self.notice.setWordWrap(True)
         outer.addWidget(self.notice)
 
-        row = QHBoxLayout()
-        row.setSpacing(6)
+        # strips and master scroll together: sideways when the dock is narrow, up and
+        # down when it is too short even for compact strips
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.scroll.setMinimumWidth(110)
+        self.scroll.setMinimumHeight(SCROLL_MIN_HEIGHT)
         self.strip_host = QWidget()
         self.strip_host.setObjectName("mixerStrips")
         self.strip_row = QHBoxLayout(self.strip_host)
         self.strip_row.setContentsMargins(0, 0, 0, 0)
         self.strip_row.setSpacing(6)
+        for stem_id in STEM_IDS:
+            strip = ChannelStrip(stem_id, True, self.strip_host)
+            strip.hide()
+            self.strip_row.addWidget(strip)
+            self._all_strips[stem_id] = strip
+            self._wire(strip)
         self.strip_row.addStretch(1)
-        self.scroll.setWidget(self.strip_host)
-        row.addWidget(self.scroll, 1)
-
         self.master = self._build_master()
-        row.addWidget(self.master)
-        outer.addLayout(row, 1)
+        self.strip_row.addWidget(self.master)
+        self.scroll.setWidget(self.strip_host)
+        self.scroll.viewport().installEventFilter(self)
+        outer.addWidget(self.scroll, 1)
+        self._full_height = self._strips_min_height(False)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
@@ -378,9 +446,9 @@ class MixerPanel(QWidget):
 
     # -- building ---------------------------------------------------------------------
     def _build_master(self) -> QFrame:
-        frame = QFrame(self)
+        frame = QFrame(self.strip_host)
         frame.setObjectName("master")
-        frame.setFixedWidth(96)
+        frame.setFixedWidth(STRIP_WIDTH)
         frame.setStyleSheet(f"QFrame#master {{ background: {STRIP_BG}; "
                             "border: 1px solid #3a404d; border-radius: 4px; }")
         lay = QVBoxLayout(frame)
@@ -394,7 +462,10 @@ class MixerPanel(QWidget):
         name.setAlignment(Qt.AlignmentFlag.AlignCenter)
         name.setStyleSheet("font-weight: bold;")
         lay.addWidget(name)
-        lay.addSpacing(24 + 4 + 22 + 18)  # line the fader up with the stem faders
+        # lines the fader up with the stem faders (buttons, pan, pan readout)
+        self._master_spacer = QSpacerItem(0, MASTER_SPACING, QSizePolicy.Policy.Minimum,
+                                          QSizePolicy.Policy.Fixed)
+        lay.addItem(self._master_spacer)
         fader_row = QHBoxLayout()
         fader_row.setSpacing(6)
         self.master_fader = ResetSlider(Qt.Orientation.Vertical, 0, frame)
@@ -413,23 +484,72 @@ class MixerPanel(QWidget):
         lay.addWidget(self.master_label)
         return frame
 
+    # -- short docks: compact strips, then scrolling ------------------------------------
+    def _strips_min_height(self, compact: bool) -> int:
+        """Height strips and master need to show everything (in full or compact form),
+        measured on a live and a greyed strip."""
+        was = self.compact
+        self.set_compact(compact)
+        live, greyed = self._all_strips["vocals"], self._all_strips["wind"]
+        greyed_was = greyed.available
+        greyed.set_available(False)
+        height = 0
+        for widget in (live, greyed, self.master):
+            widget.layout().activate()
+            height = max(height, widget.minimumSizeHint().height())
+        greyed.set_available(bool(greyed_was))
+        self.set_compact(was)
+        return height
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if obj is self.scroll.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_height(event.size().height())
+        return super().eventFilter(obj, event)
+
+    def _fit_height(self, height: int) -> None:
+        """Compact strips when the full ones would not fit (with a little hysteresis)."""
+        if self.compact:
+            compact = height < self._full_height + 4
+        else:
+            compact = height < self._full_height
+        self.set_compact(compact)
+
+    def set_compact(self, compact: bool) -> None:
+        """Compact strips: no pan/gain readouts, shorter meters (short mixer docks)."""
+        if compact == self.compact:
+            return
+        self.compact = compact
+        for strip in self._all_strips.values():
+            strip.set_compact(compact)
+        if self._master_spacer is not None:
+            self._master_spacer.changeSize(0, MASTER_SPACING_COMPACT if compact
+                                           else MASTER_SPACING, QSizePolicy.Policy.Minimum,
+                                           QSizePolicy.Policy.Fixed)
+        self.master_label.setVisible(not compact)
+        self.master_meter.setMinimumHeight(METER_MIN_COMPACT if compact else METER_MIN)
+        self.master.layout().invalidate()
+        self.strip_row.invalidate()
+
+    # -- stems ------------------------------------------------------------------------
     def set_stems(self, available_ids: Iterable[str], unavailable_ids: Iterable[str],
                   null_db: float | None) -> None:
-        """Show a strip per stem (unavailable ones greyed) and the null-test result."""
+        """Show a strip per stem (unavailable ones greyed) and the null-test result.
+
+        Cheap (well under a millisecond when the stems are the same as before): the six
+        strips always exist and are only shown, hidden or greyed, never rebuilt.
+        """
         available = [get_stem(s).id for s in available_ids]
         unavailable = [get_stem(s).id for s in unavailable_ids if get_stem(s).id
                        not in available]
-        for strip in self.strips.values():
-            self.strip_row.removeWidget(strip)
-            strip.deleteLater()
-        self.strips = {}
-        order = sorted(available + unavailable, key=STEM_IDS.index)
-        for i, stem_id in enumerate(order):
-            strip = ChannelStrip(stem_id, stem_id in available, self.strip_host)
-            self.strip_row.insertWidget(i, strip)
-            self.strips[stem_id] = strip
-            if strip.available:
-                self._wire(strip)
+        strips: dict[str, ChannelStrip] = {}
+        for stem_id, strip in self._all_strips.items():  # canonical order
+            shown = stem_id in available or stem_id in unavailable
+            if shown:
+                strip.set_available(stem_id in available)
+                strips[stem_id] = strip
+            if strip.isHidden() == shown:
+                strip.setVisible(shown)
+        self.strips = strips
         self.sync_from_player()
         self.set_null_db(null_db)
         self.ab_remix.setEnabled(bool(available))
@@ -438,7 +558,7 @@ class MixerPanel(QWidget):
             self.ab_mix.setChecked(True)
             self.ab_mix.blockSignals(False)
         if self.selected not in available:
-            self.selected = None
+            self.select_stem(None)
 
     def _wire(self, strip: ChannelStrip) -> None:
         sid = strip.stem_id
@@ -454,8 +574,9 @@ class MixerPanel(QWidget):
         self.null_db = null_db
         self.null_label.setText(describe_null_test(null_db))
         good = null_db is not None and null_db < -60
-        self.null_label.setStyleSheet(
-            "" if null_db is None else f"color: {'#7ed957' if good else '#f3c969'};")
+        style = "" if null_db is None else f"color: {'#7ed957' if good else '#f3c969'};"
+        if style != self.null_label.styleSheet():
+            self.null_label.setStyleSheet(style)
 
     # -- state ------------------------------------------------------------------------
     def sync_from_player(self) -> None:
@@ -493,9 +614,7 @@ class MixerPanel(QWidget):
             if not strip.available:
                 continue
             ch = mixer.channel(stem_id)
-            silent = ch.mute or (any_solo and not ch.solo)
-            strip.name.setStyleSheet("font-weight: bold;" + (f"color: {DIM_TEXT};"
-                                                             if silent else ""))
+            strip.set_name_dim(ch.mute or (any_solo and not ch.solo))
 
     def toggle_mute(self, stem_id: str) -> None:
         """Flip a stem's mute (keyboard shortcut target)."""
@@ -516,7 +635,7 @@ class MixerPanel(QWidget):
         if stem_id == self.selected:
             return
         self.selected = stem_id
-        for sid, strip in self.strips.items():
+        for sid, strip in self._all_strips.items():
             strip.set_selected(sid == stem_id)
         if stem_id is not None:
             self.selectedStemChanged.emit(stem_id)
@@ -528,8 +647,10 @@ class MixerPanel(QWidget):
         self.mixerChanged.emit()
 
     def _on_ab(self, mix_checked: bool) -> None:
-        self.player.set_ab("mix" if mix_checked else "remix")
+        source = "mix" if mix_checked else "remix"
+        self.player.set_ab(source)
         self.mixerChanged.emit()
+        self.abChanged.emit(source)
 
     def set_ab(self, source: str) -> None:
         """Select "mix" (A) or "remix" (B) from code or a shortcut."""

@@ -145,3 +145,69 @@ def test_fader_mapping_and_meter_widget(qtbot) -> None:
     meter.set_level(-10.0)
     assert meter.hold_db == -10.0
     meter.grab()  # paints without error
+
+
+def test_set_stems_reuses_strips_and_is_cheap(qtbot, panel) -> None:
+    import time
+
+    before = dict(panel._all_strips)
+    vocals = panel.strips["vocals"]
+    panel.player.set_channel("vocals", mute=True)
+    times = []
+    for i in range(41):  # ends with the stems shown
+        t = time.perf_counter()
+        if i % 2:
+            panel.set_stems([], [], None)  # a new song: no strips
+        else:
+            panel.set_stems(["vocals", "drums", "bass", "other"], ["electric_guitar", "wind"],
+                            -80.0)
+        times.append((time.perf_counter() - t) * 1000)
+    print(f"\nMixerPanel.set_stems: median {np.median(times):.2f} ms, max {max(times):.2f} ms")
+    assert np.median(times) < 2.0
+    assert panel._all_strips == before and panel.strips["vocals"] is vocals  # reused
+    assert vocals.mute.isChecked()  # shows the player's state
+    # a six-stem model: the guitar strip comes alive, then goes grey again
+    panel.set_stems(["vocals", "drums", "bass", "electric_guitar", "other"], ["wind"], None)
+    guitar = panel.strips["electric_guitar"]
+    assert guitar.available and guitar.fader.isEnabled() and guitar.isVisibleTo(panel)
+    assert guitar.gain_label.text() == "0.0 dB"
+    panel.set_stems(["vocals", "other"], [], None)
+    assert list(panel.strips) == ["vocals", "other"]
+    assert not panel._all_strips["drums"].isVisibleTo(panel)
+    panel.set_stems(["vocals"], ["electric_guitar"], None)
+    assert not guitar.available and not guitar.fader.isEnabled()
+    assert "not produced" in guitar.gain_label.text()
+
+
+@pytest.mark.parametrize("height", [420, 300, 240, 180, 140])
+def test_strips_are_never_cut_off_in_a_short_dock(qtbot, panel, tmp_path, height) -> None:
+    """Short docks get compact strips, shorter ones a vertical scroll bar: every strip
+    always keeps at least its minimum height (nothing is squeezed or cut off)."""
+    from PySide6.QtWidgets import QApplication
+
+    panel.resize(900, height)
+    for _ in range(5):
+        QApplication.processEvents()
+    viewport = panel.scroll.viewport().height()
+    host = panel.strip_host
+    for widget in [*panel.strips.values(), panel.master]:
+        assert widget.height() >= widget.minimumSizeHint().height()
+        assert widget.geometry().bottom() <= host.height()
+    scrolls = panel.scroll.verticalScrollBar().isVisible()
+    assert scrolls == (host.height() > viewport)
+    assert panel.compact == (height < 300)
+    if panel.compact:
+        assert not panel.strips["vocals"].gain_label.isVisible()
+    else:
+        assert panel.strips["vocals"].gain_label.isVisible() and not scrolls
+    assert scrolls == (height <= 180)
+    panel.grab().save(str(tmp_path / f"mixer_{height}.png"))
+
+
+def test_ab_changes_are_announced(qtbot, panel) -> None:
+    seen: list[str] = []
+    panel.abChanged.connect(seen.append)
+    qtbot.mouseClick(panel.ab_mix, Qt.MouseButton.LeftButton)
+    panel.set_ab("remix")
+    panel.toggle_ab()
+    assert seen == ["mix", "remix", "mix"] and panel.player.mixer.source == "mix"
