@@ -8,7 +8,8 @@
     run/last.safetensors      Stemwright checkpoint after the last finished epoch
     run/state.safetensors     everything needed to resume (weights, EMA, optimizer, RNG,
                               counters): tensors in safetensors, the rest as JSON metadata
-    run/control               optional, written by the GUI: "pause", "run" or "stop"
+    run/control               optional, written by the GUI while a run goes: "pause",
+                              "run" or "stop" (removed when a run starts)
 
 Every file is written to a temporary name, synced and renamed, so a run killed at any
 moment (even with SIGKILL) leaves the state of its last finished epoch, and
@@ -799,6 +800,7 @@ class Trainer:
         if self.resume and state_path.exists():
             keep = self._load(state_path)
         if self.main:
+            (self.out / CONTROL_FILE).unlink(missing_ok=True)  # a stale "stop" or "pause"
             self.log = JsonLog(self.out / LOG_FILE, keep_bytes=keep if self.resume else 0)
             write_json(self.out / CONFIG_FILE, {"config": cfg.to_json(), "run_id": self.run_id})
 

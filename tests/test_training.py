@@ -191,10 +191,20 @@ def test_pause_and_stop(folder, tmp_path):
     assert result.epochs == 1  # epoch 0 finished (4 steps); epoch 1 was stopped
     _, meta = tr.load_state(tmp_path / "run" / "state.safetensors")
     assert meta["epoch"] == 1
-    # the control file works the same way (it is what the desktop app writes)
-    (tmp_path / "run" / tr.CONTROL_FILE).write_text("stop")
-    again = tr.train(tr.load_run_config(tmp_path / "run"), resume=True)
+    # the control file works the same way (it is what the desktop app writes); a stale
+    # one from an earlier run is removed when a run starts
+    control_file = tmp_path / "run" / tr.CONTROL_FILE
+    control_file.write_text("stop")
+
+    def stop_at_step_6(e: dict) -> None:
+        if e["event"] == "step" and e["step"] == 6:
+            control_file.write_text("stop")
+
+    again = tr.train(tr.load_run_config(tmp_path / "run"), resume=True,
+                     on_event=stop_at_step_6)
     assert again.reason == "stopped" and again.epochs == 1
+    assert [e["step"] for e in tr.read_log(tmp_path / "run" / "log.jsonl")
+            if e["event"] == "step"][-1] == 6
 
 
 def test_early_stopping(folder, tmp_path, monkeypatch):
