@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import Cancelled, StemwrightError
 from .metrics import ROBUST_RIDGE, Decomposition, bss_eval, decompose, sdr, si_sdr
-from .mixdown import Mixdown, mixdown_song
+from .mixdown import PROCEDURES, Mixdown, mixdown_song
 from .multitrack import Scan, Song, load_song, scan_folder
 from .oracles import Oracle, get_oracle
 from .progress import CancelCheck, Progress, ProgressCallback, check_cancel
@@ -142,7 +142,6 @@ class Alignment:
     references: np.ndarray
     estimates: np.ndarray
     includes: dict[str, tuple[str, ...]]
-    not_scored: list[str]  # reference stems the system does not produce (no "other")
 
 
 def align_stems(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray]
@@ -155,7 +154,6 @@ def align_stems(references: Mapping[str, np.ndarray], estimates: Mapping[str, np
     refs = [references[s] for s in stems]
     ests = [estimates[s] for s in stems]
     includes: dict[str, tuple[str, ...]] = {}
-    not_scored: list[str] = []
     if "other" in estimates:
         ref_parts = [s for s in ("other", *extra_refs) if s in references]
         if ref_parts:
@@ -165,11 +163,9 @@ def align_stems(references: Mapping[str, np.ndarray], estimates: Mapping[str, np
                                 if s in estimates], axis=0))
             if extra_refs or extra_ests:
                 includes["other"] = (*extra_refs, *extra_ests)
-    else:
-        not_scored = extra_refs
     if not stems:
-        return Alignment([], np.zeros((0, 1, 0)), np.zeros((0, 1, 0)), includes, not_scored)
-    return Alignment(stems, np.stack(refs), np.stack(ests), includes, not_scored)
+        return Alignment([], np.zeros((0, 1, 0)), np.zeros((0, 1, 0)), includes)
+    return Alignment(stems, np.stack(refs), np.stack(ests), includes)
 
 
 def score_stems(references: Mapping[str, np.ndarray], estimates: Mapping[str, np.ndarray],
@@ -234,9 +230,6 @@ def error_components(mix: Mixdown, result: SeparationResult, stem: str,
 # The evaluation
 # --------------------------------------------------------------------------------------
 
-SystemSpec = str | Separator | Oracle
-
-
 def evaluate(source: str | os.PathLike[str] | Scan | Sequence[Song],
              models: Sequence[str | Separator] = (), oracles: Sequence[str | Oracle] = (),
              procedure: str = "adaptive", device: str = "auto", window: float = 1.0,
@@ -258,6 +251,12 @@ def evaluate(source: str | os.PathLike[str] | Scan | Sequence[Song],
         scan = Scan(root=songs[0].folder.parent if songs else Path("."), songs=songs)
     if not models and not oracles:
         raise StemwrightError("nothing to evaluate: name at least one model or oracle")
+    for value, allowed, what in ((procedure, PROCEDURES, "mixing procedure"),
+                                 (skip, ("any", "own"), "skip rule"),
+                                 (filters, FILTER_MODES, "filter fit")):
+        if value not in allowed:
+            raise StemwrightError(f"unknown {what} '{value}' (use one of "
+                                  f"{', '.join(allowed)})")
     systems = _load_systems(models, oracles, device)
     report = EvaluationReport(
         folder=str(scan.root), systems=[SystemInfo(n, k) for n, k, _ in systems],
@@ -317,6 +316,8 @@ def _evaluate_song(song: Song, systems: list[tuple[str, str, Separator | Oracle]
     try:
         loaded = load_song(song, cancel=cancel)
         mix = mixdown_song(loaded, procedure)
+    except Cancelled:
+        raise
     except (StemwrightError, ValueError) as exc:
         result.errors = {name: f"the song could not be loaded: {exc}" for name, _, _ in
                          systems}
@@ -356,9 +357,9 @@ def _evaluate_song(song: Song, systems: list[tuple[str, str, Separator | Oracle]
         check_cancel(cancel)
         result.scores[name] = score_stems(mix.stems, out.stems, mix.samplerate, window, skip,
                                           filters, device)
-        a = align_stems(mix.stems, out.stems)
-        if a.not_scored:
-            result.notes.append(f"{name} does not produce {', '.join(a.not_scored)}")
+        missing = [s for s in mix.stems if s not in out.stems]
+        if missing and "other" not in out.stems:  # else they are scored as part of other
+            result.notes.append(f"{name} does not produce {', '.join(missing)}")
         robust = [k for k, s in result.scores[name].items() if s.robust]
         if robust and filters == "auto":
             result.notes.append(

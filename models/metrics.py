@@ -269,9 +269,11 @@ def lagged_correlations(x: torch.Tensor, y: torch.Tensor, lags: int,
         b1 = min(n_blocks, b0 + group)
         xs = xp[:, b0 * step:b1 * step + lags - 1].unfold(-1, n_fft, step)  # [P, m, N]
         ys = yp[:, b0 * step:b1 * step].reshape(y.shape[0], b1 - b0, step)
-        xf = torch.fft.rfft(xs, n=n_fft).permute(2, 0, 1)  # [F, P, m]
-        yf = torch.fft.rfft(ys, n=n_fft).permute(2, 1, 0)  # [F, m, Q]
-        acc += xf @ yf.conj()
+        # contiguous operands: a strided or lazily conjugated batched complex matmul
+        # takes torch's slow path (tens of times slower)
+        xf = torch.fft.rfft(xs, n=n_fft).permute(2, 0, 1).contiguous()  # [F, P, m]
+        yf = torch.fft.rfft(ys, n=n_fft).conj().permute(2, 1, 0).contiguous()  # [F, m, Q]
+        acc += xf @ yf
     return torch.fft.irfft(acc.permute(1, 2, 0), n=n_fft)[..., :lags]
 
 
@@ -298,13 +300,13 @@ def _window_scores(refs: torch.Tensor, ests: torch.Tensor, filt: BssEvalFilters,
     cf = torch.fft.rfft(filt.interf.permute(1, 2, 0, 4, 3), n=n_fft)  # [j, cj, e, c, F]
     cf = cf.reshape(k, k, n_bins).permute(2, 0, 1).contiguous()
     sf = torch.fft.rfft(filt.spatial.permute(0, 1, 3, 2), n=n_fft).permute(3, 0, 1, 2)
-    weight = torch.full((n_bins,), 2.0 / n_fft, dtype=torch.float64, device=refs.device)
-    weight[0] = 1.0 / n_fft
-    if n_fft % 2 == 0:
-        weight[-1] = 1.0 / n_fft
+    edges = [0, n_bins - 1] if n_fft % 2 == 0 else [0]  # bins counted once, not twice
 
-    def energy(spec: torch.Tensor) -> torch.Tensor:  # [F, W, S, C] -> [W, S]
-        return torch.einsum("fwsc,f->ws", spec.real ** 2 + spec.imag ** 2, weight)
+    def energy(spec: torch.Tensor) -> torch.Tensor:
+        """Energy of the real signals whose rfft is `spec` [F, W, S, C], per [W, S]."""
+        r = torch.view_as_real(spec)
+        total = torch.linalg.vector_norm(r, dim=(0, 3, 4)) ** 2
+        return (2.0 * total - r[edges].square().sum(dim=(0, 3, 4))) / n_fft
 
     # an estimate silent over the whole track (museval refuses those) is not scored and
     # does not make the other sources' windows count as silent
@@ -322,7 +324,7 @@ def _window_scores(refs: torch.Tensor, ests: torch.Tensor, filt: BssEvalFilters,
         rf = torch.fft.rfft(rw, n=n_fft).permute(3, 0, 1, 2)  # [F, W, S, C]
         ef = torch.fft.rfft(ew, n=n_fft).permute(3, 0, 1, 2)
         p_all = (rf.reshape(n_bins, w, k) @ cf).reshape(n_bins, w, n_src, n_chan)
-        p_own = torch.einsum("fwsk,fskc->fwsc", rf, sf)
+        p_own = sum(rf[..., c:c + 1] * sf[:, None, :, c, :] for c in range(n_chan))
         isr = _db(s_energy, energy(p_own - rf))
         sir = _db(energy(p_own), energy(p_all - p_own))
         sar = _db(energy(p_all), energy(ef - p_all))
@@ -404,13 +406,13 @@ def fir_sum(x: torch.Tensor, h: torch.Tensor, fft_size: int = _FIR_FFT) -> torch
     step = n_fft - L + 1
     n_blocks = max(1, -(-length // step))
     xp = torch.nn.functional.pad(x, (L - 1, n_blocks * step - length))
-    hf = torch.fft.rfft(h.permute(2, 0, 1), n=n_fft).permute(2, 1, 0)  # [F, K, C_out]
+    hf = torch.fft.rfft(h.permute(2, 0, 1), n=n_fft).permute(2, 1, 0).contiguous()
     out = []
     group = max(1, _WINDOW_BYTES // (16 * (n_fft // 2 + 1) * k))
     for b0 in range(0, n_blocks, group):
         b1 = min(n_blocks, b0 + group)
         seg = xp[:, b0 * step:b1 * step + L - 1].unfold(-1, n_fft, step)  # [K, m, N]
-        xf = torch.fft.rfft(seg, n=n_fft).permute(2, 1, 0)  # [F, m, K]
+        xf = torch.fft.rfft(seg, n=n_fft).permute(2, 1, 0).contiguous()  # [F, m, K]
         y = torch.fft.irfft((xf @ hf).permute(2, 1, 0), n=n_fft)  # [C_out, m, N]
         out.append(y[..., L - 1:].reshape(h.shape[2], -1))
     return torch.cat(out, dim=-1)[:, :length]
