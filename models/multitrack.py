@@ -284,16 +284,18 @@ def scan_folder(folder: str | os.PathLike[str], mapping: bool = True) -> Scan:
     if not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise MultitrackError(f"{root}: the folder is empty")
     scan = Scan(root=root, songs=[])
-    _walk(root, root, 0, scan)
+    path = mapping_path(root) if mapping else None
+    overrides = read_mapping(path) if path is not None else {}
+    _walk(root, root, 0, scan, set(overrides))
     if not scan.songs:
         raise MultitrackError(
             f"{root}: no songs found. A song is a folder with mixture.wav plus vocals, drums, "
             "bass and other (MUSDB18); mix.flac, stems/ and metadata.yaml (Slakh); a "
             "metadata YAML naming each stem's instrument (MedleyDB); or two or more audio "
-            "files, one per instrument")
+            "files named after their instruments")
     scan.songs.sort(key=lambda s: s.key.lower())
-    if mapping:
-        apply_mapping_file(scan)
+    if path is not None:
+        _apply_mapping(scan, path, overrides)
     return scan
 
 
@@ -307,19 +309,31 @@ def _audio_files(folder: Path) -> list[Path]:
     return out
 
 
-def _walk(folder: Path, root: Path, depth: int, scan: Scan) -> None:
+def _walk(folder: Path, root: Path, depth: int, scan: Scan, mapped: set[str]) -> None:
     try:
         song = _song_in(folder, root)
     except (OSError, yaml.YAMLError) as exc:
         scan.problems.append(f"{_rel(folder, root)}: cannot be read ({exc})")
         return
-    if song is not None:
+    if song is not None and song.layout == "tracks" and song.key not in mapped and all(
+            t.source == "default" for t in song.tracks):
+        # e.g. a folder of finished songs: nothing in it is named like an instrument
+        scan.problems.append(f"{song.key}: {len(song.tracks)} audio files, none named like "
+                             "an instrument track; not taken as a song (rename the files or "
+                             f"list them in {MAPPING_FILE})")
+        song = None
+    elif song is not None:
         scan.songs.append(song)
         return
     if depth >= _MAX_DEPTH:
         return
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        _walk(sub, root, depth + 1, scan)
+    try:
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        scan.problems.append(f"{_rel(folder, root)}: cannot be read ({exc})")
+        return
+    for sub in subs:
+        _walk(sub, root, depth + 1, scan, mapped)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -566,13 +580,9 @@ def _check_target(stem: str, path: Path, song: str, track: str) -> str:
             f"{', '.join(STEM_IDS)}, {IGNORE} or {MIXTURE})") from None
 
 
-def apply_mapping_file(scan: Scan) -> None:
-    """Apply the folder's mapping file to the scanned songs (entries that differ from the
-    automatic mapping become overrides); unknown songs and tracks are reported."""
-    path = mapping_path(scan.root)
-    if path is None:
-        return
-    overrides = read_mapping(path)
+def _apply_mapping(scan: Scan, path: Path, overrides: dict[str, dict[str, str]]) -> None:
+    """Apply a mapping file to the scanned songs (entries that differ from the automatic
+    mapping become overrides); unknown songs and tracks are reported."""
     scan.mapping_file = path
     by_key = {s.key: s for s in scan.songs}
     for song_key, tracks in overrides.items():
@@ -729,5 +739,5 @@ def describe_mapping(song: Song) -> Iterable[str]:
 
 __all__ = ["Track", "Song", "Scan", "LoadedSong", "MultitrackError", "scan_folder",
            "load_song", "stem_for_name", "stem_for_midi_program", "normalise_name",
-           "read_mapping", "write_mapping", "apply_mapping_file", "apply_overrides",
+           "read_mapping", "write_mapping", "apply_overrides",
            "mapping_path", "MAPPING_FILE", "IGNORE", "MIXTURE", "describe_mapping"]

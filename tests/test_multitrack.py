@@ -215,6 +215,18 @@ def test_empty_and_songless_folders(tmp_path: Path) -> None:
         scan_folder(tmp_path / "missing")
 
 
+def test_folder_of_finished_songs_is_not_a_multitrack(tmp_path: Path) -> None:
+    write(tmp_path / "mixes" / "Yesterday.wav")
+    write(tmp_path / "mixes" / "Something Else.wav")
+    with pytest.raises(MultitrackError, match="no songs found"):
+        scan_folder(tmp_path)
+    # unless the mapping file says what the files are
+    (tmp_path / MAPPING_FILE).write_text(
+        "songs:\n  mixes:\n    Yesterday.wav: vocals\n    Something Else.wav: drums\n")
+    (song,) = scan_folder(tmp_path).songs
+    assert song.stems_present() == ("vocals", "drums")
+
+
 def test_mapping_file_round_trip(tmp_path: Path) -> None:
     song = tmp_path / "Song"
     for n in ("Lead Vox", "Horn Thing", "Keys", "Mix"):
