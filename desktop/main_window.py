@@ -2,7 +2,8 @@
 
 Everything slow (decoding, separating, downloading, spectrograms, envelopes) runs in
 `workers`; the window only starts tasks and shows their results, so the event loop never
-stalls. Playback, the mixer and the export dialog are separate components that the
+stalls. Stems appear as the model's chunks finish (`PartialSeparation`): lanes, mixer and
+player take the finished part at once, the rest of each lane is shaded until it is done. Playback, the mixer and the export dialog are separate components that the
 window wires in when they are present (`playback`, `mixer_panel`, `export_dialog`).
 """
 
@@ -13,9 +14,10 @@ import math
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -40,6 +42,7 @@ from .waveform_view import WaveformView, format_time
 from .workers import (
     LoadedSong,
     LoadTask,
+    PartialSeparation,
     RestoreSessionTask,
     SaveSessionTask,
     SeparatedSong,
@@ -135,6 +138,24 @@ class _NoPlayer:
     def close(self) -> None: ...
 
 
+class _ShortcutPassThrough(QObject):
+    """Event filter for number fields: the window's shortcuts (Space, M, S, B, L, Home...)
+    win over them, as everywhere else in the docks; digits, arrows and editing keys still
+    reach the field."""
+
+    def __init__(self, shortcuts: set[int], parent: QObject) -> None:
+        super().__init__(parent)
+        self.shortcuts = shortcuts
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.ShortcutOverride:
+            mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if (event.key() | mods.value) in self.shortcuts:
+                event.ignore()  # not claimed: the shortcut map triggers the action
+                return True
+        return False
+
+
 class MainWindow(QMainWindow):
     """The application window."""
 
@@ -148,6 +169,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else Settings()
         self.song: LoadedSong | None = None
         self.separated: SeparatedSong | None = None
+        self.partial: PartialSeparation | None = None  # stems shown while separating
         self.stems_saved = True  # False while separated stems were never exported
         self.load_task: LoadTask | None = None
         self.separate_task: SeparateTask | None = None
@@ -173,6 +195,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus_and_toolbar()
         self._build_status_bar()
+        self._let_shortcuts_through()
         self._connect_player()
 
         self._playhead_timer = QTimer(self)
@@ -264,6 +287,9 @@ class MainWindow(QMainWindow):
             signal = getattr(self.mixer_panel, "selectedStemChanged", None)
             if signal is not None:
                 signal.connect(self._stem_selected_in_mixer)
+            signal = getattr(self.mixer_panel, "abChanged", None)
+            if signal is not None:  # the panel's A/B buttons and the B action agree
+                signal.connect(self._ab_changed)
 
     def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None,
                 tip: str = "", icon: QStyle.StandardPixmap | None = None,
@@ -440,10 +466,25 @@ class MainWindow(QMainWindow):
                                          "and export all still work.\n" + reason)
             self.act_play.setToolTip(f"Playback unavailable: {reason}")
 
+    def _let_shortcuts_through(self) -> None:
+        """Make every window shortcut work wherever the focus is in the docks: QActions
+        on the window (WindowShortcut context) already do, except over number fields,
+        which claim printable keys, Space and Home/End for themselves."""
+        keys = {sc[0].toCombined() for act in self.actions() for sc in act.shortcuts()
+                if act.shortcutContext() == Qt.ShortcutContext.WindowShortcut
+                and sc.count() == 1}
+        self._shortcut_filter = _ShortcutPassThrough(keys, self)
+        for dock in (self.separation_dock, self.mixer_dock):
+            if dock is None:
+                continue
+            for field in dock.findChildren(QAbstractSpinBox):
+                field.installEventFilter(self._shortcut_filter)
+
     def _connect_player(self) -> None:
         for name, slot in (("positionChanged", self._position_changed),
                            ("stateChanged", self._state_changed),
-                           ("errorOccurred", self._player_error)):
+                           ("errorOccurred", self._player_error),
+                           ("notice", self._player_notice)):
             signal = getattr(self.player, name, None)
             if signal is not None:
                 signal.connect(slot)
@@ -512,6 +553,7 @@ class MainWindow(QMainWindow):
             self.player.stop()
         self.song = song
         self.separated = None
+        self.partial = None
         self.stems_saved = True
         self._spectrograms.clear()
         title = song.tags.get("title") if song.tags else None
@@ -546,6 +588,7 @@ class MainWindow(QMainWindow):
             self.player.clear_sources()
         self.song = None
         self.separated = None
+        self.partial = None
         self.stems_saved = True
         self._spectrograms.clear()
         self.waveform.clear()
@@ -617,10 +660,10 @@ class MainWindow(QMainWindow):
         self.separate_task = task
         task.progressed.connect(lambda f, eta, msg, t=task: self._separate_progress(t, f, eta,
                                                                                     msg))
+        task.partialReady.connect(lambda p, t=task: self._separate_partial(t, p))
         task.succeeded.connect(lambda out, t=task: self._separate_done(t, out))
         task.failed.connect(lambda exc, t=task: self._separate_failed(t, exc))
-        task.cancelled.connect(lambda t=task: self._separate_ended(t, "Separation cancelled; "
-                                                                   "nothing was changed."))
+        task.cancelled.connect(lambda t=task: self._separate_cancelled(t))
         self.panel.set_separating(True)
         self.task_progress.setValue(0)
         self.task_progress.setVisible(True)
@@ -635,6 +678,61 @@ class MainWindow(QMainWindow):
         self.panel.set_progress(fraction, eta, message)
         self.task_progress.setValue(int(fraction * 1000))
 
+    def _separate_partial(self, task: SeparateTask, p: PartialSeparation) -> None:
+        """Stems of the finished part arrived: show lanes, mixer and player at once (the
+        player plays the buffers as they fill), then only move the pending shade."""
+        song = self.song
+        if task is not self.separate_task or song is None or task.mix is not song.data:
+            return
+        first = self.partial is not p
+        self.partial = p
+        self.waveform.set_pending(p.final_until_seconds)
+        if not first:
+            self.waveform.schedule_redraw()
+            return
+        title = _model_title(task.options.model)
+        stems = tuple(s for s in STEM_IDS if s in p.stems)
+        unavailable = tuple(p.unavailable)
+
+        def lane(stem_id: str):
+            def show() -> None:
+                self.waveform.set_stem(stem_id, p.envelopes.get(stem_id),
+                                       stem_id in unavailable, title)
+            return show
+
+        def playback() -> None:
+            self.player.set_sources(song.data, p.stems, p.samplerate)
+
+        def mixer() -> None:
+            self._set_mixer_stems(stems, unavailable, None)
+            if self.waveform.selected_stem() not in stems and stems:
+                self._select(stems[0])
+            self._update_actions()
+            self.statusBar().showMessage("The first stems are ready: play and solo them "
+                                         "while the rest is separated.", 5000)
+
+        self._run_steps([lane(s) for s in STEM_IDS] + [playback, mixer],
+                        lambda: self.song is song and self.partial is p)
+
+    def _drop_partial(self) -> None:
+        """Take back the stems shown while separating (cancelled or failed): the earlier
+        separation comes back, or only the mixture."""
+        if self.partial is None:
+            return
+        self.partial = None
+        self.waveform.set_pending(None)
+        if self.song is None:
+            return
+        if self.separated is not None:
+            saved = self.stems_saved
+            self._apply_separation(self.separated, "", on_disk=True, announce=False)
+            self.stems_saved = saved
+        else:
+            self.waveform.clear_stems()
+            self.player.set_sources(self.song.data, None, self.song.samplerate)
+            self._set_mixer_stems((), ())
+        self._update_actions()
+
     def _separate_ended(self, task: SeparateTask, message: str) -> bool:
         if task is not self.separate_task:
             return False
@@ -644,8 +742,13 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return True
 
+    def _separate_cancelled(self, task: SeparateTask) -> None:
+        if self._separate_ended(task, "Separation cancelled; nothing was changed."):
+            self._drop_partial()
+
     def _separate_failed(self, task: SeparateTask, exc: BaseException) -> None:
         if self._separate_ended(task, "Separation failed."):
+            self._drop_partial()
             self.separationFinished.emit(None)
             dialogs.show_exception(self, exc, "Separation failed",
                                    context=f"The model '{task.options.model}' could not "
@@ -669,12 +772,16 @@ class MainWindow(QMainWindow):
         self.panel.set_progress(1.0, None)
         self._apply_separation(out, summary, on_disk=False)
 
-    def _apply_separation(self, out: SeparatedSong, summary: str, on_disk: bool) -> None:
+    def _apply_separation(self, out: SeparatedSong, summary: str, on_disk: bool,
+                          announce: bool = True) -> None:
         """Show a separation: lanes, player, mixer, spectrogram sources; then keep its
-        stems on disk (unless they came from there)."""
+        stems on disk (unless they came from there) and emit `separationFinished`
+        (unless `announce` is off: an earlier separation shown again)."""
         result = out.result
         title = _model_title(result.model)
         self.separated = out
+        self.partial = None
+        self.waveform.set_pending(None)
         self.stems_saved = on_disk
         self.panel.offer_restore(None)
         for key in list(self._spectrograms):
@@ -707,6 +814,8 @@ class MainWindow(QMainWindow):
             if source != "mix":
                 self._request_spectrogram(source)
             self._update_actions()
+            if not announce:
+                return
             self.statusBar().showMessage(summary.split("\n")[0], 8000)
             if not on_disk:
                 self._keep_stems(song, out)
@@ -905,6 +1014,9 @@ class MainWindow(QMainWindow):
             self._playhead_timer.stop()
             self._tick()
 
+    def _player_notice(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+
     def _player_error(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
         if not getattr(self.player, "available", True):
@@ -978,9 +1090,14 @@ class MainWindow(QMainWindow):
 
     # -- stems: selection, mute, solo, A/B --------------------------------------------
     def _available_stems(self) -> list[str]:
-        if self.separated is None:
+        """Stems that can be selected, muted and soloed (also while separating)."""
+        if self.partial is not None:
+            stems = self.partial.stems
+        elif self.separated is not None:
+            stems = self.separated.result.stems
+        else:
             return []
-        return [s for s in STEM_IDS if s in self.separated.result.stems]
+        return [s for s in STEM_IDS if s in stems]
 
     def _select(self, stem_id: str) -> None:
         self.waveform.select_stem(stem_id)
@@ -1041,12 +1158,20 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Hearing the original mixture" if on
                                      else "Hearing the remix of the stems", 3000)
 
+    def _ab_changed(self, source: str) -> None:
+        """The mixer's A/B switch moved: keep the A/B action (B, Playback menu) in step."""
+        self.act_ab.setChecked(source == "mix")
+
     # -- export -----------------------------------------------------------------------
     def export_stems(self) -> None:
         """Open the export dialog for the separated stems."""
         if self.separated is None or self.song is None:
             self.statusBar().showMessage("Separate the song first, then export its stems.",
                                          5000)
+            return
+        if self.partial is not None:
+            self.statusBar().showMessage("The song is still being separated: export its "
+                                         "stems when it is done.", 5000)
             return
         dialog_cls = _load_optional("export_dialog", "ExportDialog")
         if dialog_cls is None:
@@ -1087,13 +1212,14 @@ class MainWindow(QMainWindow):
                     self.act_loop_in, self.act_loop_out, self.act_zoom_in, self.act_zoom_out,
                     self.act_zoom_fit, self.act_close):
             act.setEnabled(has_song)
-        self.act_export.setEnabled(self.separated is not None)
+        self.act_export.setEnabled(self.separated is not None and self.partial is None)
         self.act_separate.setEnabled(has_song and self.separate_task is None
                                      and self.panel.model_ready())
-        has_stems = self.separated is not None
+        has_stems = self.separated is not None or self.partial is not None
         for act in (self.act_mute, self.act_solo, self.act_prev_stem, self.act_next_stem,
                     self.act_ab):
             act.setEnabled(has_stems)
+        self.act_ab.setChecked(self.player.mixer.source == "mix")
 
     def confirm(self, title: str, text: str) -> bool:
         """Ask a yes/no question (tests replace this)."""

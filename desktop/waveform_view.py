@@ -33,6 +33,7 @@ MIX_COLOR = "#b8c4d6"
 PLAYHEAD_COLOR = "#ffffff"
 LOOP_BRUSH = (90, 160, 255, 45)
 LOOP_PEN = (120, 180, 255, 200)
+PENDING_BRUSH = (10, 11, 14, 170)  # over the part of a stem lane not separated yet
 EMPTY_MESSAGE = ("Open a song: drop a file here, press Ctrl+O, or try File > Open the demo "
                  "song")
 AXIS_WIDTH = 56  # left axis width shared with the spectrogram so time lines up
@@ -147,6 +148,42 @@ class Envelope:
             block *= cls.FACTOR
             levels.append((block, mins, maxs))
         return cls(data, int(samplerate), levels)
+
+    @classmethod
+    def zeros(cls, data: np.ndarray, samplerate: int) -> Envelope:
+        """The envelope of an all-zero `data` [C, T] (a buffer about to be filled), without
+        reading it; keep it current with `update` as regions are written."""
+        length = data.shape[-1]
+        block = cls.BASE_BLOCK
+        nbins = -(-length // block)
+        levels = [(block, np.zeros(nbins, np.float32), np.zeros(nbins, np.float32))]
+        while nbins > 256:
+            nbins = -(-nbins // cls.FACTOR)
+            block *= cls.FACTOR
+            levels.append((block, np.zeros(nbins, np.float32), np.zeros(nbins, np.float32)))
+        return cls(data, int(samplerate), levels)
+
+    def update(self, start: int, end: int) -> None:
+        """Recompute the bins covering samples [start, end) after `data` changed there
+        (every level, in place: cost proportional to the region, not the song)."""
+        start, end = max(0, int(start)), min(self.length, int(end))
+        if end <= start or not self.levels:
+            return
+        block, mins, maxs = self.levels[0]
+        b0, b1 = start // block, -(-end // block)
+        seg = self.data[:, b0 * block:min(self.length, b1 * block)]
+        lo, hi = seg[0], seg[0]
+        for ch in seg[1:]:
+            lo, hi = np.minimum(lo, ch), np.maximum(hi, ch)
+        mins[b0:b1] = _reduce(lo, block, np.minimum)
+        maxs[b0:b1] = _reduce(hi, block, np.maximum)
+        prev_mins, prev_maxs = mins, maxs
+        for _block, mins, maxs in self.levels[1:]:
+            b0, b1 = b0 // self.FACTOR, -(-b1 // self.FACTOR)
+            i0, i1 = b0 * self.FACTOR, min(len(prev_mins), b1 * self.FACTOR)
+            mins[b0:b1] = _reduce(prev_mins[i0:i1], self.FACTOR, np.minimum)
+            maxs[b0:b1] = _reduce(prev_maxs[i0:i1], self.FACTOR, np.maximum)
+            prev_mins, prev_maxs = mins, maxs
 
     def slice(self, t0: float, t1: float, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
         """Points (x seconds, y) for the visible range t0..t1 with at most ~2*max_bins
@@ -279,6 +316,7 @@ class Lane:
     title: str = ""
     zero: pg.InfiniteLine | None = None
     in_layout: bool = True
+    pending: pg.LinearRegionItem | None = None  # shades what is not separated yet
 
     @property
     def available(self) -> bool:
@@ -305,6 +343,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self._selected = ""
         self._syncing = False
         self._y_peak = 1.05
+        self._pending: float | None = None  # stems are final only before this time
         self.lanes: list[Lane] = []
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
@@ -419,6 +458,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
             plot.setVisible(False)
             lane.curve.setData([], [])
             self._drop_region(lane)
+            self._show_pending(lane, False)
             if lane.in_layout:  # a hidden item's row would still take space
                 layout.removeItem(plot)
                 lane.in_layout = False
@@ -440,6 +480,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
             self._set_label(lane)
             if self._loop is not None:
                 self._ensure_region(lane).setRegion(self._loop)
+            self._show_pending(lane)
         else:
             lane.curve.setData([], [])
             plot.setFixedHeight(22)
@@ -447,6 +488,37 @@ class WaveformView(pg.GraphicsLayoutWidget):
             lane.label.setPos(6, 1)
             self._set_label(lane, note, dim=True)
             self._drop_region(lane)
+            self._show_pending(lane, False)
+
+    # -- stems still being separated -----------------------------------------------------
+    def set_pending(self, final_until: float | None) -> None:
+        """Shade the stem lanes after `final_until` seconds (not separated yet) and say how
+        far they are ready; None: everything is final."""
+        self._pending = None if final_until is None else float(final_until)
+        for lane in self._stem_lanes.values():
+            self._show_pending(lane, lane.available)
+
+    def pending(self) -> float | None:
+        """Seconds up to which the stems are final while separating (None: all)."""
+        return self._pending
+
+    def _show_pending(self, lane: Lane, show: bool = True) -> None:
+        active = show and self._pending is not None and self._pending < self.duration
+        if not active:
+            if lane.pending is not None:
+                lane.pending.setVisible(False)
+                if lane.available:
+                    self._set_label(lane)
+            return
+        if lane.pending is None:
+            lane.pending = pg.LinearRegionItem((0, 0), movable=False, brush=PENDING_BRUSH,
+                                               pen=pg.mkPen(None))
+            lane.pending.setZValue(8)
+            lane.pending.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+            lane.plot.addItem(lane.pending)
+        lane.pending.setRegion((self._pending, self.duration))
+        lane.pending.setVisible(True)
+        self._set_label(lane, f"separating — ready up to {format_time(self._pending)}")
 
     def _drop_region(self, lane: Lane) -> None:
         if lane.region is not None:
@@ -473,6 +545,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
     # -- song and stems ---------------------------------------------------------------
     def set_song(self, envelope: Envelope, title: str = "Mixture") -> None:
         """Show a new mixture (drops any stem lanes and the loop)."""
+        self._pending = None
         self.clear_stems()
         self.clear_loop(emit=False)
         self.mix.envelope = envelope
@@ -500,6 +573,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
 
     def clear(self) -> None:
         """Back to the empty state."""
+        self._pending = None
         self.clear_stems()
         self.clear_loop(emit=False)
         self.mix.envelope = None

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .waveform_view import Envelope
 
 PROGRESS_INTERVAL = 0.05  # seconds between progress signals
+PARTIAL_INTERVAL = 0.1  # seconds between partial-result signals (no region is ever lost)
 
 
 class Task(QThread):
@@ -183,6 +184,35 @@ class SeparationOptions:
 
 
 @dataclass
+class PartialSeparation:
+    """Stems while they are being separated: full-length buffers filled region by region,
+    with envelopes kept current. One object per separation; the worker fills it and
+    `SeparateTask.partialReady` announces each new region.
+
+    After `end` the stems are silent except "other", which holds the mixture until its
+    region is separated: the remix plays the whole song on (stems where they are ready,
+    the song itself after), and a soloed stem plays only its finished part. The buffers
+    are written only by the worker thread and only after `end`, so the GUI and the audio
+    callback can read them at any time; the envelopes show only the finished part.
+    """
+
+    stems: dict[str, np.ndarray]  # {stem id: float32 [C, T]}
+    envelopes: dict[str, Envelope]
+    unavailable: tuple[str, ...]
+    samplerate: int
+    length: int
+    end: int = 0  # samples before this are final
+
+    @property
+    def final_until_seconds(self) -> float:
+        return self.end / self.samplerate
+
+    @property
+    def complete(self) -> bool:
+        return self.end >= self.length
+
+
+@dataclass
 class SeparatedSong:
     """A separation result plus the stems' envelopes, ready to draw."""
 
@@ -195,12 +225,19 @@ class SeparatedSong:
 
 class SeparateTask(Task):
     """Separate the song: in the engine process (`engine()`), or in this thread when
-    `in_process` is set or the engine process cannot start."""
+    `in_process` is set or the engine process cannot start.
+
+    With `partial` set (the default), `partialReady(PartialSeparation)` is emitted as
+    chunks finish (at most every PARTIAL_INTERVAL s), so the window can show and play the
+    beginning of the song before the end is separated.
+    """
 
     title = "Separation"
+    partialReady = Signal(object)  # PartialSeparation
 
     def __init__(self, mix: np.ndarray, samplerate: int, options: SeparationOptions,
-                 parent: QObject | None = None, in_process: bool | None = None) -> None:
+                 parent: QObject | None = None, in_process: bool | None = None,
+                 partial: bool = True) -> None:
         super().__init__(parent)
         self.mix = mix
         self.samplerate = int(samplerate)
@@ -209,6 +246,50 @@ class SeparateTask(Task):
             in_process = os.environ.get("STEMWRIGHT_SEPARATE_IN_PROCESS", "") not in ("", "0")
         self.in_process = in_process
         self.used_engine_process = False
+        self.partial_enabled = bool(partial)
+        self.partial: PartialSeparation | None = None
+        self.partial_regions = 0
+        self._last_partial = 0.0
+
+    # -- partial results (worker thread) ------------------------------------------------
+    def _on_partial(self, region: object) -> None:
+        """Write a finished region (`models.separator.PartialStems`) into the buffers."""
+        from .waveform_view import Envelope
+
+        p = self.partial
+        if p is None or region.start == 0:
+            stems = {s: np.zeros((x.shape[0], region.length), dtype=np.float32)
+                     for s, x in region.stems.items()}
+            if "other" in stems:  # not separated yet = still all in "other"
+                from stemwright.models.mixing import as_stereo
+
+                song = self.mix if self.mix.ndim == 2 else self.mix[None, :]
+                other = stems["other"]
+                if song.shape[0] != other.shape[0]:
+                    song = as_stereo(song)
+                if song.shape == other.shape:
+                    other[...] = song
+            p = PartialSeparation(stems, {s: Envelope.zeros(b, region.samplerate)
+                                          for s, b in stems.items()},
+                                  tuple(region.unavailable), int(region.samplerate),
+                                  int(region.length))
+            self.partial = p
+        for stem_id, signal in region.stems.items():
+            p.stems[stem_id][:, region.start:region.end] = signal
+            p.envelopes[stem_id].update(region.start, region.end)
+        p.end = int(region.end)
+        self.partial_regions += 1
+        now = time.monotonic()
+        if self.partial_regions == 1 or p.complete or now - self._last_partial >= \
+                PARTIAL_INTERVAL:
+            self._last_partial = now
+            self.partialReady.emit(p)
+
+    def _receive_into(self, stem_id: str, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The final stems overwrite the partial buffers (same values, no second copy)."""
+        p = self.partial
+        buf = p.stems.get(stem_id) if p is not None and p.complete else None
+        return buf if buf is not None and buf.shape == tuple(shape) else None
 
     def cancel(self) -> None:
         super().cancel()
@@ -231,7 +312,9 @@ class SeparateTask(Task):
                 result = engine().separate(
                     self.mix, self.samplerate, opts,
                     progress=lambda p: self.engine_progress(p, 0.0, 0.97),
-                    cancelled=self.is_cancelled)
+                    cancelled=self.is_cancelled,
+                    partial=self._on_partial if self.partial_enabled else None,
+                    receive_into=self._receive_into)
         if result is None:
             from stemwright.models import zoo
 
@@ -241,7 +324,9 @@ class SeparateTask(Task):
             self.check_cancel()
             result = separator.separate(self.mix, self.samplerate,
                                         progress=lambda p: self.engine_progress(p, 0.0, 0.97),
-                                        cancel=self.is_cancelled)
+                                        cancel=self.is_cancelled,
+                                        partial=self._on_partial if self.partial_enabled
+                                        else None)
         self.check_cancel()
         from .waveform_view import Envelope
 
@@ -310,8 +395,12 @@ def _send_array(stream, array: np.ndarray) -> None:
     stream.flush()
 
 
-def _recv_array(stream, shape: tuple[int, ...]) -> np.ndarray:
-    array = np.empty(shape, dtype=np.float32)
+def _recv_array(stream, shape: tuple[int, ...], out: np.ndarray | None = None
+                ) -> np.ndarray:
+    """Read a float32 array of `shape` (into `out`, a C-contiguous float32 array, if given)."""
+    usable = (out is not None and out.dtype == np.float32 and out.shape == tuple(shape)
+              and out.flags.c_contiguous and out.flags.writeable)
+    array = out if usable else np.empty(shape, dtype=np.float32)
     view = memoryview(array).cast("B")
     pos = 0
     while pos < len(view):
@@ -373,11 +462,15 @@ class EngineProcess:
                 return False
 
     def separate(self, mix: np.ndarray, samplerate: int, options: SeparationOptions,
-                 progress, cancelled) -> object:
-        """Run one separation in the process; returns a SeparationResult."""
+                 progress, cancelled, partial=None, receive_into=None) -> object:
+        """Run one separation in the process; returns a SeparationResult.
+
+        `partial(PartialStems)` gets each finished region as the process sends it;
+        `receive_into(stem_id, shape)` may return an array to read a final stem into.
+        """
         from stemwright.models.errors import ModelError
         from stemwright.models.progress import Progress
-        from stemwright.models.separator import SeparationResult
+        from stemwright.models.separator import PartialStems, SeparationResult
 
         mix = np.asarray(mix, dtype=np.float32)
         if mix.ndim == 1:
@@ -391,7 +484,8 @@ class EngineProcess:
                 _send_msg(proc.stdin, {"cmd": "separate", "shape": mix.shape,
                                        "samplerate": int(samplerate), "model": options.model,
                                        "device": options.device, "segment": options.segment,
-                                       "overlap": options.overlap})
+                                       "overlap": options.overlap,
+                                       "partial": partial is not None})
                 _send_array(proc.stdin, mix)
                 while True:
                     msg = _recv_msg(proc.stdout)
@@ -408,9 +502,18 @@ class EngineProcess:
                         if msg.get("traceback"):
                             print(msg["traceback"], file=sys.stderr)
                         raise exc
-                    elif kind == "result":
+                    elif kind == "partial":
                         stems = {sid: _recv_array(proc.stdout, shape)
                                  for sid, shape in msg["stems"]}
+                        if partial is not None:
+                            partial(PartialStems(stems, msg["start"], msg["end"],
+                                                 msg["length"], msg["samplerate"],
+                                                 tuple(msg["unavailable"])))
+                    elif kind == "result":
+                        stems = {}
+                        for sid, shape in msg["stems"]:
+                            buf = receive_into(sid, shape) if receive_into else None
+                            stems[sid] = _recv_array(proc.stdout, shape, out=buf)
                         return SeparationResult(
                             stems=stems, samplerate=msg["samplerate"], model=msg["model"],
                             unavailable=tuple(msg["unavailable"]),
@@ -532,9 +635,18 @@ def engine_main() -> None:
                 _send_msg(proto_out, {"type": "progress", "fraction": float(p.fraction),
                                       "eta": p.eta_seconds, "message": p.message})
 
+        def partial(p) -> None:
+            _send_msg(proto_out, {
+                "type": "partial", "start": p.start, "end": p.end, "length": p.length,
+                "samplerate": p.samplerate, "unavailable": tuple(p.unavailable),
+                "stems": [(k, v.shape) for k, v in p.stems.items()]})
+            for signal in p.stems.values():
+                _send_array(proto_out, signal)
+
         try:
             separator = load(msg["model"], msg["device"], msg["segment"], msg["overlap"])
-            result = separator.separate(mix, msg["samplerate"], progress=progress)
+            result = separator.separate(mix, msg["samplerate"], progress=progress,
+                                        partial=partial if msg.get("partial") else None)
         except BaseException as exc:  # noqa: BLE001 - sent to the app as a dialog
             tb = "" if isinstance(exc, StemwrightError) else traceback.format_exc()
             try:

@@ -307,3 +307,52 @@ def test_spectrogram_view_log_linear_toggle(qtbot):
     assert view.loop_region.isVisible()
     view.set_loop(None)
     assert not view.loop_region.isVisible()
+
+
+# -- stems while separating ------------------------------------------------------------
+
+def test_envelope_filled_region_by_region_matches_compute():
+    rng = np.random.default_rng(5)
+    final = (0.3 * rng.standard_normal((2, 200_003))).astype(np.float32)
+    buffer = np.zeros_like(final)
+    env = Envelope.zeros(buffer, SR)
+    assert [lvl[0] for lvl in env.levels] == \
+        [lvl[0] for lvl in Envelope.compute(buffer, SR).levels]
+    assert env.peak == 0.0
+    edges = [0, 1, 17, 5000, 33_333, 100_000, 150_001, 200_003]
+    for a, b in zip(edges, edges[1:], strict=False):
+        buffer[:, a:b] = final[:, a:b]
+        env.update(a, b)
+        partial = Envelope.compute(buffer, SR)
+        for (_, mn, mx), (_, mn2, mx2) in zip(env.levels, partial.levels, strict=True):
+            np.testing.assert_array_equal(mn, mn2)
+            np.testing.assert_array_equal(mx, mx2)
+    mono = np.zeros((1, 1000), np.float32)
+    env = Envelope.zeros(mono, SR)
+    mono[0, 500:] = 0.5
+    env.update(500, 1000)
+    assert env.peak == pytest.approx(0.5)
+
+
+def test_pending_part_of_the_stem_lanes_is_shaded(view):
+    buffers = {s: np.zeros((2, 20 * SR), np.float32) for s in ("vocals", "drums")}
+    envelopes = {s: Envelope.zeros(b, SR) for s, b in buffers.items()}
+    view.set_pending(6.0)
+    view.set_stems(envelopes, ("wind",), "Classic")
+    lanes = view.stem_lanes()
+    for stem_id in buffers:
+        lane = lanes[stem_id]
+        assert lane.pending is not None and lane.pending.isVisible()
+        assert lane.pending.getRegion() == pytest.approx((6.0, 20.0))
+        assert "ready up to 0:06" in lane.label.toHtml()
+    assert lanes["wind"].pending is None  # a "not produced" row has nothing pending
+    view.set_pending(12.5)
+    assert lanes["vocals"].pending.getRegion() == pytest.approx((12.5, 20.0))
+    assert view.pending() == 12.5
+    view.set_pending(None)
+    assert not lanes["vocals"].pending.isVisible()
+    assert "ready up to" not in lanes["vocals"].label.toHtml()
+    view.set_pending(3.0)
+    view.clear_stems()
+    view.set_stems(envelopes, ())
+    assert view.stem_lanes()["drums"].pending.isVisible()  # still separating

@@ -191,6 +191,95 @@ def test_separation_keeps_the_event_loop_responsive(qtbot, window, tmp_path):
     window.grab().save(str(tmp_path / "window.png"))
 
 
+def test_stems_appear_as_chunks_finish(qtbot, window, tmp_path):
+    """Engine process, classic model, 2 s chunks over 16 s: lanes, mixer and player get
+    the finished part while the rest is separated (shaded as pending); a stem can be
+    soloed then and stays soloed; the event loop never stalls for 100 ms; the final stems
+    replace the partial ones in place."""
+    open_song(qtbot, window, write_song(tmp_path / "long.wav", 16.0))
+    stems = {"vocals", "drums", "bass", "other"}
+    seen: list[float] = []
+    gaps: list[int] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def poll() -> None:
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+        p, pending = window.partial, window.waveform.pending()
+        if window.separated is not None or p is None or pending is None:
+            return
+        lanes = window.waveform.stem_lanes()
+        strips = window.mixer_panel.strips if window.mixer_panel is not None else {}
+        if ({k for k, ln in lanes.items() if ln.available} != stems
+                or set(window.player.stem_ids) != stems
+                or {s for s, st in strips.items() if st.available} != stems):
+            return  # the lanes are still being set up, a step per event-loop turn
+        if not seen:
+            assert window.act_solo.isEnabled() and not window.act_export.isEnabled()
+            assert window.selected_stem() == "vocals"
+            window.act_solo.trigger()  # S: solo the selected stem while separating
+            engine = window.player._engine
+            vocals = engine.sources[engine.stem_ids.index("vocals")]
+            assert vocals is p.stems["vocals"]  # plays the buffer as it fills
+            assert np.abs(vocals[:, :p.end]).max() > 0 and not vocals[:, -100:].any()
+            mix = window.song.data  # not separated yet: the remix plays the song itself
+            np.testing.assert_array_equal(p.stems["other"][:, -100:], mix[:, -100:])
+            assert engine._target[engine.stem_ids.index("drums")].tolist() == [0, 0]
+            lane = lanes["vocals"]
+            assert lane.pending.isVisible() and "ready up to" in lane.label.toHtml()
+            window.grab().save(str(tmp_path / "partial.png"))
+            last[0] = clock.elapsed()  # the screenshot is the test's own pause
+        seen.append(pending)
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(poll)
+    timer.start()
+    with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT) as blocker:
+        task = window.separate(SeparationOptions("classic", segment=2.0))
+        regions: list[int] = []
+        task.partialReady.connect(lambda p: regions.append(p.end))
+    qtbot.wait(200)
+    timer.stop()
+    print(f"\npartial results: {len(regions)} signals, the stems were playable "
+          f"{len(seen)} polls before the end (first at {seen[0] if seen else None} s); "
+          f"max event-loop gap {max(gaps)} ms")
+    assert len(regions) >= 3 and regions == sorted(regions)
+    assert seen and 0 < seen[0] < 16.0 and seen == sorted(seen)
+    assert max(gaps) < 100
+    out = blocker.args[0]
+    assert window.separated is out and window.partial is None
+    assert window.waveform.pending() is None
+    assert not window.waveform.stem_lanes()["vocals"].pending.isVisible()
+    assert window.player.mixer.channel("vocals").solo  # kept from the partial stems
+    assert window.act_export.isEnabled()
+    for stem_id in stems:
+        assert window.waveform.stem_lanes()[stem_id].envelope is out.envelopes[stem_id]
+
+
+def test_cancel_while_partial_stems_show_restores_the_earlier_ones(qtbot, window, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
+    open_song(qtbot, window, write_song(tmp_path / "again.wav", 6.0))
+    with qtbot.waitSignal(window.stemsKept, timeout=TIMEOUT) as blocker:
+        window.separate(SeparationOptions("classic", segment=3.0))
+    first = blocker.args[0]
+    window.stems_saved = False  # as if they were not on disk: that must not change
+    task = window.separate(SeparationOptions("classic", segment=1.0))
+    with qtbot.waitSignal(task.cancelled, timeout=TIMEOUT):
+        qtbot.waitUntil(lambda: window.partial is not None, timeout=TIMEOUT)
+        window.act_cancel.trigger()
+    vocals = first.result.stems["vocals"]
+    qtbot.waitUntil(lambda: window.player._engine.sources[0] is vocals, timeout=5000)
+    assert window.player.stem_ids[0] == "vocals" and window.waveform.pending() is None
+    assert window.waveform.stem_lanes()["other"].envelope is first.envelopes["other"]
+    assert window.separated is first and window.partial is None
+    assert not window.stems_saved and window.act_export.isEnabled()
+
+
 def test_cancel_separation(qtbot, window, tmp_path, monkeypatch):
     monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
     open_song(qtbot, window, write_song(tmp_path / "long.wav", 12.0))
@@ -299,6 +388,105 @@ def test_keyboard_shortcuts_and_stem_controls(qtbot, window, tmp_path, monkeypat
             exported.emit([str(tmp_path / "keys - Vocals.wav")])
             assert window.stems_saved
         dialog.close()
+
+
+def test_ab_switch_and_action_stay_in_step(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
+    open_song(qtbot, window, write_song(tmp_path / "ab.wav", 2.0))
+    with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT):
+        window.separate(SeparationOptions("classic"))
+    panel = window.mixer_panel
+    qtbot.waitUntil(lambda: panel.ab_remix.isEnabled(), timeout=5000)
+    mixer = window.player.mixer
+    qtbot.mouseClick(panel.ab_mix, Qt.MouseButton.LeftButton)  # the panel's A
+    assert mixer.source == "mix" and window.act_ab.isChecked()
+    window.act_ab.trigger()  # the menu / toolbar action
+    assert mixer.source == "remix" and panel.ab_remix.isChecked()
+    assert not window.act_ab.isChecked()
+    window.waveform.setFocus()
+    qtbot.keyClick(window.waveform, Qt.Key.Key_B)  # the shortcut
+    assert mixer.source == "mix" and panel.ab_mix.isChecked() and window.act_ab.isChecked()
+    qtbot.mouseClick(panel.ab_remix, Qt.MouseButton.LeftButton)  # the panel's B
+    assert mixer.source == "remix" and not window.act_ab.isChecked()
+    qtbot.keyClick(window.waveform, Qt.Key.Key_B)
+    assert mixer.source == "mix" and panel.ab_mix.isChecked()
+
+
+def test_shortcuts_work_with_focus_in_the_docks(qtbot, window, tmp_path, monkeypatch):
+    """Every key of the F1 list reaches its action wherever the focus is in the mixer or
+    the separation panel (buttons, sliders, lists, number fields); Space and M/S act."""
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtWidgets import QWidget
+
+    from stemwright.desktop.main_window import SHORTCUTS
+
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")
+    open_song(qtbot, window, write_song(tmp_path / "focus.wav", 2.0))
+    with qtbot.waitSignal(window.separationFinished, timeout=TIMEOUT):
+        window.separate(SeparationOptions("classic"))
+    panel = window.mixer_panel
+    qtbot.waitUntil(lambda: "drums" in panel.strips, timeout=5000)
+    window.activateWindow()
+    strip = panel.strips["drums"]
+    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton)  # select drums in the mixer
+    assert window.selected_stem() == "drums"
+    mixer = window.player.mixer
+    for focus in (strip.fader, strip.mute, panel.ab_remix):
+        focus.setFocus()
+        assert QApplication.focusWidget() is focus
+        qtbot.keyClick(focus, Qt.Key.Key_S)
+        assert mixer.channel("drums").solo
+        qtbot.keyClick(focus, Qt.Key.Key_M)
+        assert mixer.channel("drums").mute
+        qtbot.keyClick(focus, Qt.Key.Key_M)
+        qtbot.keyClick(focus, Qt.Key.Key_S)
+        assert not mixer.channel("drums").mute and not mixer.channel("drums").solo
+        played: list[bool] = []
+        window.act_play.triggered.connect(lambda *_a, p=played: p.append(True))
+        qtbot.keyClick(focus, Qt.Key.Key_Space)  # plays, or says why it cannot
+        assert played and not strip.mute.isChecked()  # Space did not press the button
+        window.act_play.triggered.disconnect()
+        window.act_play.triggered.connect(window.toggle_play)
+        if window.player.state() == "playing":
+            window.player.stop()
+    # a number field still takes digits
+    window.panel.advanced_button.setChecked(True)
+    spin = window.panel.segment_spin
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, "7")
+    assert spin.value() == 7
+    # every key of the F1 list, from every focusable widget of both docks
+    documented = {k.strip() for keys, _ in SHORTCUTS for k in keys.replace(" and ", "/")
+                  .split("/") if "drag" not in k and "wheel" not in k.lower()
+                  and k.strip() not in ("Left", "Right")}  # (those are the waveform's)
+    hits: dict[str, int] = {}
+    actions = {}
+    for act in window.actions():
+        for sc in act.shortcuts():
+            actions[sc.toString()] = act
+    assert len(documented) == 18 and documented <= set(actions), documented - set(actions)
+    for act in set(actions.values()):  # record, do not open dialogs or start work
+        act.setEnabled(True)
+        act.triggered.disconnect()
+    for key, act in actions.items():
+        act.triggered.connect(lambda *_a, k=key: hits.__setitem__(k, hits.get(k, 0) + 1))
+    widgets = [w for dock in (window.mixer_dock, window.separation_dock)
+               for w in dock.widget().findChildren(QWidget)
+               if w.focusPolicy() != Qt.FocusPolicy.NoFocus and w.isVisible()]
+    assert len(widgets) > 20
+    missed = []
+    for widget in widgets:
+        widget.setFocus()
+        if QApplication.focusWidget() is not widget:
+            continue
+        for key in sorted(documented):
+            combo = QKeySequence(key)[0]
+            hits.clear()
+            qtbot.keyClick(widget, combo.key(), combo.keyboardModifiers())
+            if not hits:
+                missed.append((type(widget).__name__, key))
+    assert missed == []
 
 
 def test_no_audio_device_notice_everything_else_works(qtbot, settings, tmp_path):

@@ -167,3 +167,28 @@ def test_separation_in_a_thread_and_in_the_engine_process(qtbot):
     (exc,), _ = run_task(qtbot, task, "failed")
     assert isinstance(exc, ModelError) and "stopped unexpectedly" in str(exc)
     assert "segment" in next_step(exc)  # the dialog suggests what to do
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["thread", "engine-process"])
+def test_partial_stems_arrive_as_chunks_finish(qtbot, in_process):
+    """1 s chunks over 3 s: regions fill full-length buffers (with current envelopes)
+    before the result; the final stems are the same samples (from the engine process they
+    are read straight into those buffers)."""
+    mix = song(3.0, seed=2)
+    task = SeparateTask(mix, SR, SeparationOptions("classic", segment=1.0),
+                        in_process=in_process)
+    seen: list[tuple[int, bool]] = []
+    task.partialReady.connect(lambda p: seen.append((p.end, task.isRunning())))
+    (out,), _ = run_task(qtbot, task)
+    p = task.partial
+    assert p is not None and p.complete and task.partial_regions == 4
+    assert len(seen) >= 2 and seen[0][0] < mix.shape[-1] and seen[0][1]
+    assert [e for e, _ in seen] == sorted(e for e, _ in seen)
+    assert p.unavailable == ("electric_guitar", "wind") and p.length == mix.shape[-1]
+    for stem_id, signal in out.result.stems.items():
+        np.testing.assert_array_equal(p.stems[stem_id], signal)
+        env = p.envelopes[stem_id]
+        ref = out.envelopes[stem_id]
+        np.testing.assert_array_equal(env.levels[-1][1], ref.levels[-1][1])
+        if not in_process:
+            assert signal is p.stems[stem_id]  # no second copy of the song's stems
