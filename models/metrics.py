@@ -34,6 +34,7 @@ track, for listening.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,7 +155,8 @@ def fit_filters(refs: torch.Tensor, ests: torch.Tensor, filters_len: int = FILTE
                 ridge: float = 0.0) -> BssEvalFilters:
     """Least-squares distortion filters over the whole track (museval's C and Cj).
 
-    refs, ests: float64 [S, C, T] on one device. The Gram matrix of the references' delayed
+    refs, ests: [S, C, T] on one device (float32 or float64; the arithmetic is float64,
+    block by block, so long songs need no float64 copy). The Gram matrix of the delayed
     copies is solved once for every estimate's correlations. A reference channel that is
     silent or a copy of another channel of the same source (a mono track in a stereo
     song) adds nothing to the span and would make the system singular: it is left out of
@@ -167,7 +169,7 @@ def fit_filters(refs: torch.Tensor, ests: torch.Tensor, filters_len: int = FILTE
     flat_r = refs.reshape(k, -1)
     flat_e = ests.reshape(k, -1)
     # r[p, q, d] = sum_n x_p[n + d] y_q[n] for d in 0..L-1, x = refs then ests, y = refs
-    r = lagged_correlations(torch.cat([flat_r, flat_e]), flat_r, L)
+    r = lagged_correlations([flat_r, flat_e], flat_r, L)
     rr, re = r[:k], r[k:]
     rr[..., 0] = 0.5 * (rr[..., 0] + rr[..., 0].T)  # equal up to rounding: make G symmetric
     keep = _basis_channels(rr[..., 0], n_src, n_chan)
@@ -205,7 +207,8 @@ def fit_filters(refs: torch.Tensor, ests: torch.Tensor, filters_len: int = FILTE
     # large filters cancel each other (references with numerically empty bands)
     ref_energy = torch.diagonal(rr[..., 0]).reshape(n_src, n_chan)
     passed = torch.einsum("ejkac,jk->e", interf ** 2, ref_energy)
-    est_energy = (flat_e ** 2).sum(-1).reshape(n_src, n_chan).sum(-1)
+    est_energy = (torch.linalg.vector_norm(flat_e, dim=-1, dtype=torch.float64) ** 2
+                  ).reshape(n_src, n_chan).sum(-1)
     gain = (passed / est_energy.clamp_min(1e-300)).cpu().numpy()
     return BssEvalFilters(interf=interf, spatial=spatial, gain=gain)
 
@@ -249,26 +252,28 @@ def _solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.linalg.lstsq(a, b, driver=driver).solution
 
 
-def lagged_correlations(x: torch.Tensor, y: torch.Tensor, lags: int,
+def lagged_correlations(x: torch.Tensor | Sequence[torch.Tensor], y: torch.Tensor, lags: int,
                         fft_size: int = _CORR_FFT) -> torch.Tensor:
-    """r[p, q, d] = sum_n x[p, n + d] * y[q, n] for d in 0..lags-1 (zero outside 0..T-1).
+    """r[p, q, d] = sum_n x[p, n + d] * y[q, n] for d in 0..lags-1 (zero outside 0..T-1),
+    in float64. `x` may be several [P_i, T] tensors, taken as one (without joining them).
 
     Summed over blocks in the frequency domain: one batched matrix product per block group,
     far cheaper than a full-length FFT per pair when only a few hundred lags are wanted.
     """
+    xs_all = [x] if isinstance(x, torch.Tensor) else list(x)
+    n_x = sum(t.shape[0] for t in xs_all)
     n_fft = max(fft_size, 2 * lags)
     step = n_fft - lags + 1
-    length = x.shape[-1]
+    length = y.shape[-1]
     n_blocks = max(1, -(-length // step))
-    xp = torch.nn.functional.pad(x, (0, n_blocks * step + lags - 1 - length))
-    yp = torch.nn.functional.pad(y, (0, n_blocks * step - length))
     n_bins = n_fft // 2 + 1
-    acc = torch.zeros(n_bins, x.shape[0], y.shape[0], dtype=torch.complex128, device=x.device)
-    group = max(1, _WINDOW_BYTES // (16 * n_bins * (x.shape[0] + y.shape[0])))
+    acc = torch.zeros(n_bins, n_x, y.shape[0], dtype=torch.complex128, device=y.device)
+    group = max(1, _WINDOW_BYTES // (16 * n_bins * (n_x + y.shape[0])))
     for b0 in range(0, n_blocks, group):
         b1 = min(n_blocks, b0 + group)
-        xs = xp[:, b0 * step:b1 * step + lags - 1].unfold(-1, n_fft, step)  # [P, m, N]
-        ys = yp[:, b0 * step:b1 * step].reshape(y.shape[0], b1 - b0, step)
+        xp = torch.cat([_span(t, b0 * step, b1 * step + lags - 1) for t in xs_all])
+        xs = xp.unfold(-1, n_fft, step)  # [P, m, N]
+        ys = _span(y, b0 * step, b1 * step).reshape(y.shape[0], b1 - b0, step)
         # contiguous operands: a strided or lazily conjugated batched complex matmul
         # takes torch's slow path (tens of times slower)
         xf = torch.fft.rfft(xs, n=n_fft).permute(2, 0, 1).contiguous()  # [F, P, m]
@@ -315,8 +320,8 @@ def _window_scores(refs: torch.Tensor, ests: torch.Tensor, filt: BssEvalFilters,
     group = max(1, _WINDOW_BYTES // (16 * n_bins * k * 4))
     for g0 in range(0, len(starts), group):
         chunk = starts[g0:g0 + group]
-        rw = torch.stack([refs[..., s:s + size] for s in chunk])  # [W, S, C, n]
-        ew = torch.stack([ests[..., s:s + size] for s in chunk])
+        rw = torch.stack([refs[..., s:s + size] for s in chunk]).double()  # [W, S, C, n]
+        ew = torch.stack([ests[..., s:s + size] for s in chunk]).double()
         w = len(chunk)
         # SDR needs no projection: e_spat + e_interf + e_artif = s_hat - s
         s_energy = (rw ** 2).sum(dim=(-1, -2))
@@ -346,9 +351,11 @@ def _db(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 
 def _prepare(references: np.ndarray, estimates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float64 [S, C, T] pair; estimates padded or cut to the references' length."""
-    refs = np.asarray(references, dtype=np.float64)
-    ests = np.asarray(estimates, dtype=np.float64)
+    """[S, C, T] pair, float32 kept as is (else float64); estimates padded or cut to the
+    references' length."""
+    refs, ests = np.asarray(references), np.asarray(estimates)
+    if refs.dtype != np.float32 or ests.dtype != np.float32:
+        refs, ests = refs.astype(np.float64, copy=False), ests.astype(np.float64, copy=False)
     if refs.ndim == 2:
         refs, ests = refs[:, None], ests[:, None] if ests.ndim == 2 else ests
     if refs.ndim != 3 or ests.ndim != 3 or refs.shape[:2] != ests.shape[:2]:
@@ -358,6 +365,16 @@ def _prepare(references: np.ndarray, estimates: np.ndarray) -> tuple[np.ndarray,
     if ests.shape[-1] < length:
         ests = np.pad(ests, [(0, 0), (0, 0), (0, length - ests.shape[-1])])
     return np.ascontiguousarray(refs), np.ascontiguousarray(ests[..., :length])
+
+
+def _span(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """x[:, start:stop] in float64, zeros where the range runs outside 0..T-1."""
+    length = x.shape[-1]
+    lo, hi = max(start, 0), min(stop, length)
+    part = x[:, lo:hi].double() if hi > lo else x[:, :0].double()
+    if lo - start or stop - max(hi, lo):
+        part = torch.nn.functional.pad(part, (lo - start, stop - max(hi, lo)))
+    return part
 
 
 def _nanmedian(values: np.ndarray) -> float:
@@ -389,8 +406,8 @@ def decompose(references: np.ndarray, estimates: np.ndarray, index: int,
     p_all = fir_sum(r.reshape(n_src * n_chan, length),
                     interf.reshape(n_src * n_chan, *interf.shape[2:]))
     p_own = fir_sum(r[index], spatial)
-    target = r[index]
-    est = torch.from_numpy(ests[index]).to(dev)
+    target = r[index].double()
+    est = torch.from_numpy(ests[index]).to(dev).double()
     parts = (target, p_own - target, p_all - p_own, est - p_all)
     return Decomposition(*(p.to(torch.float32).cpu().numpy() for p in parts))
 
@@ -405,13 +422,12 @@ def fir_sum(x: torch.Tensor, h: torch.Tensor, fft_size: int = _FIR_FFT) -> torch
     n_fft = max(fft_size, 2 * L)
     step = n_fft - L + 1
     n_blocks = max(1, -(-length // step))
-    xp = torch.nn.functional.pad(x, (L - 1, n_blocks * step - length))
-    hf = torch.fft.rfft(h.permute(2, 0, 1), n=n_fft).permute(2, 1, 0).contiguous()
+    hf = torch.fft.rfft(h.permute(2, 0, 1).double(), n=n_fft).permute(2, 1, 0).contiguous()
     out = []
     group = max(1, _WINDOW_BYTES // (16 * (n_fft // 2 + 1) * k))
     for b0 in range(0, n_blocks, group):
         b1 = min(n_blocks, b0 + group)
-        seg = xp[:, b0 * step:b1 * step + L - 1].unfold(-1, n_fft, step)  # [K, m, N]
+        seg = _span(x, b0 * step - L + 1, b1 * step).unfold(-1, n_fft, step)  # [K, m, N]
         xf = torch.fft.rfft(seg, n=n_fft).permute(2, 1, 0).contiguous()  # [F, m, K]
         y = torch.fft.irfft((xf @ hf).permute(2, 1, 0), n=n_fft)  # [C_out, m, N]
         out.append(y[..., L - 1:].reshape(h.shape[2], -1))
