@@ -3,8 +3,9 @@
 Everything slow (decoding, separating, downloading, spectrograms, envelopes) runs in
 `workers`; the window only starts tasks and shows their results, so the event loop never
 stalls. Stems appear as the model's chunks finish (`PartialSeparation`): lanes, mixer and
-player take the finished part at once, the rest of each lane is shaded until it is done. Playback, the mixer and the export dialog are separate components that the
-window wires in when they are present (`playback`, `mixer_panel`, `export_dialog`).
+player take the finished part at once, the rest of each lane is shaded until it is done.
+Playback, the mixer and the export dialog are separate components that the window wires
+in when they are present (`playback`, `mixer_panel`, `export_dialog`).
 """
 
 from __future__ import annotations
