@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .mixing import null_test_db
+from .mixing import null_test_db, sum_stems
 from .multitrack import LoadedSong
 from .stems import STEM_IDS, get_stem
 
@@ -105,11 +105,11 @@ def mix_stems(tracks: Mapping[str, Sequence[np.ndarray]], samplerate: int,
         mixture = total
     out = {s: (v * gain if gain != 1.0 else v).astype(np.float32) for s, v in stems.items()}
     if mixture is None:  # the float32 sum of the float32 stems: mixture == sum(stems) exactly
-        mixture = _sum32(out)
+        mixture = sum_stems(out)
         while _peak(mixture) > ceiling:  # rounding put a sample a hair over the ceiling
             gain *= 1.0 - 1e-6
             out = {s: (v * gain).astype(np.float32) for s, v in stems.items()}
-            mixture = _sum32(out)
+            mixture = sum_stems(out)
     else:
         mixture = mixture.astype(np.float32)
         if procedure == "summing" and _peak(mixture) > 1.0:
@@ -146,13 +146,6 @@ def mixdown_song(song: LoadedSong, procedure: str = "adaptive",
 
 def _peak(x: np.ndarray) -> float:
     return float(np.max(np.abs(x))) if np.size(x) else 0.0
-
-
-def _sum32(stems: Mapping[str, np.ndarray]) -> np.ndarray:
-    total = None
-    for v in stems.values():
-        total = v.copy() if total is None else total + v
-    return total
 
 
 __all__ = ["Mixdown", "PROCEDURES", "CEILING", "MIX_TOLERANCE_DB", "mix_stems",
