@@ -1013,7 +1013,8 @@ class MainWindow(QMainWindow):
             self._playhead_timer.start()
         else:
             self._playhead_timer.stop()
-            self._tick()
+            # where playback stopped stays in view, even past the last timer tick's page
+            self._show_position(self.player.position(), follow=self._follow)
 
     def _player_notice(self, message: str) -> None:
         self.statusBar().showMessage(message, 10000)
@@ -1028,10 +1029,13 @@ class MainWindow(QMainWindow):
         """Playhead timer (~30 fps): read the player's position and move the playheads."""
         self._show_position(self.player.position())
 
-    def _show_position(self, seconds: float) -> None:
+    def _show_position(self, seconds: float, follow: bool | None = None) -> None:
+        """Move the playheads; page the view along while playing with Follow on."""
         self.waveform.set_playhead(seconds)
         self.spectrogram.set_playhead(seconds)
-        if self._follow and self._playhead_timer.isActive():
+        if follow is None:
+            follow = self._follow and self._playhead_timer.isActive()
+        if follow:
             self.waveform.ensure_visible(seconds)
         self._update_position_label(seconds)
 
