@@ -416,6 +416,8 @@ class MainWindow(QMainWindow):
         sep_menu = bar.addMenu("&Separation")
         for act in (self.act_separate, self.act_cancel, self.act_download):
             sep_menu.addAction(act)
+        sep_menu.addSeparator()
+        sep_menu.addAction("&Fine-tune a model…", self.open_train_dialog)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_shortcuts)
@@ -1168,6 +1170,17 @@ class MainWindow(QMainWindow):
         self.act_ab.setChecked(source == "mix")
 
     # -- export -----------------------------------------------------------------------
+    def open_train_dialog(self) -> None:
+        """The fine-tune dialog; a model it trains is offered in the model selector."""
+        from .train_dialog import TrainDialog
+
+        if getattr(self, "train_dialog", None) is None:
+            self.train_dialog = TrainDialog(self)
+            self.train_dialog.modelTrained.connect(
+                lambda name: (self.panel.refresh_models(), self.panel.set_model(name)))
+        self.train_dialog.show()
+        self.train_dialog.raise_()
+
     def export_stems(self) -> None:
         """Open the export dialog for the separated stems."""
         if self.separated is None or self.song is None:
