@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time BSS Eval against museval on a six-stem song instead")
     p.add_argument("--training", action="store_true", help="training throughput "
                    "(segments/s) of every architecture instead (--segment: seconds per "
-                   "segment, default 4)")
+                   "segment, default per architecture)")
     p.add_argument("--batch", type=int, help="with --training: batch size")
     p.add_argument("--small", action="store_true", help="with --training: tiny configurations")
     p.set_defaults(func=cmd_bench)

@@ -235,6 +235,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # -- bench --training ---------------------------------------------------------------------
 
+#: Segment seconds per architecture for `bench --training` (full configurations): about
+#: what the literature trains on, shortened where CPU memory would not allow more.
+BENCH_SEGMENT = {"wavenet": 1.0, "waveunet": 4.0, "convtasnet": 4.0, "condtasnet": 2.0,
+                 "openunmix6": 6.0, "htdemucs6": 4.0}
+
 def _bench_folder(root: Path, samplerate: int, seconds: float, songs: int = 2) -> Path:
     import soundfile as sf
 
@@ -312,8 +317,9 @@ def run_training_benchmark(names: list[str] | None = None, device: str = "auto",
         archs.get_architecture(n)
     results = []
     for n in todo:
+        seconds = segment or (1.0 if small else BENCH_SEGMENT.get(n, 4.0))
         cmd = [sys.executable, "-m", "stemwright.models.train_cli", "--bench-one", n,
-               "--device", str(dev), "--segment", str(segment or 4.0),
+               "--device", str(dev), "--segment", str(seconds),
                "--batch", str(batch or (4 if small else 2)), "--steps", str(steps)]
         if small:
             cmd.append("--small")
