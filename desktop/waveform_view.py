@@ -37,6 +37,7 @@ PENDING_BRUSH = (10, 11, 14, 170)  # over the part of a stem lane not separated 
 EMPTY_MESSAGE = ("Open a song: drop a file here, press Ctrl+O, or try File > Open the demo "
                  "song")
 AXIS_WIDTH = 56  # left axis width shared with the spectrogram so time lines up
+LANE_ROWS = 4  # layout rows per stem: its lane, then room for extra lanes under it
 TIME_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
               60, 120, 300, 600, 900, 1800, 3600)
 
@@ -317,6 +318,8 @@ class Lane:
     zero: pg.InfiniteLine | None = None
     in_layout: bool = True
     pending: pg.LinearRegionItem | None = None  # shades what is not separated yet
+    info: str = ""  # extra label text (e.g. scores), shown while the lane draws info_for
+    info_for: object = None
 
     @property
     def available(self) -> bool:
@@ -345,6 +348,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self._y_peak = 1.05
         self._pending: float | None = None  # stems are final only before this time
         self.lanes: list[Lane] = []
+        self._extra: dict[str, Lane] = {}  # lanes under a stem lane (set_extra_lane)
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(0)
@@ -396,7 +400,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         # stem lanes are built once (hidden) so showing stems costs no item creation
         self._stem_lanes: dict[str, Lane] = {}
         self._rows: dict[str, int] = {}
-        for row, stem_id in enumerate(STEM_IDS, start=2):
+        for i, stem_id in enumerate(STEM_IDS):
+            row = 2 + LANE_ROWS * i
             stem = get_stem(stem_id)
             self._stem_lanes[stem_id] = self._make_lane(stem_id, stem.name, stem.color, row)
             self._rows[stem_id] = row
@@ -446,6 +451,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         html = f'<span style="color:{color}; font-weight:600">{_escape(lane.title)}</span>'
         if note:
             html += f'<span style="color:#7d8594">&nbsp;&nbsp;{_escape(note)}</span>'
+        elif lane.info and lane.envelope is lane.info_for:
+            html += f'<span style="color:#c3cad6">&nbsp;&nbsp;{_escape(lane.info)}</span>'
         lane.label.setHtml(html)
 
     def _configure_stem_lane(self, lane: Lane, envelope: Envelope | None, state: str,
@@ -547,6 +554,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         """Show a new mixture (drops any stem lanes and the loop)."""
         self._pending = None
         self.clear_stems()
+        for key in list(self._extra):
+            self.remove_extra_lane(key)
         self.clear_loop(emit=False)
         self.mix.envelope = envelope
         self.samplerate = envelope.samplerate
@@ -575,6 +584,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         """Back to the empty state."""
         self._pending = None
         self.clear_stems()
+        for key in list(self._extra):
+            self.remove_extra_lane(key)
         self.clear_loop(emit=False)
         self.mix.envelope = None
         self.duration = 0.0
@@ -628,6 +639,56 @@ class WaveformView(pg.GraphicsLayoutWidget):
     def stem_lanes(self) -> dict[str, Lane]:
         """The visible stem lanes (available or marked unavailable), by stem id."""
         return {k: ln for k, ln in self._stem_lanes.items() if ln.plot.isVisible()}
+
+    # -- extra lanes under a stem (references, error signals: see reference_lanes.py) ---
+    def set_extra_lane(self, key: str, under: str, slot: int, title: str, color: str,
+                       envelope: Envelope, height: int = 30) -> Lane:
+        """Show (or update) a thin lane `key` in row `slot` (1..LANE_ROWS-1) under the lane
+        of stem `under`; it scrolls, zooms, loops and seeks like the others. Opening
+        another song removes it."""
+        if not 1 <= slot < LANE_ROWS:
+            raise ValueError(f"slot must be 1..{LANE_ROWS - 1}")
+        lane = self._extra.get(key)
+        if lane is None:
+            lane = self._make_lane(key, title, color, self._rows[under] + slot)
+            self._extra[key] = lane
+        lane.title, lane.envelope = title, envelope
+        lane.plot.getViewBox().setYRange(-self._y_peak, self._y_peak, padding=0)
+        lane.plot.setFixedHeight(height)
+        lane.label.setPos(6, 1)
+        self._set_label(lane)
+        lane.playhead.setValue(self._playhead)
+        if self._loop is not None:
+            self._ensure_region(lane).setRegion(self._loop)
+        self._update_minimum_height()
+        self.schedule_redraw()
+        return lane
+
+    def remove_extra_lane(self, key: str) -> None:
+        """Take away an extra lane (nothing if there is none)."""
+        lane = self._extra.pop(key, None)
+        if lane is None:
+            return
+        self.lanes.remove(lane)
+        lane.plot.getViewBox().setXLink(None)
+        self.removeItem(lane.plot)
+        self._update_minimum_height()
+
+    def extra_lanes(self) -> dict[str, Lane]:
+        """The extra lanes shown, by key."""
+        return dict(self._extra)
+
+    def set_lane_info(self, key: str, text: str, envelope: Envelope | None = None) -> None:
+        """Extra text on a lane's label (e.g. its scores), shown while the lane draws
+        `envelope` (default: what it draws now): a new separation's stems drop it."""
+        lane = self._stem_lanes.get(key) or self._extra.get(key)
+        if lane is None:
+            return
+        lane.info = text
+        lane.info_for = envelope if envelope is not None else lane.envelope
+        pending = lane.pending is not None and lane.pending.isVisible()
+        if lane.available and not pending:
+            self._set_label(lane)
 
     # -- drawing ----------------------------------------------------------------------
     def schedule_redraw(self) -> None:
