@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -320,6 +321,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY")
+            and not os.environ.get("QT_QPA_PLATFORM")):
+        raise StemwrightError("no display found, so the desktop app cannot open here; use "
+                              "`stemwright separate` on this machine, or run the app on a "
+                              "desktop session")
     try:
         from stemwright.desktop.app import run
     except ImportError as exc:

@@ -113,3 +113,11 @@ def test_console_script_entry_point(song, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "cli" / "My Song" / "My Song - Drums.wav").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="display check is Linux-only")
+def test_gui_without_a_display_is_a_clear_error(monkeypatch, capsys):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    code, _, err = run(capsys, "gui")
+    assert code == 1 and "no display found" in err and len(err.strip().splitlines()) == 1
