@@ -75,6 +75,7 @@ SHORTCUTS = (
     ("Wheel, Shift+wheel", "Zoom, scroll"),
     ("Left / Right", "Scroll (in the waveform)"),
     ("Ctrl+O", "Open a song"),
+    ("Ctrl+Shift+O", "Open a multitrack song (its stems become references)"),
     ("Ctrl+R / Esc", "Separate / cancel"),
     ("Ctrl+E", "Export stems"),
 )
@@ -163,6 +164,7 @@ class MainWindow(QMainWindow):
     songLoaded = Signal(object)  # LoadedSong
     stemsKept = Signal(object)  # SeparatedSong, once its stems are safe on disk
     separationFinished = Signal(object)  # SeparatedSong, or None when failed/cancelled
+    separationStarted = Signal(object)  # SeparateTask
 
     def __init__(self, settings: Settings | None = None, player: object | None = None,
                  parent: QWidget | None = None, warm_up_engine: bool = False) -> None:
@@ -368,6 +370,9 @@ class MainWindow(QMainWindow):
         self.act_download = self._action("&Download selected model", self.panel.start_download)
         self.act_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1")
         self.act_about = self._action("&About Stemwright", self.show_about)
+        from .reference_lanes import MultitrackController
+
+        self.multitrack = MultitrackController(self)  # multitrack songs, references, scores
         # scroll keys only act while the views have focus (lists and spin boxes keep theirs)
         for key, pages in (("Left", -0.25), ("Right", 0.25)):
             act = QAction(self.views)
@@ -380,6 +385,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.act_open)
+        file_menu.addAction(self.multitrack.act_open)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._fill_recent_menu()
@@ -397,6 +403,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.act_follow)
         view_menu.addAction(self.act_spectrogram)
         view_menu.addAction(self.act_log_freq)
+        view_menu.addAction(self.multitrack.act_references)
         view_menu.addSeparator()
         view_menu.addAction(self.separation_dock.toggleViewAction())
         if self.mixer_dock is not None:
@@ -418,6 +425,9 @@ class MainWindow(QMainWindow):
             sep_menu.addAction(act)
         sep_menu.addSeparator()
         sep_menu.addAction("&Fine-tune a model…", self.open_train_dialog)
+        sep_menu.addSeparator()
+        sep_menu.addAction(self.multitrack.act_errors)
+        sep_menu.addAction(self.multitrack.act_evaluate)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_shortcuts)
@@ -513,6 +523,9 @@ class MainWindow(QMainWindow):
     def open_file(self, path: str | Path) -> LoadTask | None:
         """Decode `path` in the background; the song replaces the current one when ready."""
         path = Path(path)
+        if path.is_dir():  # a multitrack song, or a folder of them
+            self.multitrack.open_folder(path)
+            return None
         if not self._confirm_discard(f"Open {path.name}"):
             return None
         if self.load_task is not None:
@@ -631,7 +644,7 @@ class MainWindow(QMainWindow):
         if mime is None or not mime.hasUrls():
             return None
         for url in mime.urls():
-            if isinstance(url, QUrl) and url.isLocalFile() and Path(url.toLocalFile()).is_file():
+            if isinstance(url, QUrl) and url.isLocalFile() and Path(url.toLocalFile()).exists():
                 return url.toLocalFile()
         return None
 
@@ -661,6 +674,7 @@ class MainWindow(QMainWindow):
         options = options or self.panel.options()
         task = SeparateTask(self.song.data, self.song.samplerate, options, self)
         self.separate_task = task
+        self.separationStarted.emit(task)
         task.progressed.connect(lambda f, eta, msg, t=task: self._separate_progress(t, f, eta,
                                                                                     msg))
         task.partialReady.connect(lambda p, t=task: self._separate_partial(t, p))
@@ -1238,6 +1252,7 @@ class MainWindow(QMainWindow):
                     self.act_ab):
             act.setEnabled(has_stems)
         self.act_ab.setChecked(self.player.mixer.source == "mix")
+        self.multitrack.update_actions()
 
     def confirm(self, title: str, text: str) -> bool:
         """Ask a yes/no question (tests replace this)."""
@@ -1309,6 +1324,8 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001 - closing must always succeed
             pass
         self.panel.shutdown()
+        if self.multitrack.evaluate_dialog is not None:
+            self.multitrack.evaluate_dialog.shutdown()
         deadline = time.monotonic() + 5.0
         for task in list(self._tasks):
             task.cancel()

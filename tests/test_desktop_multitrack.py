@@ -1,0 +1,227 @@
+"""Multitrack songs in the window: the mapping dialog (scan, edit, save the mapping file),
+loading a song with its reference stems as lanes, scores on the stem lanes after a real
+separation, and the error signals as listen-only lanes that never enter the remix."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+pytest.importorskip("pytestqt")
+
+import soundfile as sf  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from stemwright.desktop import dialogs  # noqa: E402
+from stemwright.desktop.main_window import MainWindow  # noqa: E402
+from stemwright.desktop.multitrack_dialog import MappingDialog, MultitrackSong  # noqa: E402
+from stemwright.desktop.reference_lanes import ARTIF, INTERF, REF, lane_key  # noqa: E402
+from stemwright.desktop.settings import Settings  # noqa: E402
+from stemwright.desktop.workers import SeparationOptions  # noqa: E402
+from stemwright.models.mixing import render_mix  # noqa: E402
+from stemwright.models.multitrack import MAPPING_FILE, read_mapping  # noqa: E402
+from stemwright.models.synth import synth_song  # noqa: E402
+
+SR = 8000
+TIMEOUT = 60_000
+SHOTS = Path(os.environ.get("STEMWRIGHT_SCREENSHOTS", "")) if os.environ.get(
+    "STEMWRIGHT_SCREENSHOTS") else None
+
+
+def write_musdb(folder: Path, seconds: float = 3.0, seed: int = 0,
+                stems: tuple[str, ...] = ("vocals", "drums", "bass", "other")) -> Path:
+    """A MUSDB18-style song folder (mono, low rate): mixture.wav plus one file per stem."""
+    mix, parts = synth_song(seconds, SR, seed=seed, stems=stems)
+    folder.mkdir(parents=True)
+    sf.write(folder / "mixture.wav", mix.mean(axis=0), SR, subtype="FLOAT")
+    for stem, x in parts.items():
+        sf.write(folder / f"{stem}.wav", x.mean(axis=0), SR, subtype="FLOAT")
+    return folder
+
+
+def write_tracks(folder: Path, seconds: float = 2.0) -> Path:
+    """A studio-style song: one file per instrument, named as studios name them."""
+    _, parts = synth_song(seconds, SR, seed=3, stems=("vocals", "drums", "bass", "other"))
+    folder.mkdir(parents=True)
+    for name, x in (("Lead Vox", parts["vocals"]), ("Kick", parts["drums"]),
+                    ("Bass DI", parts["bass"]), ("Rhodes", parts["other"]),
+                    ("Click", 0.01 * parts["drums"])):
+        sf.write(folder / f"{name}.wav", x.T, SR, subtype="FLOAT")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")  # no engine process to start
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "qsettings"))
+    yield
+    for box in dialogs.open_dialogs():
+        box.close()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path) -> MainWindow:
+    w = MainWindow(Settings(tmp_path / "settings.ini"))
+    w.confirm = lambda *_args: True
+    qtbot.addWidget(w)
+    w.resize(1280, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def scanned(qtbot, dialog: MappingDialog) -> MappingDialog:
+    if dialog.scan is None:
+        with qtbot.waitSignal(dialog.scanned, timeout=TIMEOUT):
+            pass
+    return dialog
+
+
+def test_mapping_dialog_edits_and_saves_the_mapping(qtbot, tmp_path):
+    root = tmp_path / "sessions"
+    write_tracks(root / "Studio Song")
+    write_musdb(root / "Musdb Song", 1.0)
+    dialog = MappingDialog(root)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    scanned(qtbot, dialog)
+    assert dialog.songs.count() == 2 and dialog.songs.isVisible()  # a folder of songs
+    dialog.songs.setCurrentRow([s.name for s in dialog.scan.songs].index("Studio Song"))
+    rows = {dialog.table.item(r, 0).text(): dialog.table.cellWidget(r, 1).currentData()
+            for r in range(dialog.table.rowCount())}
+    assert rows == {"Bass DI.wav": "bass", "Click.wav": "ignore", "Kick.wav": "drums",
+                    "Lead Vox.wav": "vocals", "Rhodes.wav": "other"}
+    dialog.set_target("Rhodes.wav", "electric_guitar")  # edited like a user would
+    song = dialog.current_song()
+    assert "electric_guitar" in song.stems_present() and dialog.edited
+    assert "edited" in dialog.info.text()
+    with qtbot.waitSignal(dialog.mappingSaved, timeout=TIMEOUT) as saved:
+        dialog.save_button.click()
+    path = saved.args[0]
+    assert path == root / MAPPING_FILE
+    assert read_mapping(path)["Studio Song"]["Rhodes.wav"] == "electric_guitar"
+    assert not dialog.edited and "Saved" in dialog.info.text()
+    if SHOTS:
+        dialog.grab().save(str(SHOTS / "mapping_dialog.png"))
+    with qtbot.waitSignal(dialog.songChosen) as chosen:
+        dialog.open_button.click()
+    assert chosen.args[0] is song
+
+
+def test_not_a_multitrack_folder_says_so(qtbot, tmp_path):
+    (tmp_path / "empty").mkdir()
+    dialog = MappingDialog(tmp_path / "empty")
+    qtbot.addWidget(dialog)
+    scanned(qtbot, dialog)
+    assert "empty" in dialog.info.text() and not dialog.open_button.isEnabled()
+
+
+def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_path):
+    folder = write_musdb(tmp_path / "songs" / "Alpha", 3.0, seed=1,
+                         stems=("vocals", "drums", "bass"))
+    mt = window.multitrack
+    dialog = scanned(qtbot, mt.open_folder(folder.parent))  # a folder of one song
+    assert not dialog.songs.isVisible()
+    with qtbot.waitSignal(window.songLoaded, timeout=TIMEOUT):
+        dialog.open_song()
+    song = window.song
+    assert isinstance(song, MultitrackSong) and mt.current() is song
+    assert song.data.shape[-1] == 3 * SR and "multitrack" in window.song_label.text()
+    assert window.windowTitle().startswith("Alpha")
+    extra = window.waveform.extra_lanes()
+    assert set(extra) == {lane_key(REF, s) for s in ("vocals", "drums", "bass")}
+    qtbot.waitUntil(lambda: all(len(lane.curve.getData()[0]) > 10 for lane in extra.values()))
+    # the references toggle hides and shows them
+    mt.act_references.trigger()
+    assert not window.waveform.extra_lanes()
+    mt.act_references.trigger()
+    assert len(window.waveform.extra_lanes()) == 3
+    assert not mt.act_errors.isEnabled()
+
+    # a real separation, then scores on the stem lanes
+    with qtbot.waitSignal(mt.scoresShown, timeout=TIMEOUT) as shown:
+        window.separate(SeparationOptions(model="classic", device="cpu"))
+    scores = shown.args[0]
+    assert set(scores) == {"vocals", "drums", "bass"}  # other has no reference here
+    lanes = window.waveform.stem_lanes()
+    for stem in scores:
+        html = lanes[stem].label.toHtml()
+        assert "SDR" in html and "SI-SDR" in html and "dB" in html
+        assert math.isfinite(scores[stem].sdr)
+    assert "no reference" in lanes["other"].label.toHtml()
+    assert mt.act_errors.isEnabled()
+
+    # the errors of the vocals: two lanes under them, listen-only
+    window._select("vocals")
+    with qtbot.waitSignal(mt.errorsShown, timeout=TIMEOUT):
+        mt.act_errors.trigger()
+    keys = set(window.waveform.extra_lanes())
+    assert {lane_key(INTERF, "vocals"), lane_key(ARTIF, "vocals")} <= keys
+    assert "SIR" in window.waveform.extra_lanes()[lane_key(INTERF, "vocals")].label.toHtml()
+    err = mt.errors["vocals"]
+    est = window.separated.result.stems["vocals"]
+    assert err.interf.shape == est.shape and np.abs(err.interf).max() > 0
+
+    player, stems = window.player, window.separated.result.stems
+    remix_before = render_mix(stems, player.mixer)
+    key = lane_key(INTERF, "vocals")
+    mt.toggle_listen(key)
+    assert mt.listening == key
+    ch = player.mixer.channel(key)
+    assert ch.solo and not ch.mute
+    if hasattr(player, "stem_ids"):  # the real player: loaded as an extra source
+        assert key in player.stem_ids and lane_key(REF, "bass") in player.stem_ids
+        gains = player._engine.gains_for(player.mixer)
+        ids = list(player.stem_ids)
+        assert gains[ids.index(key)].max() > 0  # heard alone
+        assert gains[ids.index("vocals")].max() == 0
+    # the remix (and so the export) never contains the extra lanes
+    assert np.array_equal(render_mix(stems, player.mixer), remix_before)
+    mt.toggle_listen(lane_key(REF, "drums"))  # one at a time
+    assert player.mixer.channel(key).mute and not player.mixer.channel(key).solo
+    assert mt.listening == lane_key(REF, "drums")
+    if SHOTS:
+        window.resize(1440, 960)
+        qtbot.wait(200)
+        window.grab().save(str(SHOTS / "window_references.png"))
+    mt.toggle_listen(lane_key(REF, "drums"))
+    assert mt.listening is None and player.mixer.channel(lane_key(REF, "drums")).mute
+
+    # hiding the errors, and another separation, take the error lanes away
+    mt.toggle_errors("vocals")
+    assert key not in window.waveform.extra_lanes()
+    with qtbot.waitSignal(mt.errorsShown, timeout=TIMEOUT):
+        mt.toggle_errors("bass")
+    task = window.separate(SeparationOptions(model="classic", device="cpu"))
+    assert lane_key(INTERF, "bass") not in window.waveform.extra_lanes()
+    assert "SDR" not in window.waveform.stem_lanes()["bass"].label.toHtml() or \
+        window.partial is None
+    with qtbot.waitSignal(mt.scoresShown, timeout=TIMEOUT):
+        pass
+    assert task.outcome == "ok"
+
+    # another (plain) song: references and scores go away
+    path = tmp_path / "plain.wav"
+    sf.write(path, np.zeros((SR, 2), dtype=np.float32), SR)
+    with qtbot.waitSignal(window.songLoaded, timeout=TIMEOUT):
+        window.open_file(path)
+    assert mt.current() is None and not window.waveform.extra_lanes()
+    assert not mt.act_references.isEnabled()
+
+
+def test_folder_opened_like_a_file_goes_to_the_mapping_dialog(qtbot, window, tmp_path):
+    folder = write_musdb(tmp_path / "Beta", 1.0, seed=2)
+    assert window.open_file(folder) is None
+    dialog = scanned(qtbot, window.multitrack.dialog)
+    assert dialog.current_song().name == "Beta"
+    dialog.reject()
