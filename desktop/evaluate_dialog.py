@@ -369,6 +369,7 @@ class EvaluateDialog(QDialog):
         left = QVBoxLayout(setup)
         left.setContentsMargins(0, 0, 6, 0)
         songs_box = QGroupBox("Songs")
+        self.setup_boxes = [songs_box]
         sl = QVBoxLayout(songs_box)
         row = QHBoxLayout()
         self.folder_edit = QLineEdit()
@@ -387,6 +388,7 @@ class EvaluateDialog(QDialog):
         left.addWidget(songs_box)
 
         systems = QGroupBox("Systems")
+        self.setup_boxes.append(systems)
         form = QVBoxLayout(systems)
         form.addWidget(QLabel("Models (installed)"))
         self.model_list = QListWidget()
@@ -409,6 +411,7 @@ class EvaluateDialog(QDialog):
         left.addWidget(systems)
 
         options = QGroupBox("Options")
+        self.setup_boxes.append(options)
         of = QFormLayout(options)
         self.procedure = QComboBox()
         for label, value in (("Adaptive rescaling (default)", "adaptive"),
@@ -871,6 +874,8 @@ class EvaluateDialog(QDialog):
         has_systems = bool(self.chosen_models() or self.chosen_oracles()) \
             if hasattr(self, "oracle_checks") else False
         self.run_button.setEnabled(not running and self.scan is not None and has_systems)
+        for box in self.setup_boxes:  # what runs is what the boxes say
+            box.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         has_report = self.current_report() is not None
         for button in (self.json_button, self.csv_button):

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence
 from PySide6.QtWidgets import QFileDialog
@@ -98,12 +99,16 @@ class LaneButton(pg.TextItem):
         super().__init__(text, color="#e6e9ef", anchor=(1, 0), fill=pg.mkBrush(*BUTTON_FILL),
                          border=pg.mkPen((90, 98, 114)))
         self.callback = callback
+        self.on = False
         self.setZValue(40)
         self.setToolTip(tip)
         self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
     def set_state(self, text: str, on: bool) -> None:
+        if self.toPlainText() == text and self.on == on:
+            return
+        self.on = on
         self.setText(text)
         self.fill = pg.mkBrush(*(BUTTON_ON if on else BUTTON_FILL))
         self.update()
@@ -264,16 +269,24 @@ class MultitrackController(QObject):
         return song if isinstance(song, MultitrackSong) and song is self.song else None
 
     def _shown_separation(self) -> SeparatedSong | None:
-        """The finished separation of the current multitrack song, if it is shown."""
+        """The finished separation of the current multitrack song, if it is shown (and no
+        other is under way)."""
         w = self.window
-        if self.current() is None or w.partial is not None or w.separated is None:
+        if self.current() is None or w.partial is not None or w.separate_task is not None:
             return None
         return w.separated
 
+    def valid_scores(self) -> dict[str, Any]:
+        """The scores of the separation shown ({} while none is, or it is not scored yet)."""
+        out = self._shown_separation()
+        return self.scores if out is not None and out is self.scored else {}
+
     def update_actions(self) -> None:
-        has = self.current() is not None
-        self.act_references.setEnabled(has)
-        self.act_errors.setEnabled(self._shown_separation() is not None and bool(self.scores))
+        """Enable the actions and show the lane buttons that apply now (the window calls
+        this whenever its state changes)."""
+        self.act_references.setEnabled(self.current() is not None)
+        self.act_errors.setEnabled(bool(self.valid_scores()))
+        self._update_buttons()
 
     # -- opening ----------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -329,12 +342,14 @@ class MultitrackController(QObject):
         self._reset()
         if not isinstance(song, MultitrackSong) or song is not self.song:
             self.song = None
+            self.window.song_label.setToolTip("")
             self.update_actions()
             return
         self._show_references()
         w = self.window
         stems = ", ".join(get_stem(s).name.lower() for s in song.mixdown.stems)
         w.song_label.setText(f"{w.song_label.text()}  \u00b7  multitrack: {stems}")
+        w.song_label.setToolTip("\n".join(song.notes))
         absent = [get_stem(s).name.lower() for s in song.mixdown.absent]
         note = f" No {', '.join(absent)} in this song." if absent else ""
         w.statusBar().showMessage(f"Opened {song.source.name} with its reference stems "
@@ -352,8 +367,7 @@ class MultitrackController(QObject):
         self.error_tasks.clear()
         self._drop_errors()
         self.scores, self.scored = {}, None
-        for key in [k for k in self._buttons if k.startswith("stem:")]:
-            self._buttons[key].setVisible(False)
+        self._update_buttons()
 
     # -- reference lanes ----------------------------------------------------------------
     def _show_references(self) -> None:
@@ -380,7 +394,8 @@ class MultitrackController(QObject):
 
     def _add_listen_button(self, key: str, lane: Any) -> None:
         old = self._buttons.get(key)
-        if old is not None and old.parentItem() is lane.plot.getViewBox():
+        if old is not None and shiboken6.isValid(old) and \
+                old.parentItem() is lane.plot.getViewBox():
             return
         button = LaneButton("Listen", lambda k=key: self.toggle_listen(k),
                             "Solo this lane (it is never part of the remix)")
@@ -389,10 +404,16 @@ class MultitrackController(QObject):
 
     # -- separation and scores ----------------------------------------------------------
     def _separation_started(self, _task: object = None) -> None:
-        if self.current() is not None:
-            self._reset()
-            self._update_buttons()
-            self.update_actions()
+        """Error signals belong to the stems shown: gone when new ones are coming. The
+        scores stay (a cancelled separation brings the scored stems back)."""
+        if self.current() is None:
+            return
+        self._stop_listening(quiet=True)
+        for task in self.error_tasks.values():
+            task.cancel()
+        self.error_tasks.clear()
+        self._drop_errors()
+        self.update_actions()
 
     def _separation_finished(self, out: SeparatedSong | None) -> None:
         song = self.current()
@@ -462,6 +483,10 @@ class MultitrackController(QObject):
         """Show the error lanes of `stem_id` (default: the selected stem), or hide them."""
         w = self.window
         stem_id = stem_id or w.selected_stem()
+        if not stem_id:
+            w.statusBar().showMessage("Click a stem lane first, then ask for its errors.",
+                                      6000)
+            return None
         out = self._shown_separation()
         if out is None or self.scored is not out:
             w.statusBar().showMessage("Open a multitrack song and separate it first: the "
@@ -596,10 +621,15 @@ class MultitrackController(QObject):
         self._update_buttons()
 
     def _update_buttons(self) -> None:
+        # the view drops extra lanes (and their buttons) when another song is shown
+        for key in [k for k, b in self._buttons.items() if not shiboken6.isValid(b)]:
+            del self._buttons[key]
         separated = self._shown_separation() is not None
+        scores = self.valid_scores()
         for key, button in self._buttons.items():
             if key.startswith("stem:"):
                 stem = key[5:]
+                button.setVisible(stem in scores)
                 if stem in self.error_tasks:
                     button.set_state("Errors\u2026", False)
                 else:
