@@ -197,18 +197,20 @@ def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_pa
     mt.toggle_listen(lane_key(REF, "drums"))
     assert mt.listening is None and player.mixer.channel(lane_key(REF, "drums")).mute
 
-    # hiding the errors, and another separation, take the error lanes away
+    # hiding the errors, and another separation, take the error lanes away; a cancelled
+    # separation brings the scored stems back with their scores
     mt.toggle_errors("vocals")
     assert key not in window.waveform.extra_lanes()
     with qtbot.waitSignal(mt.errorsShown, timeout=TIMEOUT):
         mt.toggle_errors("bass")
     task = window.separate(SeparationOptions(model="classic", device="cpu"))
     assert lane_key(INTERF, "bass") not in window.waveform.extra_lanes()
-    assert "SDR" not in window.waveform.stem_lanes()["bass"].label.toHtml() or \
-        window.partial is None
-    with qtbot.waitSignal(mt.scoresShown, timeout=TIMEOUT):
-        pass
-    assert task.outcome == "ok"
+    assert not mt.act_errors.isEnabled() and not mt.valid_scores()
+    with qtbot.waitSignal(task.finished, timeout=TIMEOUT):
+        window.cancel_separation()
+    qtbot.waitUntil(lambda: window.partial is None and mt.act_errors.isEnabled())
+    qtbot.waitUntil(lambda: "SDR" in window.waveform.stem_lanes()["bass"].label.toHtml())
+    assert set(mt.valid_scores()) == set(scores) and task.outcome == "cancelled"
 
     # another (plain) song: references and scores go away
     path = tmp_path / "plain.wav"
