@@ -23,8 +23,9 @@ ones asked for, `adapt_heads` keeps the output heads that match (guitar -> elect
 guitar, piano merged into other, ...) and starts new stems as a share of "other".
 
 The loop: AdamW, linear warm-up then cosine decay, gradient clipping, mixed precision on
-CUDA (bf16, or fp16 with loss scaling), optional EMA of the weights, masked losses (see
-losses.py), validation every epoch with BSS Eval SDR (metrics.bss_eval, museval's
+CUDA for waveform models (bf16, or fp16 with loss scaling; TF32 for the spectrogram and
+hybrid ones, whose complex spectrograms need float32), optional EMA of the weights, masked
+losses (see losses.py), validation every epoch with BSS Eval SDR (metrics.bss_eval, museval's
 algorithm) per stem, early stopping with patience. Data-parallel across processes when
 started by torchrun (see distributed.py). A finished model is installed in the model zoo.
 """
@@ -388,6 +389,15 @@ def _linear_heads(model: nn.Module) -> bool:
     from .wavenet import WaveNet
     from .waveunet import WaveUNet
     return isinstance(model, WaveNet | WaveUNet | HTDemucs | HDemucs | Demucs)
+
+
+def _amp_safe(model: nn.Module) -> bool:
+    """Whether autocast suits the model: waveform models yes; models that turn their
+    output back from a complex spectrogram (demucs' hybrids, Open-Unmix) need float32."""
+    from .convtasnet import ConditionedTasNet, ConvTasNet
+    from .wavenet import WaveNet
+    from .waveunet import WaveUNet
+    return isinstance(model, WaveNet | WaveUNet | ConvTasNet | ConditionedTasNet)
 
 
 def _heads(model: nn.Module, sources: Sequence[str]) -> list[str]:
@@ -756,18 +766,21 @@ class Trainer:
         self.sources = init.sources
         self.samplerate = init.samplerate
         self.seg_len = max(64, int(round(cfg.segment * self.samplerate)))
+        self.run_id = uuid.uuid4().hex
+        fresh = self.main and not (self.out / CONFIG_FILE).exists()
         if self.main:
             self._check_zoo_name()
-        # data: rank 0 fills the cache, the others read it
-        cache = cfg.cache_dir
-        if not self.main:
-            ddp.barrier(self.ctx)
-        songs, problems = prepare_songs(cfg.folders, self.samplerate, cache,
-                                        progress=self._data_progress)
-        if self.main:
-            ddp.barrier(self.ctx)
+            # written before the data are prepared (decoding can take long): a run killed
+            # then can be resumed too
+            write_json(self.out / CONFIG_FILE, {"config": cfg.to_json(), "run_id": self.run_id})
+        try:
+            songs, problems = self._prepare_data()
+            train, valid = split_songs(songs, cfg.valid_fraction, cfg.seed, cfg.valid_songs)
+        except StemwrightError:
+            if fresh:  # nothing to resume: the same command can simply be run again
+                (self.out / CONFIG_FILE).unlink(missing_ok=True)
+            raise
         self.problems = problems
-        train, valid = split_songs(songs, cfg.valid_fraction, cfg.seed, cfg.valid_songs)
         if not valid and cfg.validate:
             problems.append("one song only: validating on the training song")
         self.train_songs, self.valid_songs = train, valid or train
@@ -785,8 +798,16 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.amp_dtype = None
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         if cfg.amp and self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            if _amp_safe(self.model):
+                self.amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported()
+                                  else torch.float16)
+            else:
+                problems.append(f"mixed precision is off for {self.init.architecture}: its "
+                                "spectrogram branch needs float32 (TF32 matmuls instead)")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self.net = ddp.wrap(self.model, self.ctx, self.device)
@@ -795,14 +816,23 @@ class Trainer:
         self.best_epoch: int | None = None
         self.bad_epochs = 0
         self.history: list[dict[str, Any]] = []
-        self.run_id = uuid.uuid4().hex
         keep = None
         if self.resume and state_path.exists():
             keep = self._load(state_path)
         if self.main:
             (self.out / CONTROL_FILE).unlink(missing_ok=True)  # a stale "stop" or "pause"
-            self.log = JsonLog(self.out / LOG_FILE, keep_bytes=keep if self.resume else 0)
+            self.log = JsonLog(self.out / LOG_FILE, keep_bytes=keep or 0)
             write_json(self.out / CONFIG_FILE, {"config": cfg.to_json(), "run_id": self.run_id})
+
+    def _prepare_data(self):
+        """Decode (or find in the cache) every song; rank 0 fills the cache first."""
+        if not self.main:
+            ddp.barrier(self.ctx)
+        out = prepare_songs(self.cfg.folders, self.samplerate, self.cfg.cache_dir,
+                            progress=self._data_progress)
+        if self.main:
+            ddp.barrier(self.ctx)
+        return out
 
     def _data_progress(self, done: int, total: int, key: str) -> None:
         if self.main and self.on_event is not None:

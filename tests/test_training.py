@@ -279,6 +279,38 @@ def test_fine_tune_a_demucs_file_from_six_to_the_stemwright_stems(folder, tmp_pa
     assert meta.samplerate == 44100 and meta.provenance["init"]["heads"]["other"]
 
 
+def test_open_unmix_targets_and_demucs_from_scratch(tmp_path):
+    from openunmix.model import OpenUnmix
+
+    entry = zoo.ZOO["umxhq"]
+    folder = zoo.model_dir("umxhq")
+    folder.mkdir(parents=True)
+    for k, f in enumerate(entry.files):  # stand-ins with umxhq's layout, tiny hidden size
+        torch.manual_seed(k)
+        target = OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=8, nb_layers=1,
+                           max_bin=1487)
+        torch.save(target.state_dict(), folder / f.filename)
+    init = tr.init_model("umxhq", stems=list(STEM_IDS))
+    assert init.architecture == "openunmix6" and init.sources == list(STEM_IDS)
+    assert init.origin["heads"]["wind"] == "copy of other (output x 0.333)"
+    units = init.model.unmix.target_models
+    vocals = torch.load(folder / entry.files[0].filename, weights_only=True)
+    other = torch.load(folder / entry.files[3].filename, weights_only=True)
+    assert torch.equal(units["vocals"].fc1.weight, vocals["fc1.weight"])
+    assert torch.equal(units["wind"].fc1.weight, other["fc1.weight"])
+    assert torch.allclose(units["wind"].output_scale * 3, other["output_scale"])
+    assert torch.allclose(units["other"].output_scale * 3, other["output_scale"])
+    init.model.train()
+    with torch.no_grad():
+        assert init.model(0.1 * torch.randn(1, 2, 8192)).shape == (1, 6, 2, 8192)
+    with pytest.raises(tr.TrainingError, match="not downloaded"):
+        tr.init_model("htdemucs")
+    scratch = tr.init_model("htdemucs", stems=["vocals", "other"], scratch=True)
+    assert scratch.architecture == "htdemucs" and scratch.model.sources == ["vocals", "other"]
+    with pytest.raises(tr.TrainingError, match="training-free"):
+        tr.init_model("classic")
+
+
 def test_command_line(folder, tmp_path, capsys):
     assert cli.main(["train", str(folder)]) == 1
     assert "--model" in capsys.readouterr().err
