@@ -784,6 +784,12 @@ class Trainer:
         if not valid and cfg.validate:
             problems.append("one song only: validating on the training song")
         self.train_songs, self.valid_songs = train, valid or train
+        counts = data_summary(train)
+        missing = [s for s in self.sources if s != "other" and not counts.get(s)]
+        if missing:
+            problems.append(f"no training song has {', '.join(missing)}: "
+                            + ("these outputs stay" if len(missing) > 1 else
+                               "that output stays") + " untrained")
         self.dataset = SegmentDataset(train, self.sources, self.seg_len, cfg.segments_per_song,
                                       cfg.augment(), cfg.force_stem, cfg.force_fraction,
                                       cfg.seed)
