@@ -235,17 +235,21 @@ class MappingDialog(QDialog):
     # -- scanning ---------------------------------------------------------------------
     def _start(self, task: Task, done: Callable[[Any], None],
                failed: Callable[[BaseException], None]) -> None:
+        """Run `task`; `done(result)` or `failed(exc)` once it has ended (the dialog is
+        free for the next task by then)."""
         self.task = task
-        task.succeeded.connect(done)
-        task.failed.connect(failed)
-        task.finished.connect(lambda t=task: self._task_ended(t))
+
+        def ended(handler: Callable[[Any], None], value: Any, t: Task = task) -> None:
+            if self.task is t:
+                self.task = None
+            handler(value)
+            self._update_buttons()
+
+        task.succeeded.connect(lambda value: ended(done, value))
+        task.failed.connect(lambda exc: ended(failed, exc))
+        task.cancelled.connect(lambda: ended(lambda _v: None, None))
         start_task(task)
         self._update_buttons()
-
-    def _task_ended(self, task: Task) -> None:
-        if self.task is task:
-            self.task = None
-            self._update_buttons()
 
     def _scanned(self, result: Scan) -> None:
         self.scan = result
