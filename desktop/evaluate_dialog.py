@@ -68,7 +68,6 @@ ORACLES = (("irm1", "IRM1 (ratio mask, magnitude)"), ("irm2", "IRM2 (Wiener, pow
 METRIC_ORDER = ("sdr", "si_sdr", "sdr_track", "sir", "sar", "isr")
 COLORS = ("#4e9af1", "#f2a541", "#7ed957", "#e4572e", "#c38bf0", "#40c4c4", "#f06fa5",
           "#c9d16b")
-SUMMARY_BG = QColor("#262b36")
 _CHILD_CODE = "from stemwright.desktop.evaluate_dialog import evaluate_main; evaluate_main()"
 
 
@@ -164,6 +163,10 @@ class EvaluateTask(Task):
                 except (OSError, ValueError):
                     pass
             proc.wait()
+
+
+def _songs(n: int) -> str:
+    return f"{n} song{'' if n == 1 else 's'}"
 
 
 def _start_child() -> subprocess.Popen:
@@ -610,6 +613,7 @@ class EvaluateDialog(QDialog):
                             f"{', '.join([*models, *oracles])}\u2026")
         self.status.setStyleSheet("")
         self._last_message = ""
+        self._last_progress = (0.0, None)
         start_task(task)
         self.refresh()
         self._update_buttons()
@@ -624,20 +628,28 @@ class EvaluateDialog(QDialog):
         if task is not self.task:
             return
         self.progress.setValue(int(fraction * 1000))
-        if message:
+        if "failed" in message:  # other messages are the songs' notes (see Notes)
             self._last_message = message
+        self._last_progress = (fraction, eta)
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        fraction, eta = getattr(self, "_last_progress", (0.0, None))
+        songs = self.scan.songs if self.scan is not None else []
         done = len(self.songs)
-        total = len(self.scan.songs) if self.scan is not None else 0
-        text = f"{fraction * 100:.0f}% \u00b7 {done} of {total} songs scored \u00b7 " \
+        text = f"{fraction * 100:.0f}% \u00b7 {done} of {len(songs)} songs scored \u00b7 " \
                f"{format_eta(eta)}"
+        if done < len(songs):
+            text += f"\nNow: {songs[done].name}"
         if self._last_message:
-            text += f"\n{self._last_message}"
+            text += f"\n\u26a0 {self._last_message}"
         self.status.setText(text)
 
     def _song_done(self, task: EvaluateTask, song: Any) -> None:
         if task is not self.task:
             return
         self.songs.append(song)
+        self._show_progress()
         self.refresh()
 
     def _ended(self, task: EvaluateTask) -> bool:
@@ -654,7 +666,7 @@ class EvaluateDialog(QDialog):
         self.songs = list(report.songs)
         self.progress.setValue(1000)
         elapsed = time.monotonic() - task.started_at
-        self.status.setText(f"Done: {len(report.songs)} songs in {format_duration(elapsed)}.")
+        self.status.setText(f"Done: {_songs(len(report.songs))} in {format_duration(elapsed)}.")
         self.refresh()
         self.evaluationFinished.emit(report)
 
@@ -673,9 +685,9 @@ class EvaluateDialog(QDialog):
             return
         self._keep_partial()
         n = len(self.songs)
-        self.status.setText(f"Cancelled. {n} song{'s' if n != 1 else ''} finished before; "
-                            "their scores are shown and can be exported." if n
-                            else "Cancelled before any song was finished.")
+        self.status.setText(
+            f"Cancelled. {_songs(n)} finished before; {'its' if n == 1 else 'their'} scores "
+            "are shown and can be exported." if n else "Cancelled before any song was finished.")
         self.evaluationFinished.emit(None)
 
     def _keep_partial(self) -> None:
@@ -725,7 +737,7 @@ class EvaluateDialog(QDialog):
         for stem in stems:
             counts = [int(summary.get(x.name, {}).get(stem, {}).get("songs", 0))
                       for x in systems]
-            rows.append((f"Median of {max(counts)} songs", get_stem(stem).name,
+            rows.append((f"Median of {_songs(max(counts))}", get_stem(stem).name,
                          [summary.get(x.name, {}).get(stem, {}).get(metric, math.nan)
                           for x in systems], True, ""))
         if stems:
@@ -749,6 +761,9 @@ class EvaluateDialog(QDialog):
         table.setRowCount(len(rows))
         bold = QFont()
         bold.setBold(True)
+        light = table.palette().base().color().lightness() > 128  # the theme's table
+        summary_bg = QColor("#dde5f0" if light else "#262b36")
+        best_fg = QColor("#1b7f35" if light else "#7ed957")
         for r, (song, stem, values, is_summary, tip) in enumerate(rows):
             finite = [v for v in values if math.isfinite(v)]
             best = max(finite) if len(finite) > 1 else None
@@ -763,10 +778,10 @@ class EvaluateDialog(QDialog):
                                           | Qt.AlignmentFlag.AlignVCenter)
                     v = values[c - 2]
                     if best is not None and math.isfinite(v) and v == best:
-                        item.setForeground(QBrush(QColor("#7ed957")))
+                        item.setForeground(QBrush(best_fg))
                 if is_summary:
                     item.setFont(bold)
-                    item.setBackground(QBrush(SUMMARY_BG))
+                    item.setBackground(QBrush(summary_bg))
                 table.setItem(r, c, item)
         header = table.horizontalHeader()
         header.setMinimumSectionSize(76)
@@ -879,7 +894,7 @@ class EvaluateDialog(QDialog):
         self.cancel_button.setEnabled(running)
         has_report = self.current_report() is not None
         for button in (self.json_button, self.csv_button):
-            button.setEnabled(has_report and self.export_task is None)
+            button.setEnabled(has_report and not running and self.export_task is None)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Stop whatever runs (the window is closing)."""
