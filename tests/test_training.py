@@ -341,3 +341,16 @@ def test_training_benchmark_reports_segments_per_second():
     assert res["segments_per_s"] > 0 and res["timed_steps"] == 2
     assert res["data_segments_per_s"] > 0 and res["parameters"] > 0
     assert np.isfinite(res["step_seconds"])
+
+
+@pytest.mark.parametrize("name", [n for n in archs.ARCHITECTURES if n != "wavenet"])
+def test_every_architecture_trains_on_a_generated_folder(name, folder, tmp_path):
+    """Each registered architecture (wavenet: above) lowers its loss on generated songs."""
+    cfg = tiny(folder, tmp_path / name, model=name, epochs=5, segment=0.5, lr=1e-2,
+               segments_per_song=8, stems=["drums", "bass", "other"], swap=False,
+               gain=None)
+    events = []
+    result = tr.train(cfg, on_event=events.append)
+    losses = [e["train_loss"] for e in events if e["event"] == "epoch"]
+    assert result.reason == "finished" and len(losses) == 5
+    assert losses[-1] < losses[0], losses
