@@ -181,6 +181,7 @@ class MappingDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the stem boxes take the focus
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for col in (1, 2, 3):
@@ -197,6 +198,7 @@ class MappingDialog(QDialog):
         lay.addWidget(intro)
         self.song_title = QLabel("")
         self.song_title.setStyleSheet("font-weight: 600")
+        self.song_title.setWordWrap(True)
         lay.addWidget(self.song_title)
         lay.addWidget(self.table, 1)
         self.split = QSplitter(Qt.Orientation.Horizontal)
@@ -258,7 +260,10 @@ class MappingDialog(QDialog):
             item = QListWidgetItem(self._song_text(song))
             item.setToolTip(describe_song(song))
             self.songs.addItem(item)
-        self.songs.setVisible(len(result.songs) > 1)
+        several = len(result.songs) > 1
+        self.songs.setVisible(several)
+        if not several:  # the table takes the whole width
+            self.split.setSizes([0, max(1, self.split.width())])
         self.songs.setCurrentRow(0)
         self.scanned.emit()
 

@@ -380,10 +380,10 @@ class MultitrackController(QObject):
                 view.remove_extra_lane(key)
                 self._buttons.pop(key, None)
                 continue
-            name = get_stem(stem_id).name
-            lane = view.set_extra_lane(key, stem_id, SLOTS[REF], f"{name} \u00b7 reference",
-                                       dimmed(get_stem(stem_id).color),
-                                       song.references[stem_id], REF_HEIGHT)
+            stem = get_stem(stem_id)
+            lane = view.set_extra_lane(key, stem_id, SLOTS[REF], f"{stem.name} \u00b7 reference",
+                                       stem.color, song.references[stem_id], REF_HEIGHT)
+            lane.curve.setPen(pg.mkPen(dimmed(stem.color), width=1))  # quieter than the stem
             self._add_listen_button(key, lane)
         self._update_buttons()
 
