@@ -16,7 +16,7 @@ pytest.importorskip("pyqtgraph")
 pytest.importorskip("pytestqt")
 
 import soundfile as sf  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QSettings, Qt  # noqa: E402
 
 from stemwright.desktop import dialogs  # noqa: E402
 from stemwright.desktop.main_window import MainWindow  # noqa: E402
@@ -85,6 +85,13 @@ def scanned(qtbot, dialog: MappingDialog) -> MappingDialog:
         with qtbot.waitSignal(dialog.scanned, timeout=TIMEOUT):
             pass
     return dialog
+
+
+def click(qtbot, window: MainWindow, item) -> None:
+    """A real mouse click on a graphics item of the waveform view."""
+    view = window.waveform
+    pos = view.mapFromScene(item.sceneBoundingRect().center())
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=pos)
 
 
 def test_mapping_dialog_edits_and_saves_the_mapping(qtbot, tmp_path):
@@ -201,8 +208,10 @@ def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_pa
     # separation brings the scored stems back with their scores
     mt.toggle_errors("vocals")
     assert key not in window.waveform.extra_lanes()
-    with qtbot.waitSignal(mt.errorsShown, timeout=TIMEOUT):
-        mt.toggle_errors("bass")
+    window.seek(1.0)
+    with qtbot.waitSignal(mt.errorsShown, timeout=TIMEOUT):  # a click on the lane's button
+        click(qtbot, window, mt._buttons["stem:bass"])
+    assert window.waveform.playhead() == pytest.approx(1.0)  # the click did not seek
     task = window.separate(SeparationOptions(model="classic", device="cpu"))
     assert lane_key(INTERF, "bass") not in window.waveform.extra_lanes()
     assert not mt.act_errors.isEnabled() and not mt.valid_scores()
