@@ -18,8 +18,9 @@
 
 Reference and error lanes are listen-only: they are extra player sources whose mixer
 channels are muted, so the remix, the mixer strips and the export (which take only the
-separated stems) never include them. Their "Listen" button solos one of them; pressing it
-again (or starting another separation) mutes it again.
+separated stems) never include them. Their "Listen" button solos one of them (a reference
+also before the song is separated); pressing it again (or starting another separation)
+mutes it again.
 """
 
 from __future__ import annotations
@@ -567,11 +568,18 @@ class MultitrackController(QObject):
             out[lane_key(ARTIF, err.stem)] = err.artif
         return out
 
+    def can_listen(self) -> bool:
+        """Listen-only sources can play now (a multitrack song, no separation under way)."""
+        w = self.window
+        return self.current() is not None and w.partial is None and w.separate_task is None
+
     def _install_sources(self) -> bool:
-        """Make sure the player has the listen-only sources next to the stems (muted)."""
-        out, song = self._shown_separation(), self.current()
-        if out is None or song is None:
+        """Make sure the player has the listen-only sources (muted) next to the separated
+        stems, or alone before the song is separated."""
+        song = self.current()
+        if not self.can_listen():
             return False
+        out = self.window.separated
         player = self.window.player
         extras = self.listen_sources()
         loaded = getattr(player, "stem_ids", None)
@@ -581,7 +589,8 @@ class MultitrackController(QObject):
             if key != self.listening:
                 channel = player.mixer.channel(key)
                 channel.mute, channel.solo = True, False
-        player.set_sources(song.data, {**out.result.stems, **extras}, song.samplerate)
+        stems = dict(out.result.stems) if out is not None else {}
+        player.set_sources(song.data, {**stems, **extras}, song.samplerate)
         return True
 
     def toggle_listen(self, key: str) -> None:
@@ -591,8 +600,7 @@ class MultitrackController(QObject):
             self._stop_listening()
             return
         if not self._install_sources():
-            w.statusBar().showMessage("Separate the song first: references play next to "
-                                      "the separated stems.", 6000)
+            w.statusBar().showMessage("Wait for the separation to finish, then listen.", 6000)
             return
         self._stop_listening(quiet=True)
         w.player.set_channel(key, mute=False, solo=True)
@@ -616,15 +624,22 @@ class MultitrackController(QObject):
                 channel.mute, channel.solo = True, False
             else:
                 player.set_channel(key, mute=True, solo=False)
+        song, w = self.current(), self.window
+        loaded = getattr(player, "stem_ids", ())
+        if song is not None and loaded and all(":" in k for k in loaded):
+            # only listen-only sources next to the song (not separated yet): the song alone
+            player.set_sources(song.data, None, song.samplerate)
         if not quiet:
-            self.window.statusBar().showMessage("Back to the remix of the stems.", 4000)
+            self.window.statusBar().showMessage(
+                "Back to the song." if w.separated is None else "Back to the remix of the "
+                "stems.", 4000)
         self._update_buttons()
 
     def _update_buttons(self) -> None:
         # the view drops extra lanes (and their buttons) when another song is shown
         for key in [k for k, b in self._buttons.items() if not shiboken6.isValid(b)]:
             del self._buttons[key]
-        separated = self._shown_separation() is not None
+        listen = self.can_listen()
         scores = self.valid_scores()
         for key, button in self._buttons.items():
             if key.startswith("stem:"):
@@ -636,7 +651,7 @@ class MultitrackController(QObject):
                     button.set_state("Hide errors" if stem in self.errors else "Errors",
                                      stem in self.errors)
                 continue
-            button.setVisible(separated)
+            button.setVisible(listen)
             on = key == self.listening
             button.set_state("Listening" if on else "Listen", on)
 

@@ -154,6 +154,20 @@ def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_pa
     mt.act_references.trigger()
     assert len(window.waveform.extra_lanes()) == 3
     assert not mt.act_errors.isEnabled()
+    # a reference can be heard alone before separating; then the song plays again
+    player, ref = window.player, lane_key(REF, "drums")
+    assert mt._buttons[ref].isVisible()
+    mt.toggle_listen(ref)
+    assert mt.listening == ref and player.mixer.channel(ref).solo
+    if hasattr(player, "stem_ids"):
+        assert set(player.stem_ids) == set(extra)
+        gains = player._engine.gains_for(player.mixer)
+        assert gains[list(player.stem_ids).index(ref)].max() > 0
+        assert gains[player._engine.mix_index].max() == 0
+    mt.toggle_listen(ref)
+    assert mt.listening is None and player.mixer.channel(ref).mute
+    if hasattr(player, "stem_ids"):
+        assert player.stem_ids == ()  # the song alone again
 
     # a real separation, then scores on the stem lanes
     with qtbot.waitSignal(mt.scoresShown, timeout=TIMEOUT) as shown:
@@ -179,7 +193,7 @@ def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_pa
     est = window.separated.result.stems["vocals"]
     assert err.interf.shape == est.shape and np.abs(err.interf).max() > 0
 
-    player, stems = window.player, window.separated.result.stems
+    stems = window.separated.result.stems
     remix_before = render_mix(stems, player.mixer)
     key = lane_key(INTERF, "vocals")
     mt.toggle_listen(key)
