@@ -206,6 +206,13 @@ def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_pa
         ids = list(player.stem_ids)
         assert gains[ids.index(key)].max() > 0  # heard alone
         assert gains[ids.index("vocals")].max() == 0
+        engine = player._engine  # what the audio callback plays: the error signal itself
+        engine.seek(0)
+        engine.reset_for_start()
+        blocks = np.zeros((2, 1024, 2), dtype=np.float32)
+        for block in blocks:
+            engine.render(block)
+        np.testing.assert_allclose(blocks[1, :, 0], err.interf[0, 1024:2048], atol=1e-6)
     # the remix (and so the export) never contains the extra lanes
     assert np.array_equal(render_mix(stems, player.mixer), remix_before)
     mt.toggle_listen(lane_key(REF, "drums"))  # one at a time
