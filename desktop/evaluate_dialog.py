@@ -481,6 +481,7 @@ class EvaluateDialog(QDialog):
         right.addWidget(self.tabs, 1)
         self.caption = QLabel("")
         self.caption.setWordWrap(True)
+        self.caption.setMinimumHeight(3 * self.caption.fontMetrics().lineSpacing() + 6)
         self.caption.setStyleSheet("color: #8b93a1")
         right.addWidget(self.caption)
 
@@ -741,19 +742,32 @@ class EvaluateDialog(QDialog):
                          [summary.get(x.name, {}).get(stem, {}).get(metric, math.nan)
                           for x in systems], True, ""))
         if stems:
-            rows.append(("Mean of the medians", "all stems",
+            covered = {x.name: [s for s in STEM_IDS if s in summary.get(x.name, {})]
+                       for x in systems}
+            differ = len({tuple(v) for v in covered.values()}) > 1
+            tip = "; ".join(f"{n}: mean over {', '.join(get_stem(s).name.lower() for s in v)}"
+                            for n, v in covered.items())
+            rows.append(("Mean of the medians", "its stems *" if differ else "all stems",
                          [summary.get(x.name, {}).get("mean", {}).get(metric, math.nan)
-                          for x in systems], True, ""))
+                          for x in systems], True, tip if differ else ""))
         for song in report.songs:
             name = song.key if song.key != "." else song.name
             for stem in STEM_IDS:
                 if not any(stem in song.scores.get(x.name, {}) for x in systems):
                     continue
-                values = []
+                values, merged = [], set()
                 for x in systems:
                     score = song.scores.get(x.name, {}).get(stem)
                     values.append(getattr(score, metric) if score is not None else math.nan)
-                rows.append((name, get_stem(stem).name, values, False, ""))
+                    merged.update(score.includes if score is not None else ())
+                label = get_stem(stem).name
+                tip = ""
+                if merged:  # a system lacked a stem the song has (or the reverse)
+                    names = ", ".join(get_stem(m).name.lower() for m in STEM_IDS if m in merged)
+                    label += " *"
+                    tip = (f"{label[:-2]} is scored together with {names} for the systems "
+                           "that do not separate those")
+                rows.append((name, label, values, False, tip))
                 name = ""  # the song's name on its first row only
             for name, why in song.errors.items():
                 rows.append((song.key, f"{name} failed", [math.nan] * len(systems), False,
@@ -795,7 +809,10 @@ class EvaluateDialog(QDialog):
             f"{METRIC_TITLES[metric]} in dB, higher is better{partial}. BSS Eval v4 metrics "
             "are medians over 1 s windows; the summary rows are medians over the songs and "
             "their mean over the stems. Green: best system in the row. Oracles read the true "
-            "stems: upper bounds for mask-based models.")
+            "stems: upper bounds for mask-based models."
+            + (" *: stems scored together, or means over different stems, where the systems "
+               "separate different stems (hover for details)."
+               if any(r[1].endswith(" *") for r in rows) else ""))
 
     def _fill_plot(self, report: Any) -> None:
         from stemwright.models.evaluate import METRIC_TITLES
