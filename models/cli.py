@@ -1,5 +1,5 @@
-"""The `stemwright` command line: separate, models, evaluate, multitrack, train, info, bench,
-gui.
+"""The `stemwright` command line: separate, models, evaluate, multitrack, train, synth, info,
+bench, gui.
 
 Every user-facing failure ends as one line on stderr and a non-zero exit code.
 """
@@ -280,6 +280,32 @@ def cmd_multitrack(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- synth ------------------------------------------------------------------------------
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from .generator import describe_summary, generate
+
+    bar = _progress_bar(args.songs * args.seconds, "generating", " s")
+
+    def progress(done: float, total: float, record: dict | None) -> None:
+        bar.n = round(done, 1)
+        bar.refresh()
+        if record is not None and args.verbose:
+            bar.write(f"{record['key']}: {record['style']}, {record['bpm']:.0f} bpm, "
+                      f"{record['key_signature']}, {len(record['tracks'])} tracks")
+
+    try:
+        summary = generate(args.output, songs=args.songs, seconds=args.seconds,
+                           seed=args.seed, split=args.split, workers=args.workers,
+                           style=args.style, progress=progress)
+    finally:
+        bar.close()
+    for line in describe_summary(summary):
+        print(line)
+    print(f"wrote {Path(args.output) / 'summary.json'}")
+    return 0
+
+
 # -- info, bench, gui ---------------------------------------------------------------------
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -418,6 +444,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write stemwright-mapping.yaml in the folder, to edit the mapping")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_multitrack)
+
+    p = sub.add_parser("synth", help="generate songs with their true stems (multitrack "
+                       "folders for training and teaching)")
+    p.add_argument("output", metavar="OUT_DIR", help="folder for train/, valid/, test/ and "
+                   "summary.json (an interrupted run continues where it stopped)")
+    p.add_argument("--songs", type=int, default=10, help="how many songs (default 10)")
+    p.add_argument("--seconds", type=float, default=120.0,
+                   help="length of each song (default 120)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same songs (default 0)")
+    p.add_argument("--split", default="0.8/0.1/0.1", metavar="TRAIN/VALID/TEST",
+                   help="fractions of songs per split (default 0.8/0.1/0.1)")
+    p.add_argument("--workers", type=int, help="parallel processes (default: one per core)")
+    p.add_argument("--style", help="only this style (rock, pop, funk, shuffle, swing, "
+                   "ballad, electronic); default: all")
+    p.add_argument("-v", "--verbose", action="store_true", help="a line per finished song")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("info", help="show an audio file's format, length and tags")
     p.add_argument("files", nargs="+", metavar="FILE")

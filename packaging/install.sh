@@ -7,7 +7,9 @@ extra=""
 [ "${1:-}" = "--dev" ] && extra="[dev]"
 
 system_packages=(libportaudio2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
-                 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0)
+                 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
+                 fluidsynth espeak-ng fluid-soundfont-gm timgm6mb-soundfont
+                 musescore-general-soundfont-small)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${system_packages[@]}"; do
