@@ -68,6 +68,12 @@ def make_dialog(qtbot, tmp_path, songs: Path, **kwargs) -> EvaluateDialog:
     return dialog
 
 
+def export(qtbot, dialog: EvaluateDialog, kind: str, path: Path) -> None:
+    """Export and wait until the file is written (the task may end before any wait)."""
+    assert dialog.export(kind, path) is not None
+    qtbot.waitUntil(lambda: dialog.export_task is None, timeout=TIMEOUT)
+
+
 def test_box_stats() -> None:
     stats = box_stats([1.0, 2.0, 3.0, 4.0, 100.0, math.nan])
     assert stats["median"] == 3.0 and stats["q1"] == 2.0 and stats["q3"] == 4.0
@@ -84,14 +90,16 @@ def test_evaluate_dialog_runs_shows_and_exports(qtbot, tmp_path, songs):
     assert dialog.run_button.isEnabled() and not dialog.json_button.isEnabled()
     progress: list[float] = []
     finished: list[str] = []
-    dialog.run()
+    task = dialog.run()
     assert dialog.running() and dialog.cancel_button.isEnabled()
-    dialog.task.progressed.connect(lambda f, _e, _m: progress.append(f))
-    dialog.task.songDone.connect(lambda s: finished.append(s.key))
+    assert not dialog.json_button.isEnabled() and not dialog.model_list.isEnabled()
+    task.progressed.connect(lambda f, _e, _m: progress.append(f))
+    task.songDone.connect(lambda s: finished.append(s.key))
     with qtbot.waitSignal(dialog.evaluationFinished, timeout=TIMEOUT) as done:
         pass
     report = done.args[0]
     assert report is not None and dialog.task is None
+    assert task.used_process  # in the evaluation process, not in the window's
     assert dialog.report is report and finished == ["Alpha", "Beta", "Gamma"]
     assert progress and progress == sorted(progress) and "Done" in dialog.status.text()
     # table: 4 stem medians + the mean of the medians, then 3 songs x 4 stems
@@ -121,8 +129,7 @@ def test_evaluate_dialog_runs_shows_and_exports(qtbot, tmp_path, songs):
     answer = [False]
     dialog.confirm = lambda title, text: asked.append(text) or answer[0]
     target = tmp_path / "report.json"
-    with qtbot.waitSignal(dialog.export("json", target).finished, timeout=TIMEOUT):
-        pass
+    export(qtbot, dialog, "json", target)
     data = json.loads(target.read_text())
     assert [s["key"] for s in data["songs"]] == ["Alpha", "Beta", "Gamma"]
     assert data["summary"]["irm2"]["mean"]["sdr"] == pytest.approx(
@@ -132,12 +139,10 @@ def test_evaluate_dialog_runs_shows_and_exports(qtbot, tmp_path, songs):
     assert dialog.export("json", target) is None  # the user said no
     assert asked and target.read_text() == "keep me"
     answer[0] = True
-    with qtbot.waitSignal(dialog.export("json", target).finished, timeout=TIMEOUT):
-        pass
+    export(qtbot, dialog, "json", target)
     assert json.loads(target.read_text())["systems"][1] == {"name": "irm2", "kind": "oracle"}
     csv_path = tmp_path / "report"  # the suffix is added
-    with qtbot.waitSignal(dialog.export("csv", csv_path).finished, timeout=TIMEOUT):
-        pass
+    export(qtbot, dialog, "csv", csv_path)
     rows = list(csv.DictReader((tmp_path / "report.csv").open()))
     assert {r["system"] for r in rows} == {"classic", "irm2"}
     assert not list(tmp_path.glob("*.part"))  # written atomically
