@@ -484,6 +484,7 @@ class EvaluateDialog(QDialog):
         self.caption.setMinimumHeight(3 * self.caption.fontMetrics().lineSpacing() + 6)
         self.caption.setStyleSheet("color: #8b93a1")
         right.addWidget(self.caption)
+        self.tabs.currentChanged.connect(lambda _i: self._show_caption())
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(setup)
@@ -725,6 +726,7 @@ class EvaluateDialog(QDialog):
         metric = self.metric_key()
         if report is None:
             table.setColumnCount(0)
+            self._captions = []
             self.caption.setText("")
             return
         systems = report.systems
@@ -805,14 +807,25 @@ class EvaluateDialog(QDialog):
         total = len(self.scan.songs) if self.scan is not None else done
         partial = "" if self.report is not None and self.task is None and done >= total \
             else f" \u2014 {done} of {total} songs so far"
-        self.caption.setText(
+        self._captions = [
             f"{METRIC_TITLES[metric]} in dB, higher is better{partial}. BSS Eval v4 metrics "
             "are medians over 1 s windows; the summary rows are medians over the songs and "
             "their mean over the stems. Green: best system in the row. Oracles read the true "
             "stems: upper bounds for mask-based models."
             + (" *: stems scored together, or means over different stems, where the systems "
                "separate different stems (hover for details)."
-               if any(r[1].endswith(" *") for r in rows) else ""))
+               if any(r[1].endswith(" *") for r in rows) else ""),
+            f"{METRIC_TITLES[metric]} in dB of each song{partial}, per stem and system: the box "
+            "spans the middle half of the songs, the white line is the median, the whiskers "
+            "reach the furthest song within 1.5 box heights, dots are the songs. Oracles "
+            "(dashed) read the true stems: upper bounds for mask-based models.",
+            "What happened while mixing, separating and scoring each song."]
+        self._show_caption()
+
+    def _show_caption(self) -> None:
+        captions = getattr(self, "_captions", [])
+        index = self.tabs.currentIndex()
+        self.caption.setText(captions[index] if 0 <= index < len(captions) else "")
 
     def _fill_plot(self, report: Any) -> None:
         from stemwright.models.evaluate import METRIC_TITLES
