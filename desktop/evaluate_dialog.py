@@ -358,6 +358,9 @@ class EvaluateDialog(QDialog):
         self.task: EvaluateTask | None = None
         self.export_task: Task | None = None
         self.songs: list[Any] = []  # SongResults, as they finish
+        self._last_message = ""  # the last failure reported while running
+        self._last_progress: tuple[float, Any] = (0.0, None)
+        self._captions: list[str] = []  # per tab
         self.report: Any = None  # the finished report (or what was done when cancelled)
         self.run_settings: dict[str, Any] = {}
         self.setWindowTitle("Evaluate models and oracles")
@@ -512,6 +515,7 @@ class EvaluateDialog(QDialog):
 
     # -- folder -----------------------------------------------------------------------
     def folder(self) -> str:
+        """The folder typed or chosen ("" when none)."""
         return self.folder_edit.text().strip()
 
     def _browse(self) -> None:
@@ -572,11 +576,13 @@ class EvaluateDialog(QDialog):
 
     # -- systems ----------------------------------------------------------------------
     def chosen_models(self) -> list[str]:
+        """The ticked models' zoo names."""
         return [self.model_list.item(i).data(Qt.ItemDataRole.UserRole)
                 for i in range(self.model_list.count())
                 if self.model_list.item(i).checkState() == Qt.CheckState.Checked]
 
     def chosen_oracles(self) -> list[str]:
+        """The ticked oracles ("irm1", "irm2", "ibm")."""
         return [n for n, c in self.oracle_checks.items() if c.isChecked()]
 
     def set_systems(self, models: list[str], oracles: list[str]) -> None:
@@ -590,6 +596,7 @@ class EvaluateDialog(QDialog):
 
     # -- running ----------------------------------------------------------------------
     def running(self) -> bool:
+        """True while an evaluation runs."""
         return self.task is not None
 
     def run(self) -> EvaluateTask | None:
@@ -622,6 +629,7 @@ class EvaluateDialog(QDialog):
         return task
 
     def cancel(self) -> None:
+        """Stop the evaluation (the songs finished so far stay)."""
         if self.task is not None:
             self.task.cancel()
             self.status.setText("Cancelling\u2026")
@@ -636,7 +644,7 @@ class EvaluateDialog(QDialog):
         self._show_progress()
 
     def _show_progress(self) -> None:
-        fraction, eta = getattr(self, "_last_progress", (0.0, None))
+        fraction, eta = self._last_progress
         songs = self.scan.songs if self.scan is not None else []
         done = len(self.songs)
         text = f"{fraction * 100:.0f}% \u00b7 {done} of {len(songs)} songs scored \u00b7 " \
@@ -708,6 +716,7 @@ class EvaluateDialog(QDialog):
 
     # -- results ----------------------------------------------------------------------
     def metric_key(self) -> str:
+        """The metric shown ("sdr", "si_sdr", ...)."""
         return str(self.metric_combo.currentData())
 
     def refresh(self) -> None:
@@ -823,9 +832,8 @@ class EvaluateDialog(QDialog):
         self._show_caption()
 
     def _show_caption(self) -> None:
-        captions = getattr(self, "_captions", [])
         index = self.tabs.currentIndex()
-        self.caption.setText(captions[index] if 0 <= index < len(captions) else "")
+        self.caption.setText(self._captions[index] if 0 <= index < len(self._captions) else "")
 
     def _fill_plot(self, report: Any) -> None:
         from stemwright.models.evaluate import METRIC_TITLES
