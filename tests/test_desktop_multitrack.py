@@ -242,6 +242,11 @@ def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_pa
     qtbot.waitUntil(lambda: "SDR" in window.waveform.stem_lanes()["bass"].label.toHtml())
     assert set(mt.valid_scores()) == set(scores) and task.outcome == "cancelled"
 
+    # Separation > Evaluate models starts from the folder this song was found in
+    evaluate = mt.open_evaluate()
+    assert evaluate.folder() == str(folder.parent)
+    evaluate.close()
+
     # another (plain) song: references and scores go away
     path = tmp_path / "plain.wav"
     sf.write(path, np.zeros((SR, 2), dtype=np.float32), SR)
