@@ -545,7 +545,7 @@ def _fit(y: np.ndarray, want: int, period: float) -> np.ndarray:
         n0, n1 = int(loud[0]) * hop, int(loud[-1] + 1) * hop
         k = max(2, int(round(0.03 * ESPEAK_RATE / period)))
         seg = max(2, int(round(k * period)))  # whole periods, about 30 ms
-        center = (n0 + n1) // 2
+        center = _steadiest(y, n0, n1, seg, period)
         if want > n and center - seg >= 0:
             copies = int(round((want - n) / seg))
             if copies > 0:
@@ -560,7 +560,24 @@ def _fit(y: np.ndarray, want: int, period: float) -> np.ndarray:
     return np.concatenate([y, np.zeros(want - len(y), dtype=np.float32)])
 
 
-def _splice(y: np.ndarray, pieces: Sequence[tuple[int, int]], x: int = 48) -> np.ndarray:
+def _steadiest(y: np.ndarray, n0: int, n1: int, seg: int, period: float) -> int:
+    """The point in [n0, n1] where the `seg` samples before it best match the `seg` after
+    it (the most stationary stretch of the vowel: a diphthong loops where it glides least);
+    the middle when the vowel is too short to choose."""
+    step = max(1, int(round(period)))
+    cands = list(range(max(n0, seg), min(n1, len(y) - seg) + 1, step))
+    if len(cands) < 2:
+        return (n0 + n1) // 2
+    best, best_err = cands[len(cands) // 2], np.inf
+    for c in cands:
+        a, b = y[c - seg:c], y[c:c + seg]
+        err = float(np.sum((a - b) ** 2) / (np.sum(a * a) + np.sum(b * b) + 1e-12))
+        if err < best_err - 1e-9:
+            best, best_err = c, err
+    return best
+
+
+def _splice(y: np.ndarray, pieces: Sequence[tuple[int, int]], x: int = 64) -> np.ndarray:
     """Concatenate the ranges `pieces` of `y`; around every join the end of one piece and
     the start of the next are crossfaded over 2x samples using what surrounds each in `y`
     (joins fall on whole periods, so this only smooths the rounding)."""
@@ -698,15 +715,17 @@ def write_midi(song: Song, path: str | os.PathLike[str], ticks: int = 480) -> Pa
             on = int(round(note.start * ticks))
             off = max(on + 1, int(round((note.start + note.length) * ticks)))
             if note.lyric:
-                events.append((on, 0, mido.MetaMessage("lyrics", text=note.lyric)))
-            events.append((on, 2, mido.Message("note_on", channel=channel, note=note.pitch,
-                                               velocity=note.velocity)))
-            events.append((off, 1, mido.Message("note_off", channel=channel, note=note.pitch,
-                                                velocity=0)))
-        events.sort(key=lambda e: (e[0], e[1]))
+                events.append((on, 0, "lyrics", note.lyric, 0))
+            events.append((on, 2, "note_on", note.pitch, note.velocity))
+            events.append((off, 1, "note_off", note.pitch, 0))
+        events.sort(key=lambda e: (e[0], e[1], e[3]))
         now = 0
-        for when, _, msg in events:
-            track.append(msg.copy(time=when - now))
+        for when, _, kind, a, b in events:
+            if kind == "lyrics":
+                track.append(mido.MetaMessage("lyrics", text=a, time=when - now))
+            else:
+                track.append(mido.Message(kind, channel=channel, note=a, velocity=b,
+                                          time=when - now))
             now = when
         mid.tracks.append(track)
     path = Path(path)
