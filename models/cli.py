@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "summary.json (an interrupted run continues where it stopped)")
     p.add_argument("--songs", type=int, default=10, help="how many songs (default 10)")
     p.add_argument("--seconds", type=float, default=120.0,
-                   help="length of each song (default 120)")
+                   help="length of each song, 1-900 s (default 120)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same songs (default 0)")
     p.add_argument("--split", default="0.8/0.1/0.1", metavar="TRAIN/VALID/TEST",
                    help="fractions of songs per split (default 0.8/0.1/0.1)")

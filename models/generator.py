@@ -64,6 +64,7 @@ VERSION = 1
 SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 META_FILE = "metadata.yaml"
+MAX_SECONDS = 900.0
 MIX_FILE = "mix.flac"
 
 #: Active-RMS level (dBFS, before the final mix gain) drawn per track: (mean, spread).
@@ -149,7 +150,8 @@ def _reverb(rng: np.random.Generator, wet: tuple[float, float], room: tuple[floa
 
 
 def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
-    """The effect chain of a track (pedalboard parameters), drawn for its role and tone."""
+    """The effect chain of a track (pedalboard parameters), drawn for its role and tone;
+    some tracks stay uncompressed or dry, as in real sessions."""
     fx: list[dict] = []
     comp = {"type": "compressor", "threshold_db": _u(rng, -26, -14), "ratio": _u(rng, 2, 5),
             "attack_ms": _u(rng, 2, 20), "release_ms": _u(rng, 60, 250)}
@@ -173,7 +175,12 @@ def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
                comp]
         if rng.random() < 0.25:
             fx.append({"type": "distortion", "drive_db": _u(rng, 2, 8)})
-        fx.append(_reverb(rng, (0.04, 0.15), (0.2, 0.6)))
+        # tame the transients as a mix bus would (the kit arrives at -20 dBFS RMS, with
+        # peaks some 24 dB higher): mixes get a real-world crest factor
+        fx.append({"type": "limiter", "threshold_db": _u(rng, -6, 0), "release_ms": _u(
+            rng, 40, 200)})
+        if rng.random() < 0.75:
+            fx.append(_reverb(rng, (0.04, 0.15), (0.2, 0.6)))
     elif part.stem == "bass":
         fx += [{"type": "highpass", "cutoff_frequency_hz": _u(rng, 28, 45)}, comp,
                {"type": "peak", "cutoff_frequency_hz": _u(rng, 600, 1200),
@@ -194,7 +201,8 @@ def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
                     "gain_db": _u(rng, 2, 6), "q": 1.0},
                    {"type": "lowpass", "cutoff_frequency_hz": _u(rng, 4000, 7000)}]
         else:
-            fx.append(comp)
+            if rng.random() < 0.7:
+                fx.append(comp)
             if rng.random() < 0.5:
                 fx.append({"type": "chorus", "rate_hz": _u(rng, 0.4, 1.5), "depth": _u(
                     rng, 0.15, 0.35), "centre_delay_ms": 7.0, "feedback": 0.1, "mix": 0.35})
@@ -204,9 +212,11 @@ def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
         if part.role == "lead" or rng.random() < 0.3:
             fx.append({"type": "delay", "delay_seconds": _u(rng, 0.12, 0.45, 3),
                        "feedback": _u(rng, 0.15, 0.4), "mix": _u(rng, 0.1, 0.25)})
-        fx.append(_reverb(rng, (0.06, 0.2), (0.3, 0.7)))
+        if part.role == "lead" or rng.random() < 0.8:
+            fx.append(_reverb(rng, (0.06, 0.2), (0.3, 0.7)))
     elif part.stem == "wind":
-        fx += [{"type": "highpass", "cutoff_frequency_hz": _u(rng, 60, 120)}, comp,
+        fx += [{"type": "highpass", "cutoff_frequency_hz": _u(rng, 60, 120)},
+               *([comp] if rng.random() < 0.7 else []),
                {"type": "peak", "cutoff_frequency_hz": _u(rng, 1500, 3500),
                 "gain_db": _u(rng, -2, 4), "q": 0.9},
                _reverb(rng, (0.1, 0.28), (0.4, 0.85))]
@@ -222,7 +232,8 @@ def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
                     "feedback": _u(rng, 0.2, 0.45), "mix": _u(rng, 0.15, 0.3)},
                    _reverb(rng, (0.08, 0.2), (0.4, 0.8))]
         else:
-            fx += [comp, _reverb(rng, (0.08, 0.25), (0.3, 0.8))]
+            fx += [*([comp] if rng.random() < 0.6 else []),
+                   _reverb(rng, (0.08, 0.25), (0.3, 0.8))]
         fx.insert(0, {"type": "highpass", "cutoff_frequency_hz": _u(rng, 40, 120)})
     return fx
 
@@ -284,8 +295,11 @@ _WORKER: dict = {}
 
 def _init_worker(tools: Tools) -> None:
     """Per process: one FluidSynth with every soundfont, one singer."""
-    if _WORKER.get("tools") is tools:
+    if _WORKER.get("tools") == tools:
         return
+    if _WORKER:
+        _WORKER["singer"].close()
+        _WORKER["fluid"].close()
     _WORKER.clear()
     _WORKER["tools"] = tools
     _WORKER["fluid"] = FluidRenderer(tools.soundfonts, tools.fluidsynth)
@@ -331,7 +345,8 @@ def render_song(job: SongJob) -> dict:
     taken: list[float] = []
     tracks: list[tuple[Part, np.ndarray, dict]] = []
     for number, part in enumerate(song.parts, 1):
-        font = str(rng.choice(fonts))
+        choices = [f for f in fonts if fluid.has(f, part.bank, part.program)] or fonts
+        font = str(rng.choice(choices))
         if part.sung:
             voices = [lead_voice] if part.role == "lead vocal" else backing_voices
             audio = singer.sing(part, song, voices, language, length, rng)[None, :]
@@ -501,8 +516,9 @@ def generate(out: str | os.PathLike[str], songs: int = 10, seconds: float = 120.
     record per song (seed, split, style, tempo, key, tracks with soundfont, levels)."""
     if songs < 1:
         raise GeneratorError("--songs must be at least 1")
-    if not 1.0 <= seconds <= 3600.0:
-        raise GeneratorError("--seconds must be between 1 and 3600")
+    if not 1.0 <= seconds <= MAX_SECONDS:
+        raise GeneratorError(f"--seconds must be between 1 and {MAX_SECONDS:.0f} (a song's "
+                             "tracks are held in memory while it is mixed)")
     if style is not None and style not in STYLES:
         raise GeneratorError(f"unknown style '{style}' (use one of {', '.join(STYLES)})")
     fractions = parse_split(split) if isinstance(split, str) else parse_split(list(split))

@@ -217,6 +217,7 @@ _FLUID_SIGS = {
     "fluid_synth_add_sfont": ([_VP, _VP], _INT),
     "fluid_synth_remove_sfont": ([_VP, _VP], _INT),
     "delete_fluid_synth": ([_VP], None),
+    "delete_fluid_settings": ([_VP], None),
 }
 
 
@@ -276,6 +277,12 @@ class FluidRenderer:
         if not self.fonts:
             raise ToolError("none of the soundfonts could be loaded as a General MIDI "
                             "soundfont: " + ", ".join(s.name for s in soundfonts))
+
+    def close(self) -> None:
+        """Free the synthesizer that holds the soundfonts (and them)."""
+        if self.synth:
+            self.lib.delete_fluid_synth(self.synth)
+            self.synth = None
 
     def has(self, font: str, bank: int, program: int) -> bool:
         return (bank, program) in self.presets.get(font, ())
