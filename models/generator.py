@@ -69,7 +69,7 @@ MIX_FILE = "mix.flac"
 
 #: Active-RMS level (dBFS, before the final mix gain) drawn per track: (mean, spread).
 LEVELS = {"lead vocal": (-15.0, 2.0), "backing vocals": (-23.0, 2.5), "kit": (-16.0, 2.0),
-          "percussion": (-27.0, 3.0), "bass": (-18.0, 2.5), "rhythm": (-19.0, 3.0),
+          "percussion": (-27.0, 3.0), "bass": (-16.5, 2.5), "rhythm": (-19.0, 3.0),
           "lead": (-19.0, 2.5), "wind": (-19.5, 3.0), "other": (-19.5, 3.0)}
 
 
