@@ -17,8 +17,9 @@ multitrack reader reads (MedleyDB layout):
 Songs are split into train/valid/test by fixed fractions (a seeded shuffle). Song i's
 content depends only on (seed, i, seconds), so more songs or another split never change
 the songs already made, and a run that was interrupted picks up where it stopped (a song
-folder is written under a temporary name and renamed when complete). Songs render in
-parallel worker processes, each loading the soundfonts once.
+folder is written under a temporary name and renamed when complete); a folder holding
+songs of other settings is refused rather than mixed into. Songs render in parallel
+worker processes, each loading the soundfonts once.
 
 Mixing: every track is rendered dry, normalised, run through its effects (EQ,
 compression, distortion, chorus, delay, reverb; the reverb belongs to the track's own
@@ -527,8 +528,9 @@ def generate(out: str | os.PathLike[str], songs: int = 10, seconds: float = 120.
     if root.exists() and not root.is_dir():
         raise GeneratorError(f"{root}: is a file; give a folder for the songs")
     tools = check_tools()
-    root.mkdir(parents=True, exist_ok=True)
     splits = assign_splits(songs, fractions, seed)
+    _check_out(root, splits, seed, float(seconds))
+    root.mkdir(parents=True, exist_ok=True)
     jobs = [SongJob(i, song_seed(seed, i), float(seconds), splits[i], str(root), style)
             for i in range(songs)]
     total = songs * float(seconds)
@@ -575,6 +577,42 @@ def generate(out: str | os.PathLike[str], songs: int = 10, seconds: float = 120.
     tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return summary
+
+
+def _check_out(root: Path, splits: Sequence[str], seed: int, seconds: float) -> None:
+    """Refuse a folder holding songs this run would not make (another seed, length, count
+    or split: they would end up mixed into the new set, possibly in two splits); clear
+    what an interrupted run left half-written."""
+    summary = root / "summary.json"
+    if summary.is_file():
+        try:
+            old = json.loads(summary.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = {}
+        if old.get("seed") != seed or old.get("seconds_per_song") != seconds:
+            raise GeneratorError(
+                f"{root}: holds songs made with seed {old.get('seed')} and "
+                f"{old.get('seconds_per_song')} s songs; use another folder (or delete it) "
+                f"for seed {seed} and {seconds:g} s songs")
+    stale = []
+    for split in SPLITS:
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        for sub in sorted(folder.iterdir()):
+            if sub.name.startswith(".") and sub.name.endswith(".partial"):
+                shutil.rmtree(sub, ignore_errors=True)
+                continue
+            m = re.match(r"^(\d{5})_", sub.name)
+            if sub.is_dir() and m:
+                index = int(m.group(1)) - 1
+                if index >= len(splits) or splits[index] != split:
+                    stale.append(f"{split}/{sub.name}")
+    if stale:
+        raise GeneratorError(
+            f"{root}: holds {len(stale)} song folder{'s' * (len(stale) != 1)} this run "
+            f"would not make (e.g. {stale[0]}: another song count or split); use another "
+            "folder or delete them")
 
 
 def _summary(records: list[dict], tools: Tools, seed: int, seconds: float,

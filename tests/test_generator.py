@@ -99,6 +99,12 @@ def test_same_seed_same_files_in_parallel_workers_and_resume(made, tmp_path):
     s3 = gen.generate(again, songs=2, seconds=4, seed=11, split="0.5/0.5/0", workers=1)
     assert s3["rendered_songs"] == 0 and s3["songs"] == 2
     assert {p: p.stat().st_mtime_ns for p in again.rglob("*.flac")} == before
+    # other settings into the same folder would mix two sets: refused before any work
+    with pytest.raises(gen.GeneratorError, match="seed 11"):
+        gen.generate(again, songs=2, seconds=4, seed=12, workers=1)
+    with pytest.raises(gen.GeneratorError, match="would not make"):
+        (again / "summary.json").unlink()
+        gen.generate(again, songs=1, seconds=4, seed=11, split="0.5/0.5/0", workers=1)
 
 
 def test_singer_hits_the_notes():
