@@ -26,11 +26,10 @@ import math
 
 import librosa
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import uniform_filter
 
-from .separator import ModelPass, Separator
+from .separator import NumpySeparator
 from .stems import FOUR_STEMS
 
 _EPS = 1e-10
@@ -67,7 +66,7 @@ def _ramp(freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(np.pi * pos)).astype(np.float32)
 
 
-class ClassicSeparator(Separator):
+class ClassicSeparator(NumpySeparator):
     """REPET-SIM + HPSS separator into drums, bass, other and vocals (no training).
 
     Chunks are long (30 s) because repetitions are searched within a chunk; the
@@ -95,21 +94,6 @@ class ClassicSeparator(Separator):
     percussive_margin = 1.0  # > 1 favours harmonic: only clearly percussive bins are drums
     bass_cutoff = (150.0, 260.0)  # Hz: all bass below the first, none above the second
     mask_power = 2.0  # 2: Wiener-like soft masks
-
-    def __init__(self, device: str | torch.device = "cpu", segment: float | None = None,
-                 overlap: float | None = None, half: bool = False, batch_size: int = 1,
-                 threads: int | None = None) -> None:
-        # numpy on the CPU whatever device is asked for: nothing here would run on a GPU
-        super().__init__("cpu", segment, overlap, False, batch_size, threads)
-
-    def passes(self) -> list[ModelPass]:
-        return [ModelPass(self._forward)]
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 2, L] -> [B, 4, 2, L] in the mapping's order (drums, bass, other, vocals)."""
-        audio = x.detach().to("cpu", torch.float32).numpy()
-        out = np.stack([self.separate_chunk(chunk) for chunk in audio])
-        return torch.from_numpy(out).to(x.device)
 
     # -- the algorithm -------------------------------------------------------------------
     def masks(self, spec: np.ndarray) -> np.ndarray:

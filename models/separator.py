@@ -350,6 +350,31 @@ class _PartialEmitter:
                                    tuple(self.sep.mapping.unavailable)))
 
 
+class NumpySeparator(Separator):
+    """Base of the training-free methods: numpy on the CPU, one chunk at a time.
+
+    Subclasses implement `separate_chunk(audio [2, L]) -> [S, 2, L]` (native order). They
+    run on the CPU whatever device is asked for: nothing in them would run on a GPU.
+    """
+
+    def __init__(self, device: str | torch.device = "cpu", segment: float | None = None,
+                 overlap: float | None = None, half: bool = False, batch_size: int = 1,
+                 threads: int | None = None) -> None:
+        super().__init__("cpu", segment, overlap, False, batch_size, threads)
+
+    @abstractmethod
+    def separate_chunk(self, audio: np.ndarray) -> np.ndarray:
+        """[2, L] -> [S, 2, L] in the mapping's native order."""
+
+    def passes(self) -> list[ModelPass]:
+        return [ModelPass(self._forward)]
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        audio = x.detach().to("cpu", torch.float32).numpy()
+        out = np.stack([self.separate_chunk(chunk) for chunk in audio])
+        return torch.from_numpy(out).to(x.device)
+
+
 def _validate_mix(mix: np.ndarray, samplerate: int) -> np.ndarray:
     mix = np.asarray(mix)
     if mix.ndim == 1:

@@ -41,15 +41,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from .separator import ModelPass, Separator
+from .separator import NumpySeparator
 from .stems import StemMapping
 
 _EPS = 1e-10
 
 
-class SpectralMaskSeparator(Separator):
+class SpectralMaskSeparator(NumpySeparator):
     """Base of the teaching separators: subclasses implement `masks(V) -> [S, F, N]`."""
 
     samplerate = 44100
@@ -61,20 +60,6 @@ class SpectralMaskSeparator(Separator):
     title = ""
     source = ""
     description = ""
-
-    def __init__(self, device: str | torch.device = "cpu", segment: float | None = None,
-                 overlap: float | None = None, half: bool = False, batch_size: int = 1,
-                 threads: int | None = None) -> None:
-        super().__init__("cpu", segment, overlap, False, batch_size, threads)
-
-    def passes(self) -> list[ModelPass]:
-        return [ModelPass(self._forward)]
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 2, L] -> [B, S, 2, L] in the mapping's order."""
-        audio = x.detach().to("cpu", torch.float32).numpy()
-        out = np.stack([self.separate_chunk(chunk) for chunk in audio])
-        return torch.from_numpy(out).to(x.device)
 
     def masks(self, mag: np.ndarray) -> np.ndarray:
         """Soft masks [S, F, N] adding up to one, from the magnitude spectrogram [F, N]."""
