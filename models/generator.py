@@ -529,7 +529,7 @@ def generate(out: str | os.PathLike[str], songs: int = 10, seconds: float = 120.
         raise GeneratorError(f"{root}: is a file; give a folder for the songs")
     tools = check_tools()
     splits = assign_splits(songs, fractions, seed)
-    _check_out(root, splits, seed, float(seconds))
+    _check_out(root, splits, seed, float(seconds), style)
     root.mkdir(parents=True, exist_ok=True)
     jobs = [SongJob(i, song_seed(seed, i), float(seconds), splits[i], str(root), style)
             for i in range(songs)]
@@ -579,7 +579,8 @@ def generate(out: str | os.PathLike[str], songs: int = 10, seconds: float = 120.
     return summary
 
 
-def _check_out(root: Path, splits: Sequence[str], seed: int, seconds: float) -> None:
+def _check_out(root: Path, splits: Sequence[str], seed: int, seconds: float,
+               style: str | None) -> None:
     """Refuse a folder holding songs this run would not make (another seed, length, count
     or split: they would end up mixed into the new set, possibly in two splits); clear
     what an interrupted run left half-written."""
@@ -589,11 +590,13 @@ def _check_out(root: Path, splits: Sequence[str], seed: int, seconds: float) -> 
             old = json.loads(summary.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             old = {}
-        if old.get("seed") != seed or old.get("seconds_per_song") != seconds:
+        if (old.get("seed"), old.get("seconds_per_song"), old.get("style", "any")) != (
+                seed, seconds, style or "any"):
             raise GeneratorError(
-                f"{root}: holds songs made with seed {old.get('seed')} and "
-                f"{old.get('seconds_per_song')} s songs; use another folder (or delete it) "
-                f"for seed {seed} and {seconds:g} s songs")
+                f"{root}: holds songs made with seed {old.get('seed')}, "
+                f"{old.get('seconds_per_song')} s songs and style {old.get('style', 'any')}; "
+                f"use another folder (or delete it) for seed {seed}, {seconds:g} s songs "
+                f"and style {style or 'any'}")
     stale = []
     for split in SPLITS:
         folder = root / split
