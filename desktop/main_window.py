@@ -528,16 +528,21 @@ class MainWindow(QMainWindow):
             return None
         if not self._confirm_discard(f"Open {path.name}"):
             return None
+        task = LoadTask(path, self)
+        task.succeeded.connect(lambda song, t=task: self._load_done(t, song))
+        return self.start_load(task, f"Loading {path.name}...")
+
+    def start_load(self, task, message: str):
+        """Run a song-loading task (replacing any running one) with progress in the status
+        bar; the caller connects `succeeded`."""
         if self.load_task is not None:
             self.load_task.cancel()
-        task = LoadTask(path, self)
         self.load_task = task
         task.progressed.connect(lambda f, _e, _m, t=task: self._load_progress(t, f))
-        task.succeeded.connect(lambda song, t=task: self._load_done(t, song))
         task.failed.connect(lambda exc, t=task: self._load_failed(t, exc))
         task.cancelled.connect(lambda t=task: self._load_ended(t, "Loading cancelled."))
         self._start(task)
-        self.statusBar().showMessage(f"Loading {path.name}...")
+        self.statusBar().showMessage(message)
         self.task_progress.setValue(0)
         self.task_progress.setVisible(True)
         return task

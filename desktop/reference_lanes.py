@@ -319,19 +319,9 @@ class MultitrackController(QObject):
         w = self.window
         if not w._confirm_discard(f"Open {song.name}"):
             return None
-        if w.load_task is not None:
-            w.load_task.cancel()
         task = MultitrackLoadTask(song, w)
-        w.load_task = task
-        task.progressed.connect(lambda f, _e, _m, t=task: w._load_progress(t, f))
         task.succeeded.connect(lambda s, t=task: self._loaded(t, s))
-        task.failed.connect(lambda exc, t=task: w._load_failed(t, exc))
-        task.cancelled.connect(lambda t=task: w._load_ended(t, "Loading cancelled."))
-        w._start(task)
-        w.statusBar().showMessage(f"Loading the multitrack song {song.name}\u2026")
-        w.task_progress.setValue(0)
-        w.task_progress.setVisible(True)
-        return task
+        return w.start_load(task, f"Loading the multitrack song {song.name}\u2026")
 
     def _loaded(self, task: MultitrackLoadTask, song: MultitrackSong) -> None:
         self.song = song  # before the window announces it (songLoaded)
