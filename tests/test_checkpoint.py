@@ -55,14 +55,15 @@ def _half_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             for k, v in model.state_dict().items()}
 
 
-def _official_th(path, model, **package) -> None:
-    """Write `model` the way demucs' serialize_model does (half-precision state)."""
+def _official_th(path, model, legacy: bool = False, **package) -> None:
+    """Write `model` the way demucs' serialize_model does (half-precision state);
+    `legacy` uses torch's pre-1.6 (non-zip) file format."""
     args, kwargs = model._init_args_kwargs
     data = {"klass": type(model), "args": args, "kwargs": dict(kwargs),
             "state": _half_state(model),
             "training_args": {"dset": {"name": "musdb"}, "epochs": 360, "lr": 3e-4}}
     data.update(package)
-    torch.save(data, path)
+    torch.save(data, path, _use_new_zipfile_serialization=not legacy)
 
 
 def _run(model, x) -> torch.Tensor:
@@ -111,9 +112,7 @@ def test_official_th_hdemucs_float32_state(tmp_path):
 def test_legacy_pickle_with_module_class_is_refused(tmp_path):
     # Pre-1.6 torch.save stored nn.Module classes by source code: never loadable safely.
     path = tmp_path / "old.th"
-    _official_th(path, _htdemucs())
-    torch.save(torch.load(path, weights_only=False), path,
-               _use_new_zipfile_serialization=False)
+    _official_th(path, _htdemucs(), legacy=True)
     with pytest.raises(ModelError) as err:
         load_demucs_checkpoint(path)
     _assert_refused(err, "could not be read safely", "persistent_load", "not loaded")
