@@ -61,7 +61,7 @@ from stemwright.models.stems import STEM_IDS, get_stem
 from . import dialogs
 from .multitrack_dialog import CallTask, describe_song, scan, start_task
 from .separation_panel import format_duration, format_eta
-from .workers import PROGRESS_INTERVAL, Task, _recv_msg, _send_msg
+from .workers import Task, _recv_msg, _send_msg, progress_sender
 
 ORACLES = (("irm1", "IRM1 (ratio mask, magnitude)"), ("irm2", "IRM2 (Wiener, power)"),
            ("ibm", "IBM (binary mask)"))
@@ -194,15 +194,7 @@ def evaluate_main() -> None:
     msg = _recv_msg(proto_in)
     if msg is None:
         return
-    last = [0.0]
-
-    def progress(p, last=last) -> None:
-        now = time.monotonic()
-        if p.message or p.fraction >= 1.0 or now - last[0] >= PROGRESS_INTERVAL:
-            last[0] = now
-            _send_msg(proto_out, {"type": "progress", "fraction": float(p.fraction),
-                                  "message": p.message})
-
+    progress = progress_sender(proto_out)
     try:
         report = evaluate(msg["source"], msg["models"], msg["oracles"],
                           procedure=msg["procedure"], device=msg["device"], progress=progress,

@@ -360,6 +360,20 @@ _IO_CHUNK = 1 << 23  # bytes per pipe read/write (each releases the GIL)
 _CHILD_CODE = "from stemwright.desktop.workers import engine_main; engine_main()"
 
 
+def progress_sender(stream):
+    """Engine progress callback for a child process: sends `progress` messages on `stream`,
+    at most one per PROGRESS_INTERVAL (notices and the final report always go through)."""
+    last = [0.0]
+
+    def progress(p) -> None:
+        now = time.monotonic()
+        if p.message or p.fraction >= 1.0 or now - last[0] >= PROGRESS_INTERVAL:
+            last[0] = now
+            _send_msg(stream, {"type": "progress", "fraction": float(p.fraction),
+                               "eta": p.eta_seconds, "message": p.message})
+    return progress
+
+
 def _send_msg(stream, message: dict) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)))
@@ -626,14 +640,7 @@ def engine_main() -> None:
         if msg["cmd"] != "separate":
             continue
         mix = _recv_array(proto_in, tuple(msg["shape"]))
-        last = [0.0]
-
-        def progress(p, last=last) -> None:
-            now = time.monotonic()
-            if p.message or p.fraction >= 1.0 or now - last[0] >= PROGRESS_INTERVAL:
-                last[0] = now
-                _send_msg(proto_out, {"type": "progress", "fraction": float(p.fraction),
-                                      "eta": p.eta_seconds, "message": p.message})
+        progress = progress_sender(proto_out)
 
         def partial(p) -> None:
             _send_msg(proto_out, {

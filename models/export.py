@@ -57,13 +57,7 @@ def export_stems(stems: Mapping[str, np.ndarray], samplerate: int, folder: str |
     Checks every target before writing anything, so a refused overwrite leaves no partial
     export. Files written before a cancel are removed.
     """
-    format = format.lower()
-    if format not in SAVE_FORMATS:
-        raise StemwrightError(f"unsupported export format '{format}' "
-                              f"(choose {', '.join(SAVE_FORMATS)})")
-    if bit_depth not in SAVE_FORMATS[format]:
-        raise StemwrightError(f"{format.upper()} supports bit depths "
-                              f"{', '.join(map(str, SAVE_FORMATS[format]))}, not {bit_depth}")
+    format = _check_format(format, bit_depth)
     ids = [get_stem(s).id for s in (which if which is not None else stems.keys())]
     missing = [s for s in ids if s not in stems]
     if missing:
