@@ -10,6 +10,7 @@ checkpoint format and the chunked inference path treat them all alike:
     convtasnet  Conv-TasNet + thesis encoders           waveform      44.1 kHz
     condtasnet  instrument-conditioned Conv-TasNet      waveform      44.1 kHz
     openunmix6  Open-Unmix, one network per stem        spectrogram   44.1 kHz
+    masknet     STFT masks from dilated convs (fast CPU) spectrogram   44.1 kHz
     htdemucs6   Hybrid Transformer Demucs, six stems    hybrid        44.1 kHz
 
 `ARCHITECTURES[name]` holds the constructor, the literature's default configuration, a
@@ -44,6 +45,7 @@ from torch import nn
 
 from .checkpoint import CheckpointMeta, register_architecture, save_checkpoint
 from .convtasnet import ConditionedTasNet, ConvTasNet
+from .masknet import MaskNet
 from .separator import ModelPass, Separator
 from .stems import STEM_IDS, StemMapping
 from .wavenet import WaveNet
@@ -115,6 +117,7 @@ class Architecture:
     small: dict[str, Any]  # a tiny configuration for tests and demos
     segment: float = 10.0  # seconds per inference chunk
     context: float = 1.0  # most seconds of neighbouring audio added on each side of a chunk
+    overlap: float | None = None  # chunk cross-fade share (None: the separator's default)
     checkpoint_name: str = ""  # architecture name in checkpoints (default: `name`)
     paper_params: float | None = None
     reference: str = ""
@@ -162,6 +165,14 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         dict(hidden_size=16, nb_layers=1, n_fft=512, n_hop=128, samplerate=44100),
         segment=20.0, global_context="BiLSTM",
         reference="Stoter, Uhlich, Liutkus, Mitsufuji: Open-Unmix (2019)"),
+    Architecture(
+        "masknet", MaskNet, "MaskNet: STFT masks from dilated convolutions", "spectrogram",
+        44100, dict(samplerate=44100),
+        dict(front_channels=4, hidden=16, blocks=2, dilation_cycle=2, local_channels=4,
+             n_fft=512, hop=128, samplerate=44100),
+        segment=20.0, context=1.5, overlap=0.05,
+        reference="Stemwright's CPU default; after Open-Unmix (Stoter et al. 2019) with "
+                  "Conv-TasNet's dilated temporal convolutions (Luo & Mesgarani 2019)"),
     Architecture(
         "htdemucs6", HTDemucs, "Hybrid Transformer Demucs, six stems", "hybrid", 44100,
         dict(samplerate=44100, segment=Fraction(39, 5), dconv_mode=3),
@@ -257,6 +268,8 @@ class NeuralSeparator(Separator):
         arch = architecture_of(model)
         if arch is not None:
             self.default_segment = arch.segment
+            if arch.overlap is not None:
+                self.default_overlap = arch.overlap
         max_context = int(round((arch.context if arch else 1.0) if context is None
                                 else context) * self.samplerate)
         field_ = receptive_field(model)

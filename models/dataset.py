@@ -185,6 +185,21 @@ def cache_song(song: Song, samplerate: int, cache: Path, folder_name: str = "",
                       np.load(act), mapping)
 
 
+def song_folder_names(folders: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The name each folder's songs are keyed under ("<name>/<song>"): the folder's own
+    name, with "-2", "-3", ... when two folders share one."""
+    out: list[str] = []
+    names: dict[str, int] = {}
+    for folder in folders:
+        name = Path(folder).expanduser().resolve().name or "songs"
+        if name in names:
+            names[name] += 1
+            name = f"{name}-{names[name]}"
+        names.setdefault(name, 1)
+        out.append(name)
+    return out
+
+
 def prepare_songs(folders: Sequence[str | os.PathLike[str]], samplerate: int,
                   cache: str | os.PathLike[str] | None = None,
                   progress: Callable[[int, int, str], None] | None = None,
@@ -197,14 +212,8 @@ def prepare_songs(folders: Sequence[str | os.PathLike[str]], samplerate: int,
     root = Path(cache) if cache is not None else default_cache_dir()
     found: list[tuple[str, Song]] = []
     problems: list[str] = []
-    names: dict[str, int] = {}
-    for folder in folders:
+    for folder, name in zip(folders, song_folder_names(folders), strict=True):
         scan = scan_folder(folder)
-        name = scan.root.resolve().name or "songs"
-        if name in names:  # two folders with one name: keep their song keys apart
-            names[name] += 1
-            name = f"{name}-{names[name]}"
-        names.setdefault(name, 1)
         problems += [f"{scan.root}: {p}" for p in scan.problems]
         found += [(name, s) for s in scan.songs]
     out: list[CachedSong] = []

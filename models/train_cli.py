@@ -29,6 +29,22 @@ from .stems import STEM_IDS
 _RESUMABLE = ("epochs", "workers", "device", "threads", "patience", "log_every")
 
 
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` items as constructor arguments (VALUE as JSON, else text)."""
+    from .training import TrainingError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise TrainingError(f"--set takes KEY=VALUE, not '{item}'")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the `train` subcommand on the CLI's subparsers."""
     p = sub.add_parser(
@@ -59,6 +75,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     g.add_argument("--scratch", action="store_true", help="with a zoo demucs model: its "
                    "architecture with fresh weights")
     g.add_argument("--samplerate", type=int, help="rate of a model trained from scratch")
+    g.add_argument("--set", action="append", metavar="KEY=VALUE", dest="model_set",
+                   help="an architecture setting for a model trained from scratch, e.g. "
+                        "hidden=256 (repeat; values are read as JSON, else as text)")
     g = p.add_argument_group("data")
     g.add_argument("--segments-per-song", type=int, help="segments per song per epoch "
                    "(default 64)")
@@ -66,6 +85,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                    "validation (default 0.1)")
     g.add_argument("--valid-song", action="append", metavar="SONG", dest="valid_songs",
                    help="validate on this song (repeat); overrides --valid-fraction")
+    g.add_argument("--valid-folder", action="append", metavar="DIR", dest="valid_folders",
+                   help="validate on every song of this folder (repeat), e.g. the valid/ "
+                        "split of `stemwright synth`; overrides --valid-fraction")
     g.add_argument("--valid-segments", type=int, help="segments per validation song (8)")
     g.add_argument("--valid-metric", choices=("sdr", "usdr"), help="BSS Eval SDR over 1 s "
                    "windows (default) or whole-segment SDR (faster)")
@@ -132,7 +154,8 @@ def config_from_args(args: argparse.Namespace):
                             "waveunet, a checkpoint file, or an installed model)")
     cfg = TrainConfig(folders=list(args.folders), model=args.model)
     simple = ("stems", "epochs", "segment", "batch", "lr", "out", "name", "samplerate",
-              "segments_per_song", "valid_fraction", "valid_songs", "valid_segments",
+              "segments_per_song", "valid_fraction", "valid_songs", "valid_folders",
+              "valid_segments",
               "valid_metric", "seed", "workers", "cache_dir", "remix", "pitch", "stretch",
               "force_stem", "force_fraction", "loss", "weight_decay", "warmup", "schedule",
               "clip", "ema", "patience", "max_steps", "device", "threads", "log_every")
@@ -141,6 +164,7 @@ def config_from_args(args: argparse.Namespace):
         if value is not None:
             setattr(cfg, key, value)
     cfg.small, cfg.scratch = args.small, args.scratch
+    cfg.model_kwargs = parse_settings(args.model_set or [])
     cfg.install = not args.no_install
     cfg.validate = not args.no_validate
     cfg.swap = not args.no_swap

@@ -74,6 +74,7 @@ from .dataset import (
     data_summary,
     make_loader,
     prepare_songs,
+    song_folder_names,
     split_songs,
 )
 from .devices import resolve_device
@@ -125,6 +126,7 @@ class TrainConfig:
     patience: int = 10  # epochs without a better validation score before stopping
     valid_fraction: float = 0.1
     valid_songs: list[str] = field(default_factory=list)
+    valid_folders: list[str] = field(default_factory=list)  # all their songs validate
     valid_segments: int = 8  # per validation song
     valid_metric: str = "sdr"  # "sdr" (BSS Eval, 1 s windows) or "usdr" (whole segment)
     seed: int = 0
@@ -257,7 +259,10 @@ def init_model(spec: str, stems: Sequence[str] | None = None, small: bool = Fals
         a = archs.get_architecture(spec)
         sources = _wanted(stems, a.stems)
         cfg = archs.config(spec, small, **overrides, sources=sources)
-        model = a.cls(**cfg)
+        try:
+            model = a.cls(**cfg)
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"{spec} cannot be built with these settings ({exc})") from None
         return ModelInit(model, a.arch, cfg, sources, {"from": "scratch", "architecture": spec,
                                                          "small": small})
     if path.is_file():
@@ -775,7 +780,15 @@ class Trainer:
             write_json(self.out / CONFIG_FILE, {"config": cfg.to_json(), "run_id": self.run_id})
         try:
             songs, problems = self._prepare_data()
-            train, valid = split_songs(songs, cfg.valid_fraction, cfg.seed, cfg.valid_songs)
+            if cfg.valid_folders:
+                valid = [s for s in songs if s.folder in self._valid_names]
+                train = [s for s in songs if s.folder not in self._valid_names]
+                if not train:
+                    raise TrainingError("no training songs are left besides the "
+                                        "--valid-folder songs")
+            else:
+                train, valid = split_songs(songs, cfg.valid_fraction, cfg.seed,
+                                           cfg.valid_songs)
         except StemwrightError:
             if fresh:  # nothing to resume: the same command can simply be run again
                 (self.out / CONFIG_FILE).unlink(missing_ok=True)
@@ -834,8 +847,12 @@ class Trainer:
         """Decode (or find in the cache) every song; rank 0 fills the cache first."""
         if not self.main:
             ddp.barrier(self.ctx)
-        out = prepare_songs(self.cfg.folders, self.samplerate, self.cfg.cache_dir,
+        folders = [*self.cfg.folders, *self.cfg.valid_folders]
+        out = prepare_songs(folders, self.samplerate, self.cfg.cache_dir,
                             progress=self._data_progress)
+        # the names prepare_songs gives the validation folders (the last ones scanned)
+        names = song_folder_names(folders)
+        self._valid_names = set(names[len(self.cfg.folders):])
         if self.main:
             ddp.barrier(self.ctx)
         return out
@@ -935,6 +952,7 @@ class Trainer:
             "init": self.init.origin,
             "data": {
                 "folders": [str(Path(f).resolve()) for f in cfg.folders],
+                "valid_folders": [str(Path(f).resolve()) for f in cfg.valid_folders],
                 "train_songs": [s.key for s in self.train_songs],
                 "valid_songs": [s.key for s in self.valid_songs],
                 "stems_per_song": {s.key: list(s.stems) for s in self.train_songs},

@@ -30,7 +30,7 @@ def one_thread(monkeypatch):
 
 def test_registry_is_complete_and_checkpointable():
     assert NAMES == ["wavenet", "waveunet", "convtasnet", "condtasnet", "openunmix6",
-                     "htdemucs6"]
+                     "masknet", "htdemucs6"]
     for name, a in arch.ARCHITECTURES.items():
         assert CHECKPOINT_ARCHS[a.arch] is a.cls
         for small in (False, True):

@@ -354,3 +354,32 @@ def test_every_architecture_trains_on_a_generated_folder(name, folder, tmp_path)
     losses = [e["train_loss"] for e in events if e["event"] == "epoch"]
     assert result.reason == "finished" and len(losses) == 5
     assert losses[-1] < losses[0], losses
+
+
+def test_valid_folder_and_architecture_settings_from_the_command_line(folder, tmp_path,
+                                                                      capsys):
+    """`--valid-folder` validates on a split folder (as `stemwright synth` writes them);
+    `--set` changes the architecture, and a wrong setting is one clear line."""
+    valid = make_folder(tmp_path / "data" / "valid", songs=1)
+    base = ["train", str(folder), "--model", "masknet", "--small", "--samplerate", str(SR),
+            "--epochs", "1", "--segment", "0.25", "--segments-per-song", "2", "--batch",
+            "2", "--workers", "0", "--valid-metric", "usdr", "--no-install",
+            "--valid-folder", str(valid)]
+    assert cli.main([*base, "--out", str(tmp_path / "bad"), "--set", "hidden=nope"]) == 1
+    assert "masknet cannot be built" in capsys.readouterr().err
+    assert cli.main([*base, "--out", str(tmp_path / "bad2"), "--set", "hidden"]) == 1
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert cli.main([*base, "--out", str(tmp_path / "run"), "--set", "hidden=12",
+                     "--set", "n_fft=256", "--set", "hop=64", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("{")]
+    start = next(r for r in records if r["event"] == "start")
+    assert start["valid_songs"] == 1 and start["train_songs"] == 3
+    saved = tr.load_run_config(tmp_path / "run")
+    assert saved.model_kwargs == {"hidden": 12, "n_fft": 256, "hop": 64}
+    assert saved.valid_folders == [str(valid)]
+    model, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert model.encode.out_channels == 12 and meta.kwargs["n_fft"] == 256
+    provenance = meta.provenance["data"]
+    assert provenance["valid_songs"] == ["valid/song0"]
+    assert all(k.startswith("songs/") for k in provenance["train_songs"])
