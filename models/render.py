@@ -399,26 +399,21 @@ out.flush()
 """
 
 
+#: our variants per espeak-ng call: its voice list holds at most 349 entries, and the
+#: system's languages take ~130 of them (its own ~100 variants are left out of the list)
+VARIANTS_PER_CALL = 48
+
+
 class Singer:
     """espeak-ng voices pitched per note; one per process, with its own variant folder."""
 
     def __init__(self, library: str, data: Path) -> None:
         self.library = library
+        self.system = data
         self.root = Path(tempfile.mkdtemp(prefix="stemwright-espeak-"))
-        self.data = self.root / "espeak-ng-data"
         self._lock = threading.Lock()
-        self._made: set[str] = set()
-        self.data.mkdir()
-        for entry in data.iterdir():  # a copy of the data folder made of links ...
-            if entry.name != "voices":
-                (self.data / entry.name).symlink_to(entry)
-        voices = self.data / "voices"
-        voices.mkdir()
-        for entry in (data / "voices").iterdir():
-            if entry.name != "!v":
-                (voices / entry.name).symlink_to(entry)
-        self.variants = voices / "!v"  # ... with our own variants next to the system's
-        self.variants.mkdir()
+        self._calls = 0
+        self._texts: dict[str, str] = {}  # our variants: name -> variant file text
         self.base_variants: dict[str, str] = {}
         for entry in sorted((data / "voices" / "!v").iterdir()):
             if entry.is_file():
@@ -427,6 +422,29 @@ class Singer:
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _data_folder(self, variants: Sequence[str]) -> Path:
+        """A fresh espeak-ng data folder (links to the system's) whose variant folder
+        holds only `variants`: espeak-ng lists at most 349 voices, and the system's
+        languages and variants already come close to that, so each call sees just the
+        variants it uses."""
+        with self._lock:
+            self._calls += 1
+            root = self.root / f"call{self._calls}"
+        data = root / "espeak-ng-data"
+        data.mkdir(parents=True)
+        for entry in self.system.iterdir():
+            if entry.name != "voices":
+                (data / entry.name).symlink_to(entry)
+        voices = data / "voices"
+        voices.mkdir()
+        for entry in (self.system / "voices").iterdir():
+            if entry.name != "!v":
+                (voices / entry.name).symlink_to(entry)
+        (voices / "!v").mkdir()
+        for name in variants:
+            (voices / "!v" / name).write_text(self._texts[name], encoding="utf-8")
+        return root
 
     def available(self, voice: str) -> list[str]:
         """The base variants for "male" / "female" this espeak-ng has."""
@@ -438,24 +456,41 @@ class Singer:
         setting = max(20, int(round(hz + ESPEAK_PITCH_OFFSET)))
         name = f"sw-{base}-{setting}"
         with self._lock:
-            if name not in self._made:
+            if name not in self._texts:
                 lines = [ln for ln in self.base_variants[base].splitlines()
                          if ln.split()[:1] not in (["pitch"], ["flutter"], ["name"],
                                                    ["intonation"], ["echo"])]
                 lines += [f"name {name}", f"pitch {setting} {setting}", "flutter 0",
                           "echo 0 0"]
-                (self.variants / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-                self._made.add(name)
+                self._texts[name] = "\n".join(lines) + "\n"
         return name, setting - ESPEAK_PITCH_OFFSET
 
     def speak(self, requests: Sequence[tuple[str, str, int]]) -> list[np.ndarray]:
-        """Synthesize [(voice, text, rate)] in a fresh espeak-ng child process; float32
-        mono arrays at 22.05 kHz, in order."""
+        """Synthesize [(voice, text, rate)] in fresh espeak-ng child processes (a few
+        dozen variants each); float32 mono arrays at 22.05 kHz, in order."""
+        out: list[np.ndarray] = []
+        batch: list[tuple[str, str, int]] = []
+        names: set[str] = set()
+        for request in requests:
+            name = request[0].partition("+")[2]
+            if len(names | {name}) > VARIANTS_PER_CALL:
+                out += self._speak_batch(batch, sorted(names))
+                batch, names = [], set()
+            batch.append(request)
+            names.add(name)
+        return out + self._speak_batch(batch, sorted(names))
+
+    def _speak_batch(self, requests: Sequence[tuple[str, str, int]],
+                     variants: Sequence[str]) -> list[np.ndarray]:
         if not requests:
             return []
-        proc = subprocess.run([sys.executable, "-c", _CHILD, self.library, str(self.root)],
-                              input=json.dumps([list(r) for r in requests]).encode(),
-                              capture_output=True, timeout=600)
+        root = self._data_folder(variants)
+        try:
+            proc = subprocess.run([sys.executable, "-c", _CHILD, self.library, str(root)],
+                                  input=json.dumps([list(r) for r in requests]).encode(),
+                                  capture_output=True, timeout=600)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
         if proc.returncode != 0:
             raise ToolError("espeak-ng failed: " + proc.stderr.decode(errors="replace")
                             .strip()[-500:])

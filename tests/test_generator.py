@@ -135,6 +135,27 @@ def test_singer_hits_the_notes():
         assert abs(cents) < 25, (note.pitch, cents)
 
 
+def test_many_pitches_and_voices_in_one_song(monkeypatch):
+    """More variants than espeak-ng lists at once (349 voices, most of them its own) are
+    sung in several calls; every note comes back in order."""
+    tools = _tools_or_skip()
+    monkeypatch.setattr(render, "VARIANTS_PER_CALL", 5)
+    singer = render.Singer(tools.espeak, tools.espeak_data)
+    try:
+        voices = singer.available("male")[:2]
+        requests = []
+        for k in range(12):
+            name, _ = singer.variant(voices[k % 2], 110.0 * 2 ** (k / 12))
+            requests.append((f"en-us+{name}", "la", 175))
+        out = singer.speak(requests)
+        assert len(out) == 12 and all(np.max(np.abs(y)) > 0.05 for y in out)
+        assert singer.speak(requests[3:4])[0].shape == out[3].shape
+        assert not [p for p in singer.root.iterdir()]  # each call's folder is removed
+    finally:
+        singer.close()
+    assert not singer.root.exists()
+
+
 def test_splits_and_seeds():
     assert gen.parse_split("0.8/0.1/0.1") == pytest.approx((0.8, 0.1, 0.1))
     assert gen.parse_split("8,1,1") == pytest.approx((0.8, 0.1, 0.1))
