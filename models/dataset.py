@@ -139,9 +139,12 @@ def activity(stems: np.ndarray, samplerate: int) -> np.ndarray:
     """RMS per ACTIVITY_HOP frame of each stem: [S, C, T] -> [S, frames] float32."""
     hop = max(1, int(round(ACTIVITY_HOP * samplerate)))
     frames = -(-stems.shape[-1] // hop)
-    padded = np.zeros((stems.shape[0], frames * hop), dtype=np.float64)
-    padded[:, :stems.shape[-1]] = np.mean(np.square(stems, dtype=np.float64), axis=1)
-    return np.sqrt(padded.reshape(stems.shape[0], frames, hop).mean(-1)).astype(np.float32)
+    out = np.empty((stems.shape[0], frames), dtype=np.float32)
+    padded = np.zeros(frames * hop, dtype=np.float32)
+    for i, stem in enumerate(stems):  # one stem at a time: no song-sized float64 copies
+        np.einsum("ct,ct->t", stem, stem, out=padded[:stem.shape[-1]])
+        out[i] = padded.reshape(frames, hop).mean(-1, dtype=np.float64) / stem.shape[0]
+    return np.sqrt(out)
 
 
 def cache_song(song: Song, samplerate: int, cache: Path, folder_name: str = "",
@@ -164,7 +167,7 @@ def cache_song(song: Song, samplerate: int, cache: Path, folder_name: str = "",
     check_cancel(cancel)
     stems, names = [], []
     for stem, tracks in loaded.by_stem().items():
-        total = np.sum(np.stack(tracks).astype(np.float64), axis=0)
+        total = np.sum(tracks, axis=0, dtype=np.float64)
         if total.shape[0] == 1:
             total = np.repeat(total, 2, axis=0)
         if not np.any(total):
