@@ -511,10 +511,10 @@ class MainWindow(QMainWindow):
             self.open_file(path)
 
     def open_demo(self) -> None:
-        """Open the bundled demo song."""
-        from stemwright.resources import resource_path
-        path = resource_path("demo.flac")
-        if not path.is_file():
+        """Open the bundled demo song, a generated multitrack song with its true stems."""
+        from stemwright.resources import demo_song
+        path = demo_song()
+        if not (path / "mix.flac").is_file():
             dialogs.show_error(self, "Demo song", "The demo song is not installed.",
                                "Open one of your own songs with File > Open.")
             return

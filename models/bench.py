@@ -46,6 +46,11 @@ def bench_one(name: str, device: str = "auto", seconds: float = 60.0,
     if random_weights:
         from .demucs_backend import random_demucs
         sep = random_demucs(name, device=dev, segment=segment)
+    elif name.endswith(".safetensors") and os.path.isfile(name):
+        from .architectures import separator_for
+        from .checkpoint import load_checkpoint
+        model, meta = load_checkpoint(name)
+        sep = separator_for(model, meta, name=name, device=str(dev), segment=segment)
     else:
         sep = zoo.load_separator(name, device=str(dev), segment=segment)
     load_s = time.perf_counter() - t0
@@ -93,7 +98,8 @@ def run_benchmark(models: list[str] | None = None, device: str = "auto", seconds
     todo = available_models(random_weights)
     if models:
         wanted = set(models)
-        todo = [(n, r) for n, r in todo if n in wanted]
+        files = [m for m in models if m.endswith(".safetensors") and os.path.isfile(m)]
+        todo = [(n, r) for n, r in todo if n in wanted] + [(f, False) for f in files]
         missing = wanted - {n for n, _ in todo}
         if missing:
             raise StemwrightError(f"not available to benchmark: {', '.join(sorted(missing))} "

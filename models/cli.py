@@ -100,7 +100,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = []
         for e in zoo.list_models():
-            state = "built in" if not e.needs_download and e.family == "classic" else (
+            state = "built in" if e.family in ("classic", "embedded") else (
                 "installed" if zoo.is_installed(e.name) else "not downloaded")
             rows.append((e.name, ", ".join(e.mapping.produced),
                          f"{e.size_mb:.0f} MB" if e.size_mb else "-", state, e.licence))
@@ -466,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("bench", help="measure speed and memory; prints JSON")
-    p.add_argument("models", nargs="*", metavar="MODEL")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="zoo models or Stemwright checkpoint files (default: every installed "
+                        "model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seconds", type=float, help="length of the test signal (default 60; "
                    "180 with --metrics)")

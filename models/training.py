@@ -297,7 +297,7 @@ def init_model(spec: str, stems: Sequence[str] | None = None, small: bool = Fals
         return _from_file(folder / entry.files[0].filename, stems, overrides, origin)
     if entry.family == "openunmix":
         return _from_openunmix(spec, folder, entry, stems, origin)
-    return _from_file(zoo.model_dir(spec) / "model.safetensors", stems, overrides, origin)
+    return _from_file(zoo.checkpoint_path(spec), stems, overrides, origin)
 
 
 def _from_file(path: Path, stems: Sequence[str] | None, overrides: dict[str, Any],

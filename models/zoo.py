@@ -20,12 +20,33 @@ from .download import checksum_from_filename, download_file, sha256_file
 from .errors import ModelError, StemwrightError
 from .progress import CancelCheck
 from .separator import Separator
-from .stems import DEMUCS_SIX_STEMS, FOUR_STEMS, StemMapping
+from .stems import DEMUCS_SIX_STEMS, FOUR_STEMS, STEM_IDS, StemMapping
 
 DEMUCS_ROOT = "https://dl.fbaipublicfiles.com/demucs/"
 UMXHQ_ROOT = "https://zenodo.org/records/3370489/files/"
 UMXL_ROOT = "https://zenodo.org/records/5069601/files/"
-DEFAULT_MODEL = "classic"
+#: the model shipped inside the package (resources/models/), trained by us
+EMBEDDED_MODEL = "stemwright6"
+DEFAULT_MODEL = "classic"  # becomes EMBEDDED_MODEL once it is trained
+
+
+def embedded_checkpoint() -> Path:
+    """The embedded default model's Stemwright checkpoint (resources/models/)."""
+    from stemwright.resources import resource_path
+    return resource_path(f"models/{EMBEDDED_MODEL}.safetensors")
+
+
+def model_card() -> Path:
+    """The embedded model's card: data, training recipe, metrics, limits."""
+    from stemwright.resources import resource_path
+    return resource_path(f"models/{EMBEDDED_MODEL}.md")
+
+
+def _embedded_size_mb() -> float:
+    try:
+        return round(embedded_checkpoint().stat().st_size / 1e6, 1)
+    except OSError:
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +71,7 @@ class ModelEntry:
 
     name: str
     title: str
-    family: str  # "classic" | "demucs" | "openunmix" | "stemwright"
+    family: str  # "classic" | "embedded" | "demucs" | "openunmix" | "stemwright"
     mapping: StemMapping
     samplerate: int
     size_mb: float
@@ -74,6 +95,13 @@ _DEMUCS_SRC = "Rouard, Massa, Defossez: Hybrid Transformers for Music Source Sep
 _UMX_ORDER = ("vocals", "drums", "bass", "other")
 
 ZOO: dict[str, ModelEntry] = {e.name: e for e in (
+    ModelEntry(
+        EMBEDDED_MODEL, "Stemwright six stems (built in)", "embedded", StemMapping(STEM_IDS),
+        44100, _embedded_size_mb(), "MIT (Stemwright; trained only on generated songs)",
+        "Stemwright: MaskNet trained on songs made by `stemwright synth`; see its model "
+        "card (resources/models/stemwright6.md)",
+        "All six stems, offline, fast on a CPU. Trained on generated songs only: it knows "
+        "synthesizer timbres better than real recordings."),
     ModelEntry(
         "classic", "Classic (no training)", "classic", FOUR_STEMS, 44100, 0.0,
         "MIT (Stemwright)", "Stemwright: HPSS + REPET-SIM, after FitzGerald (2010), Rafii & "
@@ -165,8 +193,8 @@ def get_entry(name: str) -> ModelEntry:
 def is_installed(name: str) -> bool:
     """True when every file the model needs is in the cache."""
     entry = get_entry(name)
-    if entry.family == "stemwright":
-        return _custom_checkpoint(name).exists()
+    if entry.family in ("stemwright", "embedded"):
+        return checkpoint_path(name).is_file()
     return all((model_dir(name) / f.filename).exists() for f in entry.files)
 
 
@@ -202,6 +230,8 @@ def download_model(name: str, progress: Callable[[int, int | None], None] | None
 
 def remove_model(name: str) -> bool:
     """Delete a model's cached files; returns False when nothing was installed."""
+    if name in ZOO and ZOO[name].family in ("classic", "embedded"):
+        raise ModelError(f"'{name}' is built into Stemwright and cannot be removed")
     folder = model_dir(name)
     if not folder.exists():
         return False
@@ -250,6 +280,13 @@ def _atomic_copy(src: Path, dest: Path) -> None:
 
 def _custom_checkpoint(name: str) -> Path:
     return model_dir(name) / "model.safetensors"
+
+
+def checkpoint_path(name: str) -> Path:
+    """The Stemwright checkpoint of an embedded or user-trained model."""
+    if name in ZOO and ZOO[name].family == "embedded":
+        return embedded_checkpoint()
+    return _custom_checkpoint(name)
 
 
 def _import_custom(name: str, src: Path) -> Path:
@@ -333,6 +370,9 @@ def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
             return TEACHING[name](**opts)
         from .classic import ClassicSeparator
         return ClassicSeparator(**opts)
+    if entry.family == "embedded" and not is_installed(name):
+        raise ModelError(f"the built-in model file is missing from this installation "
+                         f"({embedded_checkpoint()}); reinstall Stemwright")
     if not is_installed(name):
         size = f" (about {entry.size_mb:.0f} MB)" if entry.size_mb else ""
         raise ModelError(f"model '{name}' is not downloaded yet; run `stemwright models "
@@ -349,7 +389,7 @@ def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
         from .openunmix_backend import OpenUnmixSeparator
         targets = {f.target: load_openunmix_target(folder / f.filename) for f in entry.files}
         return OpenUnmixSeparator(targets, name, **opts)
-    if entry.family == "stemwright":
+    if entry.family in ("stemwright", "embedded"):
         return _load_custom(name, opts)
     raise ModelError(f"model family '{entry.family}' is not supported")
 
@@ -363,7 +403,7 @@ def _load_custom(name: str, opts: dict) -> Separator:
     from .checkpoint import load_checkpoint
     from .demucs_backend import DemucsSeparator
 
-    model, meta = load_checkpoint(_custom_checkpoint(name))
+    model, meta = load_checkpoint(checkpoint_path(name))
     if isinstance(model, HTDemucs | HDemucs | Demucs):
         return DemucsSeparator([model], mapping_for(meta.stems), name, **opts)
     return separator_for(model, meta, name=name, **opts)

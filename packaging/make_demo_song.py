@@ -1,82 +1,81 @@
-"""Render the bundled demo song, resources/demo.flac, from `stemwright.models.synth`.
+"""Make the bundled demo song, resources/demo/<song>/, with `stemwright synth`.
 
-The demo is synthesized by our own code, so its licence is ours. Run from the repository
-root after changing the synthesizer, and commit the result:
+The demo is composed and rendered by our own generator (FluidSynth with Debian's GM
+soundfonts, espeak-ng singing), so it comes with its true stems: the app opens it as a
+multitrack song and shows separated stems next to the truth. Its licence is ours. Run
+from the repository root after changing the generator, and commit the result:
 
-    python packaging/make_demo_song.py            # 20 s, seed 0 -> resources/demo.flac
+    python packaging/make_demo_song.py            # 20 s, seed 3 -> resources/demo/
 
-It prints per-stem levels so the balance can be checked without listening: nothing may
-clip, vocals and drums should be the loudest stems.
+It prints the per-track levels and stems of the song so the balance can be checked
+without listening, and refuses a song that lacks one of the six stems.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
-from stemwright.models.synth import synth_song
+from stemwright.models.generator import generate
+from stemwright.models.stems import STEM_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "resources" / "demo.flac"
-SAMPLERATE = 44100
-PEAK_DBFS = -1.0
-MAX_BYTES = int(2.5 * 1024 * 1024)
+DEFAULT_OUT = ROOT / "resources" / "demo"
+MAX_BYTES = 10 * 1024 * 1024
+
+README = """# The demo song
+
+`{name}/` is a {seconds:.0f}-second song composed and rendered by `stemwright synth` (seed
+{seed}): {style}, {tempo:.0f} bpm, {key}. Each track is its own file (the stem it belongs
+to is in `metadata.yaml`), next to `mix.flac` and the MIDI score `song.mid`, so the
+separated stems can be compared with the truth. It was made by Stemwright's own code
+from General MIDI soundfonts (FluidR3, MuseScore General, TimGM6mb: MIT / GPL-compatible
+free licences) and espeak-ng; the song is released under Stemwright's licence (MIT).
+
+Made with `python packaging/make_demo_song.py --seconds {seconds:.0f} --seed {seed}`.
+"""
 
 
-def db(x: float) -> float:
-    return 20 * math.log10(max(x, 1e-12))
-
-
-def levels(x: np.ndarray) -> tuple[float, float]:
-    """(RMS dBFS, peak dBFS) of `x`."""
-    return db(float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))), \
-        db(float(np.max(np.abs(x))))
-
-
-def make_demo(out: Path = DEFAULT_OUT, seconds: float = 20.0, seed: int = 0) -> dict:
-    """Render, report and write the demo song; returns the figures printed."""
-    mix, stems = synth_song(seconds, SAMPLERATE, seed)
-    gain = 10 ** (PEAK_DBFS / 20) / float(np.max(np.abs(mix)))  # loudness: peak at -1 dBFS
-    mix = (mix * np.float32(gain)).astype(np.float32)
-    report = {"gain_db": db(gain), "stems": {}}
-    print(f"demo: {seconds:g} s, seed {seed}, gain {db(gain):+.1f} dB")
-    for name, stem in stems.items():
-        rms, peak = levels(stem * gain)
-        report["stems"][name] = (rms, peak)
-        print(f"  {name:16s} RMS {rms:6.1f} dBFS   peak {peak:6.1f} dBFS")
-    rms, peak = levels(mix)
-    report["mix"] = (rms, peak)
-    print(f"  {'mix':16s} RMS {rms:6.1f} dBFS   peak {peak:6.1f} dBFS")
-    if peak >= 0.0:
-        raise SystemExit("the demo mix clips")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with sf.SoundFile(out, "w", SAMPLERATE, 2, subtype="PCM_16", format="FLAC") as fh:
-        fh.title = "Stemwright demo"
-        fh.artist = "Stemwright"
-        fh.copyright = "Synthesized by Stemwright; MIT licence"
-        fh.write(mix.T)
-    size = out.stat().st_size
-    report["bytes"] = size
-    back, sr = sf.read(out, dtype="float32", always_2d=True)
-    info = sf.info(out)
-    print(f"wrote {out} ({size / 1e6:.2f} MB, {info.subtype}, {sr} Hz, "
-          f"{back.shape[1]} ch, {back.shape[0] / sr:.2f} s)")
-    if size > MAX_BYTES:
-        raise SystemExit(f"demo file is {size} bytes, over the {MAX_BYTES} byte budget")
-    return report
+def make_demo(out: Path, seconds: float, seed: int) -> Path:
+    """Generate one song into `out`/<style_key>/ (replacing the previous demo)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = generate(Path(tmp) / "synth", songs=1, seconds=seconds, seed=seed,
+                           split="0/0/1", workers=1)
+        record = summary["song_list"][0]
+        folder = next((Path(tmp) / "synth" / "test").iterdir())
+        stems = {t["stem"] for t in record["tracks"]}
+        missing = [s for s in STEM_IDS if s not in stems]
+        if missing:
+            raise SystemExit(f"seed {seed} makes a song without {', '.join(missing)}; "
+                             "try another --seed")
+        size = sum(p.stat().st_size for p in folder.iterdir())
+        if size > MAX_BYTES:
+            raise SystemExit(f"the song takes {size / 1e6:.1f} MB; make it shorter")
+        name = folder.name.split("_", 1)[1]  # drop the song number
+        staging = out.with_name(out.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        shutil.copytree(folder, staging / name)
+        (staging / "README.md").write_text(README.format(
+            name=name, seconds=seconds, seed=seed, style=record["style"],
+            tempo=record["bpm"], key=record["key_signature"]), encoding="utf-8")
+        shutil.rmtree(out, ignore_errors=True)
+        staging.rename(out)
+    for t in record["tracks"]:
+        print(f"{t['instrument']:28s} {t['stem']:16s} {t['active_rms_dbfs']} dBFS active RMS, "
+              f"peak {t['peak_dbfs']} dBFS")
+    print(f"wrote {out / name} ({size / 1e6:.1f} MB)")
+    return out / name
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
     make_demo(args.out, args.seconds, args.seed)
     return 0

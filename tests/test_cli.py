@@ -107,6 +107,18 @@ def test_bench_prints_json(capsys):
     assert "cpu_count" in report["machine"]
 
 
+def test_bench_takes_a_checkpoint_file(capsys, tmp_path):
+    from stemwright.models import architectures as arch
+
+    kwargs = arch.config("masknet", small=True)
+    path = arch.save_model(tmp_path / "candidate.safetensors", "masknet",
+                           arch.build("masknet", small=True), kwargs)
+    code, out, _ = run(capsys, "bench", str(path), "--seconds", "2", "--device", "cpu")
+    assert code == 0
+    (res,) = json.loads(out)["results"]
+    assert res["model"] == str(path) and res["x_realtime"] > 0 and len(res["stems"]) == 6
+
+
 def test_console_script_entry_point(song, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "stemwright.models", "separate", str(song),
                            "-o", str(tmp_path / "cli"), "--stems", "drums"],

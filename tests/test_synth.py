@@ -8,7 +8,6 @@ import soundfile as sf
 
 from stemwright.models.stems import STEM_IDS
 from stemwright.models.synth import plan_song, synth_song
-from stemwright.resources import resource_path
 
 
 def rms_db(x: np.ndarray) -> float:
@@ -94,15 +93,22 @@ def test_bass_is_low_and_cymbals_are_high():
 
 
 def test_bundled_demo_song():
-    path = resource_path("demo.flac")
-    info = sf.info(path)
-    assert info.samplerate == 44100 and info.channels == 2
-    assert info.subtype == "PCM_16" and info.format == "FLAC"
+    """The demo is a generated multitrack song: all six stems, tracks that add up to the
+    mix, CD format, small enough to ship."""
+    from stemwright.models.multitrack import load_song, scan_folder
+    from stemwright.resources import demo_song
+
+    folder = demo_song()
+    scan = scan_folder(folder)
+    assert len(scan.songs) == 1 and not scan.problems
+    loaded = load_song(scan.songs[0])
+    assert set(loaded.by_stem()) == set(STEM_IDS)
+    info = sf.info(folder / "mix.flac")
+    assert info.samplerate == 44100 and info.channels == 2 and info.format == "FLAC"
     assert 18.0 <= info.duration <= 22.0
-    assert path.stat().st_size < 2.5 * 1024 * 1024
-    with sf.SoundFile(path) as fh:
-        assert fh.title == "Stemwright demo"
-        assert fh.artist == "Stemwright"
-        audio = fh.read(dtype="float32")
-    assert np.abs(audio).max() < 0.99
-    assert rms_db(audio) > -25
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 10 * 1024 * 1024
+    mix, _ = sf.read(folder / "mix.flac", dtype="float32", always_2d=True)
+    total = np.sum([t for tracks in loaded.by_stem().values() for t in tracks], axis=0)
+    assert total.shape == mix.T.shape
+    assert rms_db(mix.T - total) < rms_db(mix) - 60  # 16-bit rounding only
+    assert np.abs(mix).max() < 0.99 and rms_db(mix) > -25
