@@ -511,18 +511,29 @@ class MainWindow(QMainWindow):
             self.open_file(path)
 
     def open_demo(self) -> None:
-        """Open the bundled demo song, a generated multitrack song with its true stems."""
+        """Open the bundled demo song, a generated multitrack song, with its true stems
+        as reference lanes (no mapping dialog: its metadata maps every track)."""
+        from stemwright.models.errors import StemwrightError
+        from stemwright.models.multitrack import scan_folder
         from stemwright.resources import demo_song
         path = demo_song()
-        if not (path / "mix.flac").is_file():
+        try:
+            songs = scan_folder(path).songs if (path / "mix.flac").is_file() else []
+        except StemwrightError:
+            songs = []
+        if not songs:
             dialogs.show_error(self, "Demo song", "The demo song is not installed.",
                                "Open one of your own songs with File > Open.")
             return
-        self.open_file(path)
+        self.multitrack.load(songs[0])
 
     def open_file(self, path: str | Path) -> LoadTask | None:
         """Decode `path` in the background; the song replaces the current one when ready."""
         path = Path(path)
+        from stemwright.resources import demo_song
+        if path.is_dir() and path.resolve() == demo_song().resolve():
+            self.open_demo()
+            return None
         if path.is_dir():  # a multitrack song, or a folder of them
             self.multitrack.open_folder(path)
             return None

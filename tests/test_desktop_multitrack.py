@@ -262,3 +262,26 @@ def test_folder_opened_like_a_file_goes_to_the_mapping_dialog(qtbot, window, tmp
     dialog = scanned(qtbot, window.multitrack.dialog)
     assert dialog.current_song().name == "Beta"
     dialog.reject()
+
+
+def test_demo_song_opens_with_its_true_stems(qtbot, window, monkeypatch):
+    """File > Open the demo song (and `stemwright gui resources/demo/<song>`) opens the
+    bundled generated song straight away, its six true stems as reference lanes."""
+    from stemwright.resources import demo_song
+
+    window.act_demo.trigger()
+    qtbot.waitUntil(lambda: isinstance(window.song, MultitrackSong), timeout=TIMEOUT)
+    assert window.multitrack.dialog is None  # no mapping dialog for the demo
+    song = window.song
+    assert set(song.mixdown.stems) == {"vocals", "drums", "bass", "electric_guitar", "wind",
+                                       "other"}
+    assert "multitrack" in window.song_label.text()
+    window.song = None
+    assert window.open_file(demo_song()) is None
+    qtbot.waitUntil(lambda: isinstance(window.song, MultitrackSong), timeout=TIMEOUT)
+    # not installed: a dialog says so
+    monkeypatch.setattr("stemwright.resources.demo_song", lambda: demo_song() / "nope")
+    shown = []
+    monkeypatch.setattr(dialogs, "show_error", lambda *a, **k: shown.append(a))
+    window.open_demo()
+    assert shown and "not installed" in shown[0][2]

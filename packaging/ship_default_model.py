@@ -1,0 +1,262 @@
+"""Ship a trained model as Stemwright's embedded default: resources/models/stemwright6.*.
+
+Copies the run's best checkpoint (a Stemwright .safetensors: tensors and JSON only) with
+its provenance trimmed of machine paths and the test medians added, and writes the model
+card from the measurements, so every number in the card comes from a file:
+
+    python packaging/ship_default_model.py --run runs/default \\
+        --eval reports/test.json --bench reports/bench.json \\
+        --screening reports/screening.json --synth data/synth/summary.json \\
+        [--real reports/real.json]
+
+--eval: `stemwright evaluate DATA/test -m MODEL -m classic --oracle irm1 -o reports/test`
+--bench: `stemwright bench MODEL --device cpu --seconds 180`
+--screening: the candidates tried, [{"architecture", "settings", "parameters",
+  "x_realtime", "steps", "valid_sdr": {stem: dB}}]
+The evaluated model is the one system of --eval that is neither "classic" nor an oracle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+from stemwright.models import architectures  # noqa: F401 - registers the architectures
+from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
+from stemwright.models.stems import STEM_IDS, get_stem
+from stemwright.models.training import read_log
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "resources" / "models"
+NAME = "stemwright6"
+MAX_MB = 30.0
+
+
+def _f(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _model_system(report: dict) -> str:
+    names = [s["name"] for s in report["systems"]
+             if s["kind"] == "model" and s["name"] != "classic"]
+    if len(names) != 1:
+        raise SystemExit(f"--eval must hold one model besides classic, found {names}")
+    return names[0]
+
+
+def _oracle(report: dict) -> str:
+    names = [s["name"] for s in report["systems"] if s["kind"] == "oracle"]
+    if not names:
+        raise SystemExit("--eval holds no oracle; evaluate with --oracle irm1")
+    return names[0]
+
+
+def merge_reports(paths: list[Path]) -> dict:
+    """One report from several `stemwright evaluate` reports of the same songs."""
+    reports = [json.loads(p.read_text()) for p in paths]
+    out = dict(reports[0], systems=[], summary={})
+    keys = sorted(s["key"] for s in reports[0]["songs"])
+    for r in reports:
+        if sorted(s["key"] for s in r["songs"]) != keys:
+            raise SystemExit("the --eval reports are not of the same songs")
+        out["systems"] += [s for s in r["systems"] if s not in out["systems"]]
+        out["summary"].update(r["summary"])
+    return out
+
+
+def quality_table(report: dict) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Markdown rows: per stem, median SDR and SI-SDR of the model, classic, the oracle;
+    plus {stem: {"model": sdr, "classic": sdr}} for the check."""
+    summary = report["summary"]
+    model, oracle = _model_system(report), _oracle(report)
+    rows = ["| stem | SDR model | SDR classic | SDR IRM oracle | SI-SDR model | "
+            "SI-SDR classic | SI-SDR IRM oracle |", "|---|---|---|---|---|---|---|"]
+    check: dict[str, dict[str, float]] = {}
+    for stem in (*STEM_IDS, "mean"):
+        cells = []
+        for metric in ("sdr", "si_sdr"):
+            for system in (model, "classic", oracle):
+                cells.append(_f(summary.get(system, {}).get(stem, {}).get(metric)))
+        title = "mean over stems" if stem == "mean" else get_stem(stem).name.lower()
+        rows.append(f"| {title} | " + " | ".join(cells) + " |")
+        if stem != "mean":
+            check[stem] = {"model": summary.get(model, {}).get(stem, {}).get("sdr"),
+                           "classic": summary.get("classic", {}).get(stem, {}).get("sdr"),
+                           "model_si": summary.get(model, {}).get(stem, {}).get("si_sdr"),
+                           "classic_si": summary.get("classic", {}).get(stem, {})
+                           .get("si_sdr")}
+    return rows, check
+
+
+def screening_table(cands: list[dict]) -> list[str]:
+    stems = list(STEM_IDS)
+    rows = ["| architecture | settings | parameters | x real time (3 min, 2 cores) | "
+            "training steps | " + " | ".join(get_stem(s).name.lower() for s in stems)
+            + " |", "|---|---|---|---|---|" + "---|" * len(stems)]
+    for c in cands:
+        sdr = c.get("valid_sdr") or {}
+        settings = ", ".join(f"{k}={v}" for k, v in (c.get("settings") or {}).items()) or \
+            "defaults"
+        rows.append(f"| {c['architecture']} | {settings} | {c['parameters'] / 1e6:.2f} M | "
+                    f"{_f(c.get('x_realtime'), 1)} | {c.get('steps', '-')} | "
+                    + " | ".join(_f(sdr.get(s)) for s in stems) + " |")
+    return rows
+
+
+def _trim(provenance: dict) -> dict:
+    """Provenance without this machine's paths (folders by name only)."""
+    out = json.loads(json.dumps(provenance))
+    out.pop("run", None)
+    data = out.get("data", {})
+    for key in ("folders", "valid_folders"):
+        if key in data:
+            data[key] = [Path(p).name for p in data[key]]
+    data.pop("mapping", None)
+    data.pop("stems_per_song", None)
+    hyper = out.get("hyperparameters", {})
+    for key in ("folders", "valid_folders", "out", "cache_dir"):
+        if key in hyper:
+            hyper[key] = ([Path(p).name for p in hyper[key]] if isinstance(hyper[key], list)
+                          else Path(str(hyper[key])).name if hyper[key] else hyper[key])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--eval", type=Path, action="append", required=True,
+                   help="evaluation report(s) of the test split (repeat to merge systems)")
+    p.add_argument("--bench", type=Path, required=True)
+    p.add_argument("--screening", type=Path, required=True)
+    p.add_argument("--synth", type=Path, required=True)
+    p.add_argument("--real", type=Path, action="append",
+                   help="evaluation report(s) on real recordings (optional)")
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+
+    report = merge_reports(args.eval)
+    bench = json.loads(args.bench.read_text())
+    cands = json.loads(args.screening.read_text())
+    synth = json.loads(args.synth.read_text())
+    rows, check = quality_table(report)
+    losers = [s for s, v in check.items() if v["classic"] is not None and
+              not (v["model"] > v["classic"] and v["model_si"] > v["classic_si"])]
+    if losers:
+        raise SystemExit(f"the model does not beat classic on: {', '.join(losers)}")
+    res = next(r for r in bench["results"] if "x_realtime" in r)
+    if res["x_realtime"] < 20:
+        raise SystemExit(f"too slow: {res['x_realtime']}x real time (target 20x)")
+
+    model, meta = load_checkpoint(args.run / "best.safetensors")
+    log = read_log(args.run / "log.jsonl")
+    epochs = [r for r in log if r.get("event") == "epoch"]
+    steps = max((r.get("step", 0) for r in epochs), default=0)
+    hours = sum(r.get("seconds", 0.0) for r in epochs) / 3600
+    cfg = meta.provenance.get("hyperparameters", {})
+    provenance = _trim(meta.provenance)
+    provenance["test_medians"] = {s: check[s] for s in check}
+    provenance["model_card"] = f"{NAME}.md"
+    meta.provenance = provenance
+    args.out.mkdir(parents=True, exist_ok=True)
+    dest = args.out / f"{NAME}.safetensors"
+    tmp = dest.with_name(dest.name + ".new")
+    tmp.unlink(missing_ok=True)
+    with torch.no_grad():
+        save_checkpoint(tmp, model, meta)
+    size_mb = tmp.stat().st_size / 1e6
+    if size_mb > MAX_MB:
+        tmp.unlink()
+        raise SystemExit(f"{size_mb:.1f} MB is over the {MAX_MB:.0f} MB budget")
+    tmp.replace(dest)
+
+    params = sum(t.numel() for t in model.state_dict().values())
+    split_sizes = {k: v.get("songs", v) if isinstance(v, dict) else v
+                   for k, v in synth.get("splits", {}).items()}
+    data = provenance.get("data", {})
+    machine = bench.get("machine", {})
+    card = [
+        f"# Model card: {NAME}, Stemwright's embedded six-stem model", "",
+        "Separates a stereo song into **vocals, drums, bass, electric guitar, wind and "
+        "other**, offline and fast on an ordinary CPU. It is the default of `stemwright "
+        "separate` and of the app.", "",
+        "## Model", "",
+        f"- Architecture: `{meta.architecture}` (models/masknet.py): STFT soft masks "
+        "(n_fft 2048, hop 512) from a frequency-strided conv front end, dilated temporal "
+        "convolutions and a per-bin local conv path; the masks sum to one over the stems, "
+        "so the stems add up to the mix.",
+        f"- Settings: `{json.dumps({k: v for k, v in meta.kwargs.items() if k != 'sources'})}`",
+        f"- {params / 1e6:.2f} M parameters, {size_mb:.1f} MB (float32 safetensors with JSON "
+        f"metadata); {meta.samplerate} Hz stereo; stems {', '.join(meta.stems)}.",
+        "",
+        "## Data", "",
+        f"Only songs generated by `stemwright synth` (seed {synth.get('seed')}, "
+        f"{synth.get('seconds_per_song'):.0f} s each, styles "
+        f"{', '.join(sorted(synth.get('styles', {})))}): FluidSynth with the Debian General "
+        "MIDI soundfonts (FluidR3, MuseScore General, TimGM6mb), espeak-ng singing, per-track "
+        "effects. No real recording was used for training or model selection.",
+        f"- Train: {len(data.get('train_songs', []))} songs; validation (model selection): "
+        f"{len(data.get('valid_songs', []))} songs of the valid split; test (below): "
+        f"{len(report['songs'])} songs of the test split. Generated: "
+        f"{json.dumps(split_sizes)}.",
+        "",
+        "## Training recipe", "",
+        f"`stemwright train` from scratch on CPU ({machine.get('cpu_count', 2)} cores): "
+        f"{steps} steps, batch {cfg.get('batch')}, {cfg.get('segment')} s segments, AdamW lr "
+        f"{cfg.get('lr')} (cosine, warm-up {cfg.get('warmup')}), weight decay "
+        f"{cfg.get('weight_decay')}, loss {cfg.get('loss')}, EMA {cfg.get('ema')}, gradient "
+        f"clip {cfg.get('clip')}; augmentation: left/right swap, gain {cfg.get('gain')}, "
+        f"remixing stems across songs with probability {cfg.get('remix')}; about "
+        f"{hours:.1f} h of training time, resumed across sessions with `--resume`. The best "
+        "epoch by validation SDR is shipped. The exact commands are in "
+        "packaging/train_default_model.sh.",
+        "",
+        "## Choosing the architecture", "",
+        "Candidates from the engine, each trained the same short way on the same 20 songs "
+        "(validation SDR per stem, dB, BSS Eval median over 1 s windows of the "
+        "validation segments); speed separating 3 minutes on this machine's 2 CPU cores:",
+        "", *screening_table(cands), "",
+        "## Quality on the generated test split", "",
+        f"Median over {len(report['songs'])} test songs (BSS Eval v4 SDR, median over 1 s "
+        "windows; SI-SDR over the whole song), dB. The classic separator makes four stems: "
+        "its *other* is compared with other + electric guitar + wind. The IRM oracle "
+        "(ideal ratio mask from the true stems) is an upper bound for mask-based models.",
+        "", *rows, "",
+    ]
+    if args.real:
+        real = merge_reports(args.real)
+        real_rows, _ = quality_table(real)
+        card += [
+            "## Real recordings (evaluation only)", "",
+            f"The same measurement on {len(real['songs'])} short real songs with their true "
+            "stems (internal evaluation set, never trained on):", "", *real_rows, ""]
+    card += [
+        "## Speed", "",
+        f"`stemwright bench {NAME} --device cpu --seconds {res['audio_seconds']:.0f}`: "
+        f"{res['wall_seconds']:.1f} s for {res['audio_seconds']:.0f} s of stereo audio, "
+        f"**{res['x_realtime']:.1f} x real time**, peak memory {res['peak_rss_mb']:.0f} MB "
+        f"({machine.get('cpu', 'CPU')}, {machine.get('cpu_count', '?')} cores, torch "
+        f"threads {machine.get('torch_threads', '?')}).", "",
+        "## Limits", "",
+        "- Trained on synthetic songs only: General MIDI timbres, espeak-ng voices. Real "
+        "singers, real drum kits and mastered mixes are out of its training domain, and it "
+        "separates them less well than the numbers above suggest (see the real-recording "
+        "table when present); for real music download `htdemucs_6s` or fine-tune this model "
+        "on your own multitracks (`stemwright train FOLDER -m stemwright6`).",
+        "- Masks only: each stem keeps the mixture's phase, so overlapping instruments in "
+        "the same bins bleed into each other; nothing the mix lacks is reconstructed.",
+        "- Wind covers saxophones, brass and flutes/clarinets as General MIDI plays them; "
+        "electric guitar is clean, muted, overdriven or distorted GM guitar.",
+        "",
+    ]
+    (args.out / f"{NAME}.md").write_text("\n".join(card), encoding="utf-8")
+    print(f"wrote {dest} ({size_mb:.1f} MB) and {args.out / f'{NAME}.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
