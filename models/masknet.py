@@ -1,6 +1,6 @@
 """MaskNet: a small spectrogram-mask network built to separate fast on a laptop CPU.
 
-    mix [B, C, L] -> STFT X [B, C, F, T]                  (hann, n_fft 2048, hop 512)
+    mix [B, C, L] -> STFT X [B, C, F, T]                 (hann, n_fft 2048, hop 1024)
     features  m = log(1 + |X|)                             [B, C, F, T]
     coarse:   conv2d(k=5x3, stride 4 in frequency) -> GELU [B, K, F/4, T]
               flatten per frame -> 1x1 conv -> LayerNorm   [B, H, T]
@@ -65,28 +65,27 @@ class TemporalBlock(nn.Module):
 
 def overlap_add_istft(z: torch.Tensor, window: torch.Tensor, hop: int,
                       length: int) -> torch.Tensor:
-    """Inverse of a centred `torch.stft` for a hop that divides the window length:
-    complex [N, F, T] -> [N, length]; equals `torch.istft(..., center=True)`.
+    """Inverse of a centred `torch.stft` when the hop divides the window length:
+    complex [N, F, T] -> [N, length], equal to `torch.istft(..., center=True)`.
 
-    The frames are cut into n_fft / hop quarters (for hop = n_fft / 4) and each is added
-    to its place with one strided add, instead of the general fold; the window-square
-    envelope is computed once the same way.
+    About twice as fast on a CPU (it is a third of MaskNet's inference time otherwise):
+    the frames are made time-major, so adding each of the n_fft / hop parts of every
+    frame to its place is one contiguous add per part.
     """
     n_fft = window.numel()
     r = n_fft // hop
     n, _, t = z.shape
-    frames = torch.fft.irfft(z, n=n_fft, dim=1) * window[:, None]  # [N, n_fft, T]
-    frames = frames.view(n, r, hop, t)
-    out = frames.new_zeros(n, hop, t + r - 1)
+    frames = torch.fft.irfft(z.transpose(1, 2), n=n_fft, dim=-1) * window  # [N, T, n_fft]
+    frames = frames.view(n, t, r, hop)
+    out = frames.new_zeros(n, t + r - 1, hop)
+    envelope = window.new_zeros(t + r - 1, hop)
+    square = (window ** 2).view(r, hop)
     for i in range(r):
-        out[..., i:i + t] += frames[:, i]
-    square = (window ** 2).view(r, hop, 1)
-    envelope = window.new_zeros(hop, t + r - 1)
-    for i in range(r):
-        envelope[:, i:i + t] += square[i]
+        out[:, i:i + t] += frames[:, :, i]
+        envelope[i:i + t] += square[i]
     start = n_fft // 2
-    out = out.transpose(1, 2).reshape(n, -1)[:, start:start + length]
-    envelope = envelope.t().reshape(-1)[start:start + length]
+    out = out.view(n, -1)[:, start:start + length]
+    envelope = envelope.view(-1)[start:start + length]
     if out.shape[-1] < length:
         out = F.pad(out, (0, length - out.shape[-1]))
         envelope = F.pad(envelope, (0, length - envelope.shape[-1]), value=1.0)
@@ -100,9 +99,9 @@ class MaskNet(nn.Module):
     """
 
     def __init__(self, sources: Sequence[str] = STEM_IDS, audio_channels: int = 2,
-                 n_fft: int = 2048, hop: int = 512, front_channels: int = 16,
+                 n_fft: int = 2048, hop: int = 1024, front_channels: int = 16,
                  freq_stride: int = 4, hidden: int = 192, blocks: int = 12,
-                 dilation_cycle: int = 6, local_channels: int = 8,
+                 dilation_cycle: int = 5, local_channels: int = 8,
                  samplerate: int = 44100) -> None:
         super().__init__()
         if n_fft % 2 or hop <= 0 or hop > n_fft:
@@ -148,15 +147,15 @@ class MaskNet(nn.Module):
         return z.view(b, c, *z.shape[-2:])
 
     def istft(self, z: torch.Tensor, length: int) -> torch.Tensor:
-        """complex [..., F, T] -> [..., length]; `torch.istft` (centred, hann) computed
-        with a cheaper overlap-add when the hop divides n_fft."""
-        shape, (f, t) = z.shape[:-2], z.shape[-2:]
-        z = z.reshape(-1, f, t)
+        """complex [..., F, T] -> [..., length]."""
+        shape = z.shape[:-2]
+        z = z.reshape(-1, *z.shape[-2:])
         if self.n_fft % self.hop:
             x = torch.istft(z, self.n_fft, self.hop, window=self.window, center=True,
                             length=length)
-            return x.view(*shape, length)
-        return overlap_add_istft(z, self.window, self.hop, length).view(*shape, length)
+        else:
+            x = overlap_add_istft(z, self.window, self.hop, length)
+        return x.view(*shape, length)
 
     def masks(self, mag: torch.Tensor) -> torch.Tensor:
         """|X| [B, C, F, T] -> masks [B, S, C, F, T] that sum to one over S."""
