@@ -25,6 +25,7 @@ until the training engine lands.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -215,6 +216,12 @@ def config(name: str, small: bool = False, **overrides: Any) -> dict[str, Any]:
     kwargs = dict(a.small if small else a.kwargs)
     kwargs.setdefault("sources", list(a.stems))
     kwargs.update(overrides)
+    if a.cls is MaskNet:
+        # every setting spelled out in checkpoints, so that changing a default later
+        # cannot change what a saved model computes
+        for key, p in inspect.signature(MaskNet).parameters.items():
+            if p.default is not inspect.Parameter.empty:
+                kwargs.setdefault(key, p.default)
     return kwargs
 
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# How resources/models/stemwright6.* was made: data, architecture screening, training,
+# measurements, shipping. Everything runs on CPU (2 cores took about 3 hours in all);
+# DATA and RUNS are scratch folders outside the repository (about 70 GB).
+set -euo pipefail
+DATA=${DATA:-/work/data}
+RUNS=${RUNS:-/work/runs}
+SW=${SW:-.venv/bin/stemwright}
+
+# 1. Generated songs: 160 x 150 s (140 train, 10 valid, 10 test), about 6.7 hours.
+$SW synth "$DATA/synth" --songs 160 --seconds 150 --seed 7 --split 0.875/0.0625/0.0625 -v
+
+# 2. Screening: every candidate 80 steps (batch 4 x 4 s) on the first 20 train songs,
+#    validated on 3 valid songs; speed of each checkpoint on 3 minutes of audio.
+mkdir -p "$DATA/screen/train" "$DATA/screen/valid"
+for d in $(ls "$DATA/synth/train" | head -20); do ln -sfn "$DATA/synth/train/$d" "$DATA/screen/train/$d"; done
+for d in $(ls "$DATA/synth/valid" | head -3); do ln -sfn "$DATA/synth/valid/$d" "$DATA/screen/valid/$d"; done
+common=("$DATA/screen/train" --valid-folder "$DATA/screen/valid" --epochs 1 --segments-per-song 16
+        --max-steps 80 --batch 4 --segment 4 --lr 1e-3 --warmup 8 --no-install
+        --cache-dir "$DATA/cache" --valid-segments 4 --threads 2 --workers 1 --json)
+$SW train "${common[@]}" -m masknet --set hop=512 --set dilation_cycle=6 --out "$RUNS/screen-masknet"
+$SW train "${common[@]}" -m masknet --out "$RUNS/screen-masknet1024"   # the shipped settings
+$SW train "${common[@]}" -m openunmix6 --set hidden_size=128 --set nb_layers=2 --set n_fft=2048 \
+    --set n_hop=512 --set niter=0 --out "$RUNS/screen-openunmix6"
+$SW train "${common[@]}" -m waveunet --set levels=8 --set channels=16 --out "$RUNS/screen-waveunet"
+for c in masknet masknet1024 openunmix6 waveunet; do
+    $SW bench "$RUNS/screen-$c/best.safetensors" --device cpu --seconds 180 > "$RUNS/bench-$c.json"
+done
+
+# 3. The default model: MaskNet from scratch on all train songs, validated on valid/.
+#    Stop and continue at any time: `stemwright train --resume "$RUNS/default"`.
+$SW train "$DATA/synth/train" --valid-folder "$DATA/synth/valid" -m masknet \
+    --epochs 5 --segments-per-song 24 --batch 8 --segment 4 --lr 1.5e-3 --warmup 100 --ema 0.998 \
+    --valid-metric usdr --valid-segments 3 --cache-dir "$DATA/cache" --threads 2 --workers 1 \
+    --name stemwright6-candidate --out "$RUNS/default" --json > "$RUNS/default.log"
+
+# 4. Measurements: test split (model, classic, IRM oracle), real recordings, speed.
+mkdir -p "$RUNS/reports"
+$SW evaluate "$DATA/synth/test" -m classic --oracle irm1 -o "$RUNS/reports/test-baselines"
+$SW evaluate "$DATA/synth/test" -m stemwright6-candidate -o "$RUNS/reports/test-model"
+$SW bench stemwright6-candidate --device cpu --seconds 180 > "$RUNS/reports/bench.json"
+
+# 5. Ship: checkpoint + model card into resources/models/ (refuses a model that is slower
+#    than 20x real time or does not beat classic on every shared stem).
+.venv/bin/python packaging/ship_default_model.py --run "$RUNS/default" \
+    --eval "$RUNS/reports/test-baselines.json" --eval "$RUNS/reports/test-model.json" \
+    --bench "$RUNS/reports/bench.json" --screening "$RUNS/reports/screening.json" \
+    --synth "$DATA/synth/summary.json"
