@@ -16,8 +16,9 @@ frame of spectrum; the local path sees 5 bins x 5 frames and learns the shapes t
 sustained notes (horizontal lines), hits (vertical lines) and harmonics apart, as the
 classic HPSS filters do, but trained. The softmax makes the masks of every bin sum to one,
 so the stems always add up to the mix exactly (up to float rounding): nothing is lost and
-nothing invented. Every layer is local in time, so the receptive field is finite and
-chunked inference with a little context reproduces whole-song output.
+nothing invented. Every layer is local in time, so the receptive field is finite (3.2 s)
+and chunked inference with that much context matches whole-song output closely (not
+bit for bit: each chunk has its own STFT frame grid).
 
 It is in the spirit of Open-Unmix (magnitude masks from a per-frame bottleneck with
 temporal context) with its BiLSTM replaced by dilated convolutions (as in Conv-TasNet's
