@@ -36,7 +36,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 def test_separate_writes_aligned_stems_that_sum_to_the_mix(song, tmp_path, capsys):
     code, out, err = run(capsys, "separate", str(song), "-o", str(tmp_path / "out"),
-                         "--format", "wav", "--bit-depth", "32")
+                         "--format", "wav", "--bit-depth", "32", "-m", "classic")
     assert code == 0, err
     folder = tmp_path / "out" / "My Song"
     files = sorted(p.name for p in folder.iterdir())
@@ -67,7 +67,7 @@ def test_refuses_to_overwrite_without_force(song, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["separate", "{missing}"], "not found"),
     (["separate", "{junk}"], ""),
-    (["separate", "{song}", "--stems", "wind"], "does not produce wind"),
+    (["separate", "{song}", "-m", "classic", "--stems", "wind"], "does not produce wind"),
     (["separate", "{song}", "-m", "nope"], "unknown model"),
     (["separate", "{song}", "-m", "htdemucs"], "stemwright models download htdemucs"),
     (["separate", "{song}", "--format", "flac", "--bit-depth", "32"], "bit-depth"),
