@@ -100,8 +100,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = []
         for e in zoo.list_models():
-            state = "built in" if e.family in ("classic", "embedded") else (
-                "installed" if zoo.is_installed(e.name) else "not downloaded")
+            if e.family == "embedded":
+                state = "built in" if zoo.is_installed(e.name) else "missing (reinstall)"
+            elif e.family == "classic":
+                state = "built in"
+            else:
+                state = "installed" if zoo.is_installed(e.name) else "not downloaded"
             rows.append((e.name, ", ".join(e.mapping.produced),
                          f"{e.size_mb:.0f} MB" if e.size_mb else "-", state, e.licence))
         if args.json:
