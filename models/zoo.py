@@ -27,7 +27,9 @@ UMXHQ_ROOT = "https://zenodo.org/records/3370489/files/"
 UMXL_ROOT = "https://zenodo.org/records/5069601/files/"
 #: the model shipped inside the package (resources/models/), trained by us
 EMBEDDED_MODEL = "stemwright6"
-DEFAULT_MODEL = "classic"  # becomes EMBEDDED_MODEL once it is trained
+#: the embedded model becomes the default once it beats classic on every stem classic
+#: makes (packaging/ship_default_model.py checks that); until then classic is
+DEFAULT_MODEL = "classic"
 
 
 def embedded_checkpoint() -> Path:
@@ -177,12 +179,16 @@ def model_dir(name: str) -> Path:
 
 
 def list_models() -> list[ModelEntry]:
-    """Registry entries plus models the user imported, registry first."""
-    return list(ZOO.values()) + [e for e in _custom_entries() if e.name not in ZOO]
+    """Registry entries plus models the user imported, registry first (the embedded
+    model only when its file is there)."""
+    registry = [e for e in ZOO.values() if e.family != "embedded" or is_installed(e.name)]
+    return registry + [e for e in _custom_entries() if e.name not in ZOO]
 
 
 def get_entry(name: str) -> ModelEntry:
     """The entry called `name`; ModelError listing the choices if there is none."""
+    if name in ZOO:
+        return ZOO[name]
     for entry in list_models():
         if entry.name == name:
             return entry

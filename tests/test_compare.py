@@ -22,8 +22,8 @@ def one_thread(monkeypatch):
 
 def test_facts_of_every_model():
     names = compare.all_names()
-    assert names[:6] == ["wavenet", "waveunet", "convtasnet", "condtasnet", "openunmix6",
-                         "htdemucs6"]
+    assert names[:7] == ["wavenet", "waveunet", "convtasnet", "condtasnet", "openunmix6",
+                         "masknet", "htdemucs6"]
     assert set(compare.CLASSIC) <= set(names)
     wavenet = compare.describe("wavenet")
     assert abs(wavenet["params"] / 3.3e6 - 1) < 0.05
@@ -31,6 +31,9 @@ def test_facts_of_every_model():
     assert wavenet["receptive_field_seconds"] == pytest.approx(0.512, abs=1e-3)
     assert abs(compare.describe("waveunet")["params"] / 10.2e6 - 1) < 0.05
     assert compare.describe("openunmix6")["receptive_field_note"] == "whole chunk (BiLSTM)"
+    masknet = compare.describe("masknet")
+    assert 4.5e6 < masknet["params"] < 5.5e6
+    assert masknet["receptive_field_seconds"] == pytest.approx(3.158, abs=1e-3)
     hpss = compare.describe("hpss")
     assert hpss["params"] == 0 and hpss["kind"] == "classic"
     with pytest.raises(Exception, match="nothing to compare"):

@@ -165,3 +165,47 @@ def test_import_refuses_garbage(tmp_path):
     with pytest.raises(ModelError):
         zoo.import_model_file("junk", junk)
     assert "junk" not in {e.name for e in zoo.list_models()}
+
+
+@pytest.fixture
+def embedded(tmp_path, monkeypatch):
+    """A tiny MaskNet checkpoint standing in for the embedded model's file."""
+    from stemwright.models import architectures as arch
+
+    kwargs = arch.config("masknet", small=True)
+    path = arch.save_model(tmp_path / "stemwright6.safetensors", "masknet",
+                           arch.build("masknet", small=True, seed=0), kwargs,
+                           {"trained_by": "test"})
+    monkeypatch.setattr(zoo, "embedded_checkpoint", lambda: path)
+    return path
+
+
+def test_embedded_model_loads_from_the_package(embedded, capsys):
+    from stemwright.models import cli
+
+    assert zoo.EMBEDDED_MODEL in {e.name for e in zoo.list_models()}
+    entry = zoo.get_entry(zoo.EMBEDDED_MODEL)
+    assert entry.family == "embedded" and not entry.needs_download
+    assert zoo.is_installed(zoo.EMBEDDED_MODEL)
+    assert zoo.checkpoint_path(zoo.EMBEDDED_MODEL) == embedded
+    sep = zoo.load_separator(zoo.EMBEDDED_MODEL, device="cpu")
+    mix = (0.1 * np.random.default_rng(0).standard_normal((2, 8000))).astype(np.float32)
+    result = sep.separate(mix, 44100)
+    assert list(result.stems) == ["vocals", "drums", "bass", "electric_guitar", "wind",
+                                  "other"]
+    assert np.abs(sum(result.stems.values()) - mix).max() < 1e-4  # masks sum to one
+    with pytest.raises(ModelError, match="built into Stemwright"):
+        zoo.remove_model(zoo.EMBEDDED_MODEL)
+    assert embedded.exists()
+    assert cli.main(["models", "list"]) == 0
+    row = next(r for r in capsys.readouterr().out.splitlines()
+               if r.startswith(zoo.EMBEDDED_MODEL))
+    assert "built in" in row
+
+
+def test_missing_embedded_model_is_hidden_and_explained(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo, "embedded_checkpoint", lambda: tmp_path / "gone.safetensors")
+    assert zoo.EMBEDDED_MODEL not in {e.name for e in zoo.list_models()}
+    assert not zoo.is_installed(zoo.EMBEDDED_MODEL)
+    with pytest.raises(ModelError, match="reinstall Stemwright"):
+        zoo.load_separator(zoo.EMBEDDED_MODEL, device="cpu")
