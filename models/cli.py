@@ -100,9 +100,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows = []
         for e in zoo.list_models():
-            if e.family == "embedded":
-                state = "built in" if zoo.is_installed(e.name) else "missing (reinstall)"
-            elif e.family == "classic":
+            if e.family in ("classic", "embedded"):  # embedded: listed only when present
                 state = "built in"
             else:
                 state = "installed" if zoo.is_installed(e.name) else "not downloaded"
