@@ -29,10 +29,11 @@ done
 
 # 3. The default model: MaskNet from scratch on all train songs, validated on valid/.
 #    Stop and continue at any time: `stemwright train --resume "$RUNS/default"`.
-#    (The shipped run was started with --epochs 3, stopped after epoch 1 and resumed with
-#    --epochs 2 so that its cosine schedule ended within the session.)
+#    (The run so far: started with --epochs 3, stopped after epoch 1, resumed with
+#    --epochs 2 so that its cosine schedule ended within the session, then resumed with
+#    --epochs 3: 1260 steps. Continue it with --resume and a larger --epochs.)
 $SW train "$DATA/synth/train" --valid-folder "$DATA/synth/valid" -m masknet \
-    --epochs 2 --segments-per-song 24 --batch 8 --segment 4 --lr 1.5e-3 --warmup 100 --ema 0.998 \
+    --epochs 3 --segments-per-song 24 --batch 8 --segment 4 --lr 1.5e-3 --warmup 100 --ema 0.998 \
     --valid-metric usdr --valid-segments 3 --cache-dir "$DATA/cache" --threads 2 --workers 1 \
     --name stemwright6-candidate --out "$RUNS/default" --json > "$RUNS/default.log"
 
