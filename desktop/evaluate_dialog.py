@@ -21,7 +21,6 @@ import pickle
 import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,7 @@ from stemwright.models.stems import STEM_IDS, get_stem
 from . import dialogs
 from .multitrack_dialog import CallTask, describe_song, scan, start_task
 from .separation_panel import format_duration, format_eta
-from .workers import Task, _recv_msg, _send_msg, progress_sender
+from .workers import Task, _recv_msg, _send_msg, progress_sender, send_error
 
 ORACLES = (("irm1", "IRM1 (ratio mask, magnitude)"), ("irm2", "IRM2 (Wiener, power)"),
            ("ibm", "IBM (binary mask)"))
@@ -200,12 +199,7 @@ def evaluate_main() -> None:
                           procedure=msg["procedure"], device=msg["device"], progress=progress,
                           on_song=lambda s: _send_msg(proto_out, {"type": "song", "song": s}))
     except BaseException as exc:  # noqa: BLE001 - sent to the window as a dialog
-        tb = "" if isinstance(exc, StemwrightError) else traceback.format_exc()
-        try:
-            pickle.dumps(exc)
-        except Exception:  # noqa: BLE001
-            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-        _send_msg(proto_out, {"type": "error", "exc": exc, "traceback": tb})
+        send_error(proto_out, exc)
         return
     _send_msg(proto_out, {"type": "report", "report": report})
 

@@ -374,6 +374,18 @@ def progress_sender(stream):
     return progress
 
 
+def send_error(stream, exc: BaseException) -> None:
+    """Report `exc` to the parent as an `error` message: the exception itself when it
+    pickles (else a RuntimeError with its text), with a traceback unless it is one of
+    Stemwright's own clear errors."""
+    tb = "" if isinstance(exc, StemwrightError) else traceback.format_exc()
+    try:
+        pickle.dumps(exc)
+    except Exception:  # noqa: BLE001 - any pickling failure
+        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+    _send_msg(stream, {"type": "error", "exc": exc, "traceback": tb})
+
+
 def _send_msg(stream, message: dict) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)))
@@ -655,12 +667,7 @@ def engine_main() -> None:
             result = separator.separate(mix, msg["samplerate"], progress=progress,
                                         partial=partial if msg.get("partial") else None)
         except BaseException as exc:  # noqa: BLE001 - sent to the app as a dialog
-            tb = "" if isinstance(exc, StemwrightError) else traceback.format_exc()
-            try:
-                pickle.dumps(exc)
-            except Exception:  # noqa: BLE001
-                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-            _send_msg(proto_out, {"type": "error", "exc": exc, "traceback": tb})
+            send_error(proto_out, exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 return
             continue

@@ -33,6 +33,11 @@ def _peak_rss_mb() -> float | None:
     return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
+def is_checkpoint_file(name: str) -> bool:
+    """True when a benchmark target names a Stemwright checkpoint file, not a zoo model."""
+    return name.endswith(".safetensors") and os.path.isfile(name)
+
+
 def bench_one(name: str, device: str = "auto", seconds: float = 60.0,
               random_weights: bool = False, segment: float | None = None) -> dict:
     """Separate `seconds` of generated audio with one model; returns its figures."""
@@ -46,7 +51,7 @@ def bench_one(name: str, device: str = "auto", seconds: float = 60.0,
     if random_weights:
         from .demucs_backend import random_demucs
         sep = random_demucs(name, device=dev, segment=segment)
-    elif name.endswith(".safetensors") and os.path.isfile(name):
+    elif is_checkpoint_file(name):
         from .architectures import separator_for
         from .checkpoint import load_checkpoint
         model, meta = load_checkpoint(name)
@@ -98,7 +103,7 @@ def run_benchmark(models: list[str] | None = None, device: str = "auto", seconds
     todo = available_models(random_weights)
     if models:
         wanted = set(models)
-        files = [m for m in models if m.endswith(".safetensors") and os.path.isfile(m)]
+        files = [m for m in models if is_checkpoint_file(m)]
         todo = [(n, r) for n, r in todo if n in wanted] + [(f, False) for f in files]
         missing = wanted - {n for n, _ in todo}
         if missing:

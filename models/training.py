@@ -781,8 +781,11 @@ class Trainer:
         try:
             songs, problems = self._prepare_data()
             if cfg.valid_folders:
-                valid = [s for s in songs if s.folder in self._valid_names]
-                train = [s for s in songs if s.folder not in self._valid_names]
+                # the names prepare_songs keys the validation folders' songs under
+                names = song_folder_names([*cfg.folders, *cfg.valid_folders])
+                valid_names = set(names[len(cfg.folders):])
+                valid = [s for s in songs if s.folder in valid_names]
+                train = [s for s in songs if s.folder not in valid_names]
                 if not train:
                     raise TrainingError("no training songs are left besides the "
                                         "--valid-folder songs")
@@ -850,9 +853,6 @@ class Trainer:
         folders = [*self.cfg.folders, *self.cfg.valid_folders]
         out = prepare_songs(folders, self.samplerate, self.cfg.cache_dir,
                             progress=self._data_progress)
-        # the names prepare_songs gives the validation folders (the last ones scanned)
-        names = song_folder_names(folders)
-        self._valid_names = set(names[len(self.cfg.folders):])
         if self.main:
             ddp.barrier(self.ctx)
         return out

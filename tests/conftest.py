@@ -11,6 +11,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture
+def desktop_isolation(tmp_path, monkeypatch):
+    """Desktop tests never touch the real user's settings, cache or home, and leave no
+    dialog open behind them."""
+    from PySide6.QtCore import QSettings
+
+    from stemwright.desktop import dialogs
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path / "qsettings"))
+    yield
+    for box in dialogs.open_dialogs():
+        box.close()
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 

@@ -17,9 +17,7 @@ pytest.importorskip("pyqtgraph")
 pytest.importorskip("pytestqt")
 
 import soundfile as sf  # noqa: E402
-from PySide6.QtCore import QSettings  # noqa: E402
 
-from stemwright.desktop import dialogs  # noqa: E402
 from stemwright.desktop.evaluate_dialog import EvaluateDialog, box_stats  # noqa: E402
 from stemwright.desktop.settings import Settings  # noqa: E402
 from stemwright.models.synth import synth_song  # noqa: E402
@@ -40,15 +38,8 @@ def write_musdb(folder: Path, seconds: float, seed: int) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      str(tmp_path / "qsettings"))
+def _isolated(desktop_isolation):
     yield
-    for box in dialogs.open_dialogs():
-        box.close()
 
 
 @pytest.fixture(scope="module")

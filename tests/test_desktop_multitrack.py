@@ -16,7 +16,7 @@ pytest.importorskip("pyqtgraph")
 pytest.importorskip("pytestqt")
 
 import soundfile as sf  # noqa: E402
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 
 from stemwright.desktop import dialogs  # noqa: E402
 from stemwright.desktop.main_window import MainWindow  # noqa: E402
@@ -57,16 +57,9 @@ def write_tracks(folder: Path, seconds: float = 2.0) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
+def _isolated(desktop_isolation, monkeypatch):
     monkeypatch.setenv("STEMWRIGHT_SEPARATE_IN_PROCESS", "1")  # no engine process to start
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      str(tmp_path / "qsettings"))
     yield
-    for box in dialogs.open_dialogs():
-        box.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ pytest.importorskip("pyqtgraph")
 pytest.importorskip("pytestqt")
 
 import soundfile as sf  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402,I001
+from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402,I001
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
@@ -30,16 +30,9 @@ TIMEOUT = 60_000
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
+def _isolated(desktop_isolation):
     """Never touch the real user's settings, cache or home."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
-                      str(tmp_path / "qsettings"))
     yield
-    for box in dialogs.open_dialogs():
-        box.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
