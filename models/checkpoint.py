@@ -113,16 +113,19 @@ def checkpoint_format(path: str | os.PathLike[str]) -> str:
             head = f.read(9)
     except OSError:
         return "unknown"
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
-        return "torch"
+    # safetensors first: its header length is little-endian, so its first byte can be
+    # 0x80, the legacy pickle opcode; a pickle's second byte is its protocol (2 to 5)
     if len(head) == 9 and head[8:9] == b"{":
         try:
             meta = _safetensors_header(path).get("__metadata__") or {}
         except ModelError:
-            return "unknown"
-        if META_KEY in meta:
-            return "stemwright"
-        return "demucs-safetensors" if "klass" in meta else "safetensors"
+            meta = None
+        if meta is not None:
+            if META_KEY in meta:
+                return "stemwright"
+            return "demucs-safetensors" if "klass" in meta else "safetensors"
+    if head[:4] == b"PK\x03\x04" or (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return "torch"
     return "unknown"
 
 

@@ -360,6 +360,23 @@ def test_stemwright_round_trip(tmp_path, mix):
     assert torch.equal(_run(loaded, mix), _run(model, mix))
 
 
+def test_safetensors_header_starting_with_the_pickle_opcode_is_not_torch(tmp_path):
+    """A header length whose low byte is 0x80 (pickle's PROTO opcode) is still safetensors."""
+    model = _htdemucs()
+    for pad in range(256):
+        meta = _meta(provenance={"note": "x" * pad})
+        path = save_checkpoint(tmp_path / f"model{pad}.safetensors", model, meta)
+        if path.read_bytes()[0] == 0x80:
+            break
+        path.unlink()
+    else:
+        pytest.fail("no padding gave a header length with low byte 0x80")
+    assert checkpoint_format(path) == "stemwright"
+    assert read_checkpoint_meta(path) == meta
+    loaded, _ = load_checkpoint(path)
+    assert isinstance(loaded, HTDemucs)
+
+
 def test_stemwright_round_trip_openunmix(tmp_path):
     kwargs = dict(nb_bins=129, nb_channels=2, hidden_size=8, nb_layers=1, max_bin=64)
     model = _umx(**kwargs)
