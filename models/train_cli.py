@@ -215,8 +215,9 @@ class _Printer:
             self.close()
             sdr = e.get("valid_sdr") or {}
             valid = " ".join(f"{s}={v:.2f}" for s, v in sdr.items() if v is not None)
+            metric = "uSDR" if e.get("valid_metric") == "usdr" else "SDR"  # what valid_sdr holds
             print(f"epoch {e['epoch'] + 1}: loss {e['train_loss']:.4f}"
-                  + (f", valid SDR {valid}" if valid else "")
+                  + (f", valid {metric} {valid}" if valid else "")
                   + f", {e['segments_per_s']:.1f} segments/s"
                   + (" (best)" if e.get("improved") else ""), flush=True)
         elif kind in ("end", "stopped"):

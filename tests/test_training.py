@@ -330,6 +330,7 @@ def test_command_line(folder, tmp_path, capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "epoch 1: loss" in out and "finished after 1 epochs" in out
+    assert "valid uSDR vocals=" in out  # named after the metric it shows
     saved = tr.load_run_config(tmp_path / "cli-run")
     assert saved.force_fraction == 0.5 and saved.loss == "l1+0.1*mrstft" and saved.ema == 0.99
 
