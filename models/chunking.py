@@ -133,7 +133,7 @@ def run_chunked(forward: ChunkForward, mix: np.ndarray, n_sources: int, plan: Ch
             raise ValueError(f"model returned {y.shape[1]} sources, expected {n_sources}")
         w = plan.weight[:first_len]
         for o, chunk_out in zip(batch, y, strict=True):
-            acc[..., o:o + first_len] += w * chunk_out
+            acc[..., o:o + first_len] += np.multiply(chunk_out, w, out=chunk_out)
             sum_weight[o:o + first_len] += w
         i += len(batch)
         if on_final is not None:

@@ -96,10 +96,16 @@ class ModelPass:
     valid_length: object = None  # Callable[[int], int] | None
 
 
+def _power(x: np.ndarray, block: int = 1 << 18) -> float:
+    """Sum of squares, accumulated in float64 block by block (no full-size float64 copy)."""
+    flat = np.ravel(x)
+    return float(sum(np.dot(v, v) for v in (flat[i:i + block].astype(np.float64)
+                                           for i in range(0, flat.size, block))))
+
+
 def energy_db(x: np.ndarray, reference: np.ndarray) -> float:
     """10 log10(|x|^2 / |reference|^2); -inf for exact silence."""
-    num = float(np.sum(np.square(x, dtype=np.float64)))
-    den = float(np.sum(np.square(reference, dtype=np.float64)))
+    num, den = _power(x), _power(reference)
     if num == 0.0:
         return -math.inf
     return 10 * math.log10(num / max(den, 1e-20))
