@@ -102,7 +102,7 @@ def quality_table(report: dict, four: dict | None = None
 
 def screening_table(cands: list[dict]) -> list[str]:
     stems = list(STEM_IDS)
-    rows = ["| architecture | settings | parameters | x real time (3 min, 2 cores) | "
+    rows = ["| architecture | settings | parameters | x real time (2 CPU cores) | "
             "training steps | " + " | ".join(get_stem(s).name.lower() for s in stems)
             + " |", "|---|---|---|---|---|" + "---|" * len(stems)]
     for c in cands:
