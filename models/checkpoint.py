@@ -119,8 +119,8 @@ def checkpoint_format(path: str | os.PathLike[str]) -> str:
         try:
             meta = _safetensors_header(path).get("__metadata__") or {}
         except ModelError:
-            meta = None
-        if meta is not None:
+            pass  # not a readable safetensors header: maybe a pickle after all
+        else:
             if META_KEY in meta:
                 return "stemwright"
             return "demucs-safetensors" if "klass" in meta else "safetensors"

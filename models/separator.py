@@ -96,11 +96,10 @@ class ModelPass:
     valid_length: object = None  # Callable[[int], int] | None
 
 
-def _power(x: np.ndarray, block: int = 1 << 18) -> float:
-    """Sum of squares, accumulated in float64 block by block (no full-size float64 copy)."""
+def _power(x: np.ndarray) -> float:
+    """Sum of squares accumulated in float64 (einsum casts as it goes: no float64 copy)."""
     flat = np.ravel(x)
-    return float(sum(np.dot(v, v) for v in (flat[i:i + block].astype(np.float64)
-                                           for i in range(0, flat.size, block))))
+    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
 
 
 def energy_db(x: np.ndarray, reference: np.ndarray) -> float:

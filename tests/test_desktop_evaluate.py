@@ -37,9 +37,7 @@ def write_musdb(folder: Path, seconds: float, seed: int) -> None:
         sf.write(folder / f"{stem}.wav", x.mean(axis=0), SR, subtype="FLOAT")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(desktop_isolation):
-    yield
+pytestmark = pytest.mark.usefixtures("desktop_isolation")  # never the real user's settings
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,7 @@ SR = 44100
 TIMEOUT = 60_000
 
 
-@pytest.fixture(autouse=True)
-def _isolated(desktop_isolation):
-    """Never touch the real user's settings, cache or home."""
-    yield
+pytestmark = pytest.mark.usefixtures("desktop_isolation")  # never the real user's settings
 
 
 @pytest.fixture(scope="module", autouse=True)
