@@ -4,11 +4,13 @@ Copies the run's best checkpoint (a Stemwright .safetensors: tensors and JSON on
 its provenance trimmed of machine paths and the test medians added, and writes the model
 card from the measurements, so every number in the card comes from a file:
 
-    python packaging/ship_default_model.py --run runs/default \\
+    python packaging/ship_default_model.py --run runs/default [--run runs/finetune] \\
         --eval reports/test.json --bench reports/bench.json \\
         --screening reports/screening.json --synth data/synth/summary.json \\
         [--real reports/real.json]
 
+--run: the training run(s), first the one from scratch, then each fine-tuning run that
+  started from the one before; the last run's best checkpoint is shipped
 --eval: `stemwright evaluate DATA/test -m MODEL -m classic --oracle irm1 -o reports/test`
 --bench: `stemwright bench MODEL --device cpu --seconds 180`
 --four: `python packaging/score_as_four_stems.py DATA/test MODEL reports/four.json`
@@ -133,9 +135,19 @@ def _trim(provenance: dict) -> dict:
     return out
 
 
+def run_phase(run: Path) -> dict:
+    """One training run: {"config", "steps", "hours"} from its config and log."""
+    config = json.loads((run / "config.json").read_text())["config"]
+    epochs = [r for r in read_log(run / "log.jsonl") if r.get("event") == "epoch"]
+    steps = max((r.get("step", 0) for r in epochs), default=0)
+    seconds = sum(r.get("train_seconds", 0.0) + r.get("valid_seconds", 0.0) for r in epochs)
+    return {"config": config, "steps": steps, "hours": seconds / 3600}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--run", type=Path, action="append", required=True,
+                   help="training run folder; repeat for fine-tuning runs, in order")
     p.add_argument("--eval", type=Path, action="append", required=True,
                    help="evaluation report(s) of the test split (repeat to merge systems)")
     p.add_argument("--four", type=Path, required=True)
@@ -164,12 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     if res["x_realtime"] < 20:
         raise SystemExit(f"too slow: {res['x_realtime']}x real time (target 20x)")
 
-    model, meta = load_checkpoint(args.run / "best.safetensors")
-    log = read_log(args.run / "log.jsonl")
-    epochs = [r for r in log if r.get("event") == "epoch"]
-    steps = max((r.get("step", 0) for r in epochs), default=0)
-    hours = sum(r.get("train_seconds", 0.0) + r.get("valid_seconds", 0.0) for r in epochs) / 3600
-    cfg = meta.provenance.get("hyperparameters", {})
+    model, meta = load_checkpoint(args.run[-1] / "best.safetensors")
+    phases = [run_phase(run) for run in args.run]
+    hours = sum(ph["hours"] for ph in phases)
+    cfg = phases[0]["config"]
     provenance = _trim(meta.provenance)
     provenance["test_medians"] = {s: check[s] for s in check}
     provenance["model_card"] = f"{NAME}.md"
@@ -218,16 +228,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{json.dumps(split_sizes)}.",
         "",
         "## Training recipe", "",
-        f"`stemwright train` from scratch on CPU ({machine.get('cpu_count', 2)} cores): "
-        f"{steps} steps, batch {cfg.get('batch')}, {cfg.get('segment')} s segments, AdamW lr "
-        f"{cfg.get('lr')} (cosine, warm-up {cfg.get('warmup')}), weight decay "
-        f"{cfg.get('weight_decay')}, loss {cfg.get('loss')}, EMA {cfg.get('ema')}, gradient "
-        f"clip {cfg.get('clip')}; augmentation: left/right swap, gain {cfg.get('gain')}, "
-        f"remixing stems across songs with probability {cfg.get('remix')}; about "
-        f"{hours:.1f} h of training time, resumed across sessions with `--resume`. The best "
-        "epoch by validation " + str(cfg.get("valid_metric", "sdr")).replace("usdr", "uSDR")
-        + " (mean over stems) is shipped. The exact commands are in "
-        "packaging/train_default_model.sh.",
+        f"`stemwright train` on CPU ({machine.get('cpu_count', 2)} cores), "
+        f"{sum(ph['steps'] for ph in phases)} steps and about {hours:.1f} h of training "
+        "time in all, resumed across sessions with `--resume`:", "",
+        *[f"- {'From scratch' if i == 0 else 'Fine-tuned from the phase above'}: "
+          f"{ph['steps']} steps, batch {ph['config'].get('batch')}, "
+          f"{ph['config'].get('segment')} s segments, AdamW lr {ph['config'].get('lr')} "
+          f"(cosine, warm-up {ph['config'].get('warmup')}), weight decay "
+          f"{ph['config'].get('weight_decay')}, loss `{ph['config'].get('loss')}`, EMA "
+          f"{ph['config'].get('ema')}, gradient clip {ph['config'].get('clip')}; "
+          f"{ph['hours']:.1f} h." for i, ph in enumerate(phases)], "",
+        f"Augmentation: left/right swap, gain {cfg.get('gain')}, remixing stems across "
+        f"songs with probability {cfg.get('remix')}. In each phase the best epoch by "
+        "validation " + str(cfg.get("valid_metric", "sdr")).replace("usdr", "uSDR")
+        + " (mean over stems) is kept, and the last phase's is shipped. The exact commands "
+        "are in packaging/train_default_model.sh.",
         "",
         "## Choosing the architecture", "",
         "Candidates from the engine, each trained the same short way (80 steps of 4 x 4 s, "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How resources/models/stemwright6.* was made: data, architecture screening, training,
-# measurements, shipping. Everything runs on CPU (2 cores took about 3 hours in all);
+# measurements, shipping. Everything runs on CPU (about 6 hours of training on 2 cores, over several sessions);
 # DATA and RUNS are scratch folders outside the repository (about 70 GB).
 set -euo pipefail
 DATA=${DATA:-/work/data}
@@ -52,15 +52,34 @@ $SW train "$DATA/synth/train" --valid-folder "$DATA/synth/valid" -m masknet \
     --valid-metric usdr --valid-segments 3 --cache-dir "$DATA/cache" --threads 2 --workers 1 \
     --name stemwright6-candidate --out "$RUNS/default" --json > "$RUNS/default.log"
 
-# 4. Measurements: test split (model, classic, IRM oracle), real recordings, speed.
+# 3b. Fine-tuning the step-3 model with an SDR term in the loss (plain SDR per stem and
+#     segment weighs quiet passages as the per-window median of BSS Eval does), a lower
+#     peak lr and a fresh cosine, 4 epochs (1680 steps, 1.8 h). On the test split, scored
+#     as four stems (SDR / SI-SDR, dB): vocals 3.53/1.37 -> 3.57/0.98, drums 6.57/5.51 ->
+#     6.98/5.98, bass 3.16/0.51 -> 3.28/0.87, other 3.60/2.38 -> 3.80/2.92; it now beats
+#     classic on every stem except vocals SDR (classic 3.97). Continue from this run.
+$SW train "$DATA/synth/train" --valid-folder "$DATA/synth/valid" \
+    -m "$RUNS/default/best.safetensors" --loss 'l1+0.01*sdr' \
+    --epochs 4 --segments-per-song 24 --batch 8 --segment 4 --lr 5e-4 --warmup 50 \
+    --ema 0.998 --valid-metric usdr --valid-segments 3 --cache-dir "$DATA/cache" \
+    --threads 2 --workers 1 --name stemwright6-ft --out "$RUNS/ft" --json > "$RUNS/ft.log"
+rm -rf "$DATA/cache"  # 45 GB of decoded float32 audio: delete it when training stops
+
+# 4. Measurements: test split (model, classic, IRM oracle; the model also scored as four
+#    stems like classic), real recordings (shared/data/real, evaluation only), speed.
 mkdir -p "$RUNS/reports"
 $SW evaluate "$DATA/synth/test" -m classic --oracle irm1 -o "$RUNS/reports/test-baselines"
-$SW evaluate "$DATA/synth/test" -m stemwright6-candidate -o "$RUNS/reports/test-model"
-$SW bench stemwright6-candidate --device cpu --seconds 180 > "$RUNS/reports/bench.json"
+$SW evaluate "$DATA/synth/test" -m stemwright6-ft -o "$RUNS/reports/test-model"
+.venv/bin/python packaging/score_as_four_stems.py "$DATA/synth/test" stemwright6-ft \
+    "$RUNS/reports/four.json"
+$SW evaluate "${REAL:-../shared/data/real}" -m stemwright6-ft -m classic --oracle irm1 \
+    -o "$RUNS/reports/real"
+$SW bench stemwright6-ft --device cpu --seconds 180 > "$RUNS/reports/bench.json"
 
 # 5. Ship: checkpoint + model card into resources/models/ (refuses a model that is slower
 #    than 20x real time or does not beat classic on every shared stem).
-.venv/bin/python packaging/ship_default_model.py --run "$RUNS/default" \
+.venv/bin/python packaging/ship_default_model.py --run "$RUNS/default" --run "$RUNS/ft" \
     --eval "$RUNS/reports/test-baselines.json" --eval "$RUNS/reports/test-model.json" \
+    --four "$RUNS/reports/four.json" --real "$RUNS/reports/real.json" \
     --bench "$RUNS/reports/bench.json" --screening "$RUNS/reports/screening.json" \
     --synth "$DATA/synth/summary.json"
