@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How resources/models/stemwright6.* was made: data, architecture screening, training,
-# measurements, shipping. Everything runs on CPU (about 6 hours of training on 2 cores, over several sessions);
-# DATA and RUNS are scratch folders outside the repository (about 70 GB).
+# measurements, shipping. Everything runs on CPU (about 6 hours of training on 2 cores,
+# over several sessions); DATA and RUNS are scratch folders outside the repository (about 70 GB).
 set -euo pipefail
 DATA=${DATA:-/work/data}
 RUNS=${RUNS:-/work/runs}
@@ -12,7 +12,7 @@ $SW synth "$DATA/synth" --songs 160 --seconds 150 --seed 7 --split 0.875/0.0625/
 
 # 2. Screening: each candidate 80 steps (batch 4 x 4 s) on the first 20 train songs,
 #    validated on 3 valid songs; speed of each checkpoint with `stemwright bench`.
-mkdir -p "$DATA/screen/train" "$DATA/screen/valid"
+mkdir -p "$DATA/screen/train" "$DATA/screen/valid" "$RUNS/reports"
 for d in $(ls "$DATA/synth/train" | head -20); do ln -sfn "$DATA/synth/train/$d" "$DATA/screen/train/$d"; done
 for d in $(ls "$DATA/synth/valid" | head -3); do ln -sfn "$DATA/synth/valid/$d" "$DATA/screen/valid/$d"; done
 common=("$DATA/screen/train" --valid-folder "$DATA/screen/valid" --epochs 1 --segments-per-song 16
@@ -40,6 +40,33 @@ PY
 for c in waveunet convtasnet; do
     $SW bench "$RUNS/cand-$c.safetensors" --device cpu --seconds 60 > "$RUNS/reports/bench-cand-$c.json"
 done
+#    The screening table for the model card (ship_default_model.py --screening).
+.venv/bin/python - "$RUNS" > "$RUNS/reports/screening.json" <<'PY'
+import json, sys
+from pathlib import Path
+from stemwright.models import architectures  # noqa: F401 - registers them
+from stemwright.models.checkpoint import load_checkpoint
+from stemwright.models.training import read_log
+runs, out = Path(sys.argv[1]), []
+for name in ("masknet1024", "masknet", "openunmix6", "waveunet", "convtasnet"):
+    trained = (runs / f"screen-{name}").is_dir()
+    net, meta = load_checkpoint(runs / (f"screen-{name}/best.safetensors" if trained
+                                        else f"cand-{name}.safetensors"))
+    entry = {"architecture": meta.architecture,
+             "settings": {k: v for k, v in meta.kwargs.items()
+                          if k not in ("sources", "samplerate", "audio_channels")},
+             "parameters": sum(t.numel() for t in net.parameters()),
+             "steps": "not trained (ruled out on speed)"}
+    if trained:
+        log = read_log(runs / f"screen-{name}" / "log.jsonl")
+        entry["steps"] = max(r.get("step", 0) for r in log)
+        entry["parameters"] = next(r for r in log if r.get("event") == "start")["parameters"]
+        entry["valid_sdr"] = [r for r in log if "valid_sdr" in r][-1]["valid_sdr"]
+    bench = json.loads((runs / "reports" / f"bench-cand-{name}.json").read_text())
+    entry["x_realtime"] = next(r for r in bench["results"] if "x_realtime" in r)["x_realtime"]
+    out.append(entry)
+print(json.dumps(out, indent=1))
+PY
 
 # 3. The default model: MaskNet from scratch on all train songs, validated on valid/.
 #    Stop and continue at any time: `stemwright train --resume "$RUNS/default"`.
@@ -67,7 +94,6 @@ rm -rf "$DATA/cache"  # 45 GB of decoded float32 audio: delete it when training 
 
 # 4. Measurements: test split (model, classic, IRM oracle; the model also scored as four
 #    stems like classic), real recordings (shared/data/real, evaluation only), speed.
-mkdir -p "$RUNS/reports"
 $SW evaluate "$DATA/synth/test" -m classic --oracle irm1 -o "$RUNS/reports/test-baselines"
 $SW evaluate "$DATA/synth/test" -m stemwright6-ft -o "$RUNS/reports/test-model"
 .venv/bin/python packaging/score_as_four_stems.py "$DATA/synth/test" stemwright6-ft \
