@@ -29,6 +29,23 @@ from .stems import STEM_IDS
 _RESUMABLE = ("epochs", "workers", "device", "threads", "patience", "log_every")
 
 
+def parse_stem_weights(items: list[str]) -> dict[str, float]:
+    """`--stem-weight STEM=W` items as {stem: weight} (stem names are checked later)."""
+    from .training import TrainingError
+
+    out: dict[str, float] = {}
+    for item in items:
+        stem, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = None
+        if not sep or not stem.strip() or weight is None:
+            raise TrainingError(f"--stem-weight takes STEM=WEIGHT, not '{item}'")
+        out[stem.strip()] = weight
+    return out
+
+
 def parse_settings(items: list[str]) -> dict[str, Any]:
     """`--set KEY=VALUE` items as constructor arguments (VALUE as JSON, else text)."""
     from .training import TrainingError
@@ -114,6 +131,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     g = p.add_argument_group("optimisation")
     g.add_argument("--loss", help="l1 (default), mse, sisdr, sdr, mrstft, or a sum such as "
                    "l1+0.5*mrstft")
+    g.add_argument("--stem-weight", action="append", metavar="STEM=W", dest="stem_weight",
+                   help="weigh this stem's loss by W (repeat; default 1 each), e.g. "
+                   "vocals=2 to favour the vocals")
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--warmup", type=float, help="warm-up: share of all steps, or steps")
     g.add_argument("--schedule", choices=("cosine", "constant"))
@@ -163,6 +183,7 @@ def config_from_args(args: argparse.Namespace):
         value = getattr(args, key, None)
         if value is not None:
             setattr(cfg, key, value)
+    cfg.stem_weights = parse_stem_weights(args.stem_weight or [])
     cfg.small, cfg.scratch = args.small, args.scratch
     cfg.model_kwargs = parse_settings(args.model_set or [])
     cfg.install = not args.no_install

@@ -123,6 +123,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA
     ema: float = 0.0  # EMA decay of the weights, e.g. 0.999 (0: off)
     loss: str = "l1"
+    stem_weights: dict[str, float] = field(default_factory=dict)  # loss weight per stem (1)
     patience: int = 10  # epochs without a better validation score before stopping
     valid_fraction: float = 0.1
     valid_songs: list[str] = field(default_factory=list)
@@ -193,7 +194,11 @@ def check_config(cfg: TrainConfig) -> None:
         Loss(cfg.loss)
     except ValueError as exc:
         problems.append(str(exc))
-    for stem in [*(cfg.stems or []), *([cfg.force_stem] if cfg.force_stem else [])]:
+    for stem, weight in cfg.stem_weights.items():
+        if not weight >= 0:
+            problems.append(f"--stem-weight {stem}: the weight must be 0 or more")
+    for stem in [*(cfg.stems or []), *([cfg.force_stem] if cfg.force_stem else []),
+                 *cfg.stem_weights]:
         try:
             get_stem(stem)
         except KeyError as exc:
@@ -769,6 +774,13 @@ class Trainer:
         self.init = init
         self.model = init.model.to(self.device)
         self.sources = init.sources
+        weights = {get_stem(k).id: v for k, v in cfg.stem_weights.items()}
+        others = sorted(set(weights) - set(self.sources))
+        if others:
+            raise TrainingError(f"--stem-weight: the model has no {', '.join(others)} output "
+                                f"(it separates {', '.join(self.sources)})")
+        # per-stem loss weights [S], 1 unless --stem-weight says otherwise
+        self.stem_weights = torch.tensor([weights.get(s, 1.0) for s in self.sources])
         self.samplerate = init.samplerate
         self.seg_len = max(64, int(round(cfg.segment * self.samplerate)))
         self.run_id = uuid.uuid4().hex
@@ -1081,7 +1093,7 @@ class Trainer:
                                 enabled=self.amp_dtype is not None):
                 est = self.net(mix)
             terms, keep = self.loss_fn.terms(est.float(), target, mask)
-            total, count = masked_sum(terms, keep)
+            total, count = masked_sum(terms * self.stem_weights.to(terms), keep)
             # the mean over the global batch: every process divides by the global count
             stats = ddp.all_reduce_sum(torch.stack([total.detach(), count.detach()]).double(),
                                        self.ctx)
@@ -1143,7 +1155,7 @@ class Trainer:
                                 enabled=self.amp_dtype is not None):
                 est = model(mix.to(self.device)).float().cpu()
             terms, keep = self.loss_fn.terms(est, target, mask)
-            total, count = masked_sum(terms, keep)
+            total, count = masked_sum(terms * self.stem_weights.to(terms), keep)
             loss_sum, loss_count = loss_sum + float(total), loss_count + float(count)
             for b in range(mix.shape[0]):
                 k = int(song[b])

@@ -384,3 +384,28 @@ def test_valid_folder_and_architecture_settings_from_the_command_line(folder, tm
     provenance = meta.provenance["data"]
     assert provenance["valid_songs"] == ["valid/song0"]
     assert all(k.startswith("songs/") for k in provenance["train_songs"])
+
+
+def test_stem_weights_scale_each_stems_loss(folder, tmp_path, capsys):
+    """--stem-weight multiplies a stem's loss: doubling every stem doubles the first step's
+    loss exactly (same seed, data and weights); bad weights are refused by name."""
+    def first_loss(out: str, weights: dict[str, float]) -> float:
+        events = []
+        cfg = tiny(folder, tmp_path / out, stems=["vocals", "other"], epochs=1, max_steps=1,
+                   validate=False, install=False, stem_weights=weights)
+        tr.train(cfg, on_event=events.append)
+        return next(e["loss"] for e in events if e["event"] == "step")
+
+    plain = first_loss("plain", {})
+    assert first_loss("double", {"vocals": 2.0, "other": 2.0}) == pytest.approx(2 * plain)
+    assert first_loss("vocals-only", {"other": 0.0}) < plain
+    base = ["train", str(folder), "--model", "wavenet", "--small", "--samplerate", str(SR),
+            "--out", str(tmp_path / "bad"), "--stems", "vocals", "other"]
+    assert cli.main([*base, "--stem-weight", "vocals"]) == 1
+    assert "STEM=WEIGHT" in capsys.readouterr().err
+    assert cli.main([*base, "--stem-weight", "kazoo=2"]) == 1
+    assert "unknown stem" in capsys.readouterr().err
+    assert cli.main([*base, "--stem-weight", "vocals=-1"]) == 1
+    assert "0 or more" in capsys.readouterr().err
+    assert cli.main([*base, "--stem-weight", "guitar=2"]) == 1
+    assert "no electric_guitar output" in capsys.readouterr().err
