@@ -27,9 +27,9 @@ UMXHQ_ROOT = "https://zenodo.org/records/3370489/files/"
 UMXL_ROOT = "https://zenodo.org/records/5069601/files/"
 #: the model shipped inside the package (resources/models/), trained by us
 EMBEDDED_MODEL = "stemwright6"
-#: the embedded model becomes the default once it beats classic on every stem classic
-#: makes (packaging/ship_default_model.py checks that); until then classic is
-DEFAULT_MODEL = "classic"
+#: the default of `stemwright separate` and the app: the embedded model, shipped because
+#: it beats classic on every stem classic makes (packaging/ship_default_model.py checks)
+DEFAULT_MODEL = EMBEDDED_MODEL
 
 
 def embedded_checkpoint() -> Path:

@@ -285,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         "the same bins bleed into each other; nothing the mix lacks is reconstructed.",
         "- Wind covers saxophones, brass and flutes/clarinets as General MIDI plays them; "
         "electric guitar is clean, muted, overdriven or distorted GM guitar.",
+        "- A stem the mix holds little of comes out too quiet: where the model is unsure, "
+        "its masks leave a bin to the other stems. On the demo song wind (10 dB below the "
+        "mix) comes out 8 dB too quiet and is no closer to the true wind than the mix is "
+        "(SI-SDR improvement -2 dB), while the other five stems gain 2.5 to 14 dB.",
         "",
     ]
     (args.out / f"{NAME}.md").write_text("\n".join(card), encoding="utf-8")
