@@ -14,7 +14,15 @@ import math
 from collections.abc import Iterable
 
 from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QLinearGradient, QMouseEvent, QPainter, QPaintEvent
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QLinearGradient,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -217,6 +225,10 @@ class ChannelStrip(QFrame):
         lay.addWidget(self.swatch)
         self.name = QLabel(stem.name, self)
         self.name.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.name.setToolTip(stem.name)
+        self._name_fit = self._fitting_font_size(stem.name)
+        # the normal height, so a smaller name does not shift the strip's controls up
+        self.name.setFixedHeight(QFontMetrics(self.name.font()).height() + 2)
         lay.addWidget(self.name)
 
         buttons = QHBoxLayout()
@@ -295,9 +307,20 @@ class ChannelStrip(QFrame):
             w.style().unpolish(w)
             w.style().polish(w)
 
+    def _fitting_font_size(self, text: str) -> str:
+        """A style-sheet font size that fits `text` in bold across the strip ("" when the
+        normal size fits): "Electric guitar" is wider than a strip at the normal size."""
+        font = QFont(self.name.font())
+        font.setBold(True)
+        width = QFontMetrics(font).horizontalAdvance(text)
+        room = STRIP_WIDTH - 16  # the strip's margins and the label's own
+        if width <= room or font.pointSizeF() <= 0:
+            return ""
+        return f"font-size: {max(6.0, font.pointSizeF() * room / width):.1f}pt;"
+
     def set_name_dim(self, dim: bool) -> None:
         """Grey the name (unavailable, muted or silenced by another stem's solo)."""
-        style = f"color: {DIM_TEXT};" if dim else ""
+        style = self._name_fit + (f"color: {DIM_TEXT};" if dim else "")
         if self.available:
             style = "font-weight: bold;" + style
         if style != self._name_style:

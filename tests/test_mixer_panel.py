@@ -211,3 +211,22 @@ def test_ab_changes_are_announced(qtbot, panel) -> None:
     panel.set_ab("remix")
     panel.toggle_ab()
     assert seen == ["mix", "remix", "mix"] and panel.player.mixer.source == "mix"
+
+
+def test_every_stem_name_fits_its_strip(qtbot) -> None:
+    """"Electric guitar" in bold is wider than a strip at the normal size: it is set
+    smaller so the whole name shows, available or not."""
+    player = Player()
+    stems = {s: np.zeros((2, SR // 8), np.float32) for s in ("electric_guitar", "vocals")}
+    player.set_sources(sum(stems.values()), stems, SR)
+    w = MixerPanel(player)
+    qtbot.addWidget(w)
+    w.set_stems(["electric_guitar", "vocals"], ["wind"], -math.inf)
+    w.show()
+    qtbot.waitExposed(w)
+    for strip in w.strips.values():
+        strip.name.ensurePolished()
+        text = strip.name.text()
+        assert strip.name.fontMetrics().horizontalAdvance(text) <= strip.name.width(), text
+    assert "font-size" in w.strips["electric_guitar"].name.styleSheet()
+    assert "font-size" not in w.strips["vocals"].name.styleSheet()
