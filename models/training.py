@@ -989,7 +989,11 @@ class Trainer:
     def run(self) -> TrainResult:
         try:
             self._setup()
-            return self._run()
+            result = self._run()
+            # every process leaves the process group together: a rank that tears gloo down
+            # while rank 0 is still saving and installing can abort on exit
+            ddp.barrier(self.ctx)
+            return result
         finally:
             if self.log is not None:
                 self.log.close()
