@@ -127,8 +127,10 @@ class Loss:
     mask with the items some part cannot score (silent references for SI-SDR) removed.
     """
 
-    def __init__(self, spec: str = "l1") -> None:
+    def __init__(self, spec: str = "l1", stem_weights: Sequence[float] | None = None) -> None:
         self.spec = spec.replace(" ", "")
+        # one factor per stem [S] on every item's term (None: all 1)
+        self.stem_weights = None if stem_weights is None else torch.tensor(stem_weights)
         self.parts: list[tuple[float, str, Terms]] = []
         for part in self.spec.split("+"):
             m = re.fullmatch(r"(?:([0-9.eE-]+)\*)?([a-z0-9]+)", part)
@@ -142,8 +144,8 @@ class Loss:
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """[B, S, C, L] x2, mask [B, S] -> (weighted terms [B, S], mask [B, S]).
 
-        Each item's term is the weighted sum of the parts; the mask keeps the items every
-        part can score."""
+        Each item's term is the weighted sum of the parts, times its stem's weight; the
+        mask keeps the items every part can score."""
         est = est.float()
         ref = ref.float()
         total, keep = None, mask > 0
@@ -151,6 +153,8 @@ class Loss:
             t, valid = fn(est, ref)
             total = weight * t if total is None else total + weight * t
             keep = keep & valid
+        if self.stem_weights is not None:
+            total = total * self.stem_weights.to(total)
         return total, keep.to(est.dtype)
 
     def __call__(self, est: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor

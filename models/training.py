@@ -779,8 +779,8 @@ class Trainer:
         if others:
             raise TrainingError(f"--stem-weight: the model has no {', '.join(others)} output "
                                 f"(it separates {', '.join(self.sources)})")
-        # per-stem loss weights [S], 1 unless --stem-weight says otherwise
-        self.stem_weights = torch.tensor([weights.get(s, 1.0) for s in self.sources])
+        # per-stem loss weights, 1 unless --stem-weight says otherwise
+        stem_weights = [weights.get(s, 1.0) for s in self.sources]
         self.samplerate = init.samplerate
         self.seg_len = max(64, int(round(cfg.segment * self.samplerate)))
         self.run_id = uuid.uuid4().hex
@@ -828,7 +828,7 @@ class Trainer:
         self.steps_per_epoch = self.sampler.steps
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.warmup = int(cfg.warmup if cfg.warmup > 1 else round(cfg.warmup * self.total_steps))
-        self.loss_fn = Loss(cfg.loss)
+        self.loss_fn = Loss(cfg.loss, stem_weights)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.amp_dtype = None
@@ -1097,7 +1097,7 @@ class Trainer:
                                 enabled=self.amp_dtype is not None):
                 est = self.net(mix)
             terms, keep = self.loss_fn.terms(est.float(), target, mask)
-            total, count = masked_sum(terms * self.stem_weights.to(terms), keep)
+            total, count = masked_sum(terms, keep)
             # the mean over the global batch: every process divides by the global count
             stats = ddp.all_reduce_sum(torch.stack([total.detach(), count.detach()]).double(),
                                        self.ctx)
@@ -1159,7 +1159,7 @@ class Trainer:
                                 enabled=self.amp_dtype is not None):
                 est = model(mix.to(self.device)).float().cpu()
             terms, keep = self.loss_fn.terms(est, target, mask)
-            total, count = masked_sum(terms * self.stem_weights.to(terms), keep)
+            total, count = masked_sum(terms, keep)
             loss_sum, loss_count = loss_sum + float(total), loss_count + float(count)
             for b in range(mix.shape[0]):
                 k = int(song[b])
