@@ -363,14 +363,36 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run(getattr(args, "file", None))
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .diagnostics import as_json, report_lines, run_checks
+
+    checks = run_checks(gui=not args.no_gui)
+    if args.json:
+        print(json.dumps(as_json(checks), indent=2))
+    else:
+        print("\n".join(report_lines(checks)))
+    failed = [c.name for c in checks if c.required and not c.ok]
+    if failed and not args.json:
+        print(f"stemwright: error: this installation is broken ({', '.join(failed)}); "
+              "see the lines marked FAIL", file=sys.stderr)
+    return EXIT_ERROR if failed else 0
+
+
 # -- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stemwright", description="Separate songs into vocals, drums, bass, electric "
         "guitar, wind and other. With no command, opens the desktop app.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors "
+                        "(accepted anywhere on the command line)")
     sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("doctor", help="check this installation: versions, native libraries, "
+                       "devices, audio output, synth tools, cache folder")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-gui", action="store_true", help="skip the Qt checks")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("separate", help="separate songs into stem files")
     p.add_argument("files", nargs="+", metavar="FILE")
@@ -498,10 +520,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _take_debug(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """`--debug` may stand anywhere before a `--`: remove it and say whether it was there."""
+    argv = list(argv)
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    return [a for i, a in enumerate(argv) if i >= end or a != "--debug"], debug
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `stemwright` console script."""
     parser = build_parser()
+    argv, debug = _take_debug(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.debug = debug
     if args.command is None:
         args.func, args.file = cmd_gui, None
     try:
@@ -520,8 +552,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
         if args.debug:
             raise
-        print(f"stemwright: unexpected error: {type(exc).__name__}: {exc} "
-              "(run with --debug for details)", file=sys.stderr)
+        from .diagnostics import explain
+
+        print(f"stemwright: unexpected error: {explain(exc)} (run with --debug for details)",
+              file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -1,10 +1,25 @@
 #!/usr/bin/env bash
-# Installs Stemwright into ./.venv: system libraries (PortAudio, the ones Qt needs) via
-# apt-get when it is available, then the Python package. `--dev` adds the test tools.
+# Installs Stemwright into ./.venv: system libraries (PortAudio, the ones Qt needs, the synth's
+# FluidSynth/espeak-ng/soundfonts) via apt-get when it is available, then the Python package
+# with every dependency at the version CI tested (packaging/requirements.lock).
+#
+#   bash packaging/install.sh             # the app and the `stemwright` command
+#   bash packaging/install.sh --dev       # editable install plus the test tools
+#   bash packaging/install.sh --unlocked  # newest versions pyproject.toml allows (untested)
+#
+# The lock is for Linux x86_64 and Python 3.11; elsewhere the ranges in pyproject.toml are
+# used (torch and torchaudio stay an exact pair). `bash packaging/update_lock.sh` renews it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extra=""
-[ "${1:-}" = "--dev" ] && extra="[dev]"
+dev=0
+locked=1
+for arg in "$@"; do
+  case "$arg" in
+    --dev) dev=1 ;;
+    --unlocked) locked=0 ;;
+    *) echo "usage: bash packaging/install.sh [--dev] [--unlocked]" >&2; exit 2 ;;
+  esac
+done
 
 system_packages=(libportaudio2 libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
                  libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
@@ -37,5 +52,23 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".${extra}"
-echo "Stemwright installed in $(pwd)/.venv"
+
+constraints=()
+if [ "$locked" = 1 ]; then
+  if .venv/bin/python -c 'import platform, sys
+sys.exit(not (sys.platform == "linux" and platform.machine() == "x86_64"
+              and sys.version_info[:2] == (3, 11)))'; then
+    constraints=(-c packaging/requirements.lock)
+  else
+    echo "note: packaging/requirements.lock is for Linux x86_64 with Python 3.11; using the" \
+         "version ranges of pyproject.toml here" >&2
+  fi
+fi
+if [ "$dev" = 1 ]; then
+  # Editable, so the tests and the tree you edit are the same code.
+  .venv/bin/python -m pip install -q "${constraints[@]}" -e ".[dev]"
+else
+  .venv/bin/python -m pip install -q "${constraints[@]}" .
+fi
+.venv/bin/python -m pip check >/dev/null || { .venv/bin/python -m pip check >&2; exit 1; }
+echo "Stemwright installed in $(pwd)/.venv ($([ ${#constraints[@]} -gt 0 ] && echo "locked versions" || echo "unlocked"))"
