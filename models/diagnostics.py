@@ -189,7 +189,8 @@ def _portaudio() -> str:
         default = sd.query_devices(kind="output")["name"]
     except Exception:  # noqa: BLE001 - no default output is a detail, not a failure
         default = "none"
-    return (f"PortAudio {sd.get_portaudio_version()[1]}; {len(outputs)} output device"
+    version = sd.get_portaudio_version()[1].split(",")[0]
+    return (f"{version}; {len(outputs)} output device"
             f"{'s' * (len(outputs) != 1)}, default: {default}")
 
 

@@ -65,8 +65,10 @@ sys.exit(not (sys.platform == "linux" and platform.machine() == "x86_64"
   fi
 fi
 if [ "$dev" = 1 ]; then
-  # Editable, so the tests and the tree you edit are the same code.
-  .venv/bin/python -m pip install -q "${constraints[@]}" -e ".[dev]"
+  # Editable, so the tests and the tree you edit are the same code. setuptools warns about
+  # every editable install of a package_dir mapping; that warning is all it would print.
+  PYTHONWARNINGS="ignore:Editable installation" \
+    .venv/bin/python -m pip install -q "${constraints[@]}" -e ".[dev]"
 else
   .venv/bin/python -m pip install -q "${constraints[@]}" .
 fi
