@@ -140,7 +140,10 @@ class LoadedSong:
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        """The song's name as `stemwright separate` names it ('a/mix.flac' -> 'a')."""
+        from stemwright.models.export import song_name
+
+        return song_name(self.path)
 
 
 class LoadTask(Task):

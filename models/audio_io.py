@@ -29,6 +29,8 @@ import contextlib
 import logging
 import os
 import struct
+import sys
+import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -287,9 +289,62 @@ def _probe(path: Path) -> _Probe:
     return probe
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet_users = 0  # threads inside _quiet_native_stderr
+_saved_stderr: int | None = None  # the real fd 2 while it points at the null device
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at the null device while a native decoder runs.
+
+    libsndfile's bundled mpg123 prints notes and errors about damaged MP3 frames straight
+    to the C library's stderr ("[src/libmpg123/layer3.c:...] error: ..."), ahead of our own
+    one-line message; the damage is reported by the error we raise instead. Only wrap
+    native calls, never code that may print through Python: text written to stderr by any
+    thread meanwhile is lost. Nested and concurrent uses share one redirection (the last
+    to leave restores fd 2); when fd 2 cannot be redirected, nothing changes.
+    """
+    global _quiet_users, _saved_stderr
+    with _QUIET_LOCK:
+        if _quiet_users == 0:
+            _saved_stderr = _redirect_stderr_to_null()
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_users -= 1
+            if _quiet_users == 0 and _saved_stderr is not None:
+                saved, _saved_stderr = _saved_stderr, None
+                with contextlib.suppress(OSError):
+                    os.dup2(saved, 2)
+                os.close(saved)
+
+
+def _redirect_stderr_to_null() -> int | None:
+    """Point fd 2 at os.devnull; returns a duplicate of the old fd 2 (None: unchanged)."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()  # Python text written before stays visible
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (e.g. a GUI process without a console)
+        return None
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+    except OSError:
+        os.close(saved)
+        return None
+    return saved
+
+
 def _probe_soundfile(path: Path) -> _Probe:
     try:
-        with sf.SoundFile(path) as f:
+        with _quiet_native_stderr(), sf.SoundFile(path) as f:
             fmt, subtype = ("WAV" if f.format == "WAVEX" else f.format), f.subtype
             info = AudioInfo(path=path, format=fmt, subtype=subtype, samplerate=f.samplerate,
                              channels=f.channels, frames=f.frames,
@@ -508,13 +563,20 @@ def _decode_soundfile(probe: _Probe, block: int) -> Iterator[np.ndarray]:
     path = probe.info.path
     done = 0
     try:
-        with sf.SoundFile(path) as f:
+        # stderr is quiet only inside the native calls, never while the caller runs
+        with _quiet_native_stderr():
+            f = sf.SoundFile(path)
+        try:
             while True:
-                data = f.read(block, dtype="float32", always_2d=True)
+                with _quiet_native_stderr():
+                    data = f.read(block, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
                     return
                 done += data.shape[0]
                 yield np.ascontiguousarray(data.T)
+        finally:
+            with _quiet_native_stderr():
+                f.close()
     except (sf.SoundFileError, RuntimeError, OSError) as exc:
         raise _damaged(probe, done, exc) from exc
 

@@ -19,6 +19,9 @@ from .errors import Cancelled, StemwrightError
 from .stems import STEM_IDS, get_stem
 
 EXIT_ERROR, EXIT_CANCELLED = 1, 130
+#: what `stemwright evaluate` scores besides the default model when given neither -m
+#: nor --oracle
+DEFAULT_ORACLE = "irm2"
 
 
 class CliError(StemwrightError):
@@ -38,7 +41,7 @@ def _progress_bar(total: float, desc: str, unit: str = "s", scale: bool = False)
 
 def cmd_separate(args: argparse.Namespace) -> int:
     from .audio_io import SAVE_FORMATS, audio_info, load_audio
-    from .export import export_stems, safe_filename, stem_filename
+    from .export import export_stems, output_clash, song_name, stem_filename
 
     resolve_device(args.device)  # an unavailable device is an error even for CPU-only models
     if args.bit_depth not in SAVE_FORMATS[args.format]:
@@ -53,10 +56,18 @@ def cmd_separate(args: argparse.Namespace) -> int:
                        f"{', '.join(get_stem(s).name.lower() for s in entry.mapping.produced)})")
     files = [Path(f) for f in args.files]
     # Check every input and output before spending minutes on separation.
+    clash = output_clash(files, args.output)
+    if clash is not None:
+        first, second, folder = clash
+        if first.resolve() == second.resolve():
+            raise CliError(f"{first} and {second} are the same file; give each song once")
+        raise CliError(f"{first} and {second} would both be separated into {folder}; "
+                       "rename one of them, or separate them one at a time with different "
+                       "-o folders")
     plans = []
     for path in files:
         audio_info(path)
-        song = safe_filename(path.stem)
+        song = song_name(path)
         folder = Path(args.output) / song
         targets = [folder / stem_filename(song, s, args.format) for s in wanted]
         clash = next((t for t in targets if t.exists()), None)
@@ -84,14 +95,27 @@ def cmd_separate(args: argparse.Namespace) -> int:
         written = export_stems(result.stems, result.samplerate, folder, song, which=wanted,
                                format=args.format, bit_depth=args.bit_depth,
                                overwrite=args.force)
-        residual = "exact" if result.residual_db == float("-inf") else \
-            f"{result.residual_db:.1f} dB"
-        where = "folded into other" if result.residual_in_other else "not folded in"
-        print(f"{path.name}: {len(written)} stems in {folder} (residual {residual}, {where})")
+        print(f"{path.name}: {len(written)} stem{'s' * (len(written) != 1)} in {folder} "
+              f"({_residual_note(result, wanted)})")
         if result.unavailable:
             names = ", ".join(get_stem(s).name.lower() for s in result.unavailable)
             print(f"  not produced by {entry.name}: {names}")
     return 0
+
+
+def _residual_note(result, written: Sequence[str]) -> str:
+    """Where the residual (mix minus the sum of all the model's stems) went, truthfully
+    for the stems actually written."""
+    if result.residual_db is None:
+        return "residual not measured"
+    if result.residual_db == float("-inf"):
+        return "no residual: the model's stems add up to the mix"
+    level = f"residual {result.residual_db:.1f} dB"
+    if not result.residual_in_other:
+        return f"{level}, not in any written file"
+    if "other" in written:
+        return f"{level}, folded into other"
+    return f"{level}, in other (not written)"
 
 
 # -- models -----------------------------------------------------------------------------
@@ -182,11 +206,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .oracles import get_oracle
 
     resolve_device(args.device)
-    for name in args.model:
+    models, oracle_names = list(args.model), list(args.oracle)
+    if not models and not oracle_names:  # the default: the default model against IRM2
+        models, oracle_names = [zoo.DEFAULT_MODEL], [DEFAULT_ORACLE]
+    for name in models:
         zoo.get_entry(name)
-    oracles = [get_oracle(o).name for o in args.oracle]
-    if not args.model and not oracles:
-        raise CliError("name a model (-m classic) or an oracle (--oracle irm2) to evaluate")
+    oracles = [get_oracle(o).name for o in oracle_names]
     out = None
     if args.output:
         out = Path(args.output)
@@ -207,7 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bar.write(f"done: {song.key} ({song.duration:.1f} s)")
 
     try:
-        report = evaluate(scan, args.model, oracles, procedure=args.procedure,
+        report = evaluate(scan, models, oracles, procedure=args.procedure,
                           device=args.device, window=args.window, skip=args.skip,
                           filters=args.filters, progress=progress, on_song=on_song)
     finally:
@@ -294,7 +319,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         bar.refresh()
         if record is not None and args.verbose:
             bar.write(f"{record['key']}: {record['style']}, {record['bpm']:.0f} bpm, "
-                      f"{record['key_signature']}, {len(record['tracks'])} tracks")
+                      f"{record['key_signature']}, {len(record['tracks'])} track"
+                      f"{'s' * (len(record['tracks']) != 1)}")
 
     try:
         summary = generate(args.output, songs=args.songs, seconds=args.seconds,
@@ -317,7 +343,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         info = audio_info(path)
         minutes, seconds = divmod(info.duration, 60)
         print(f"{info.path.name}: {info.format} {info.subtype}, {info.samplerate} Hz, "
-              f"{info.channels} ch, {int(minutes)}:{seconds:06.3f} ({info.frames} frames)")
+              f"{info.channels} ch, {int(minutes)}:{seconds:06.3f} ({info.frames} frame"
+              f"{'s' * (info.frames != 1)})")
         for key, value in sorted(info.tags.items()):
             print(f"  {key}: {value}")
     return 0
@@ -400,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"model name (default: {zoo.DEFAULT_MODEL}; see `stemwright models "
                         "list`)")
     p.add_argument("-o", "--output", default="separated", metavar="DIR",
-                   help="output folder; stems go to DIR/<song>/ (default: separated)")
+                   help="output folder; stems go to DIR/<song>/, <song> being the file's "
+                        "name, or its folder's name when the file is called mix, master, "
+                        "song... (default: separated)")
     p.add_argument("--stems", nargs="+", metavar="STEM",
                    help=f"only these stems ({', '.join(STEM_IDS)})")
     p.add_argument("--format", choices=("wav", "flac"), default="wav")
@@ -439,11 +468,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("name", metavar="MODEL")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("evaluate", help="score models and oracles on multitrack songs")
+    p = sub.add_parser("evaluate", help="score models and oracles on multitrack songs",
+                       description="Score separation models and oracles (upper bounds "
+                       "computed from the true stems) with BSS Eval on folders of "
+                       "multitrack songs. With neither -m nor --oracle, scores the default "
+                       f"model ({zoo.DEFAULT_MODEL}) and the {DEFAULT_ORACLE} oracle.")
     p.add_argument("folder", metavar="FOLDER", help="folder of songs (see `stemwright "
                    "multitrack`)")
     p.add_argument("-m", "--model", action="append", default=[], metavar="MODEL",
-                   help="a model to evaluate (repeat for several)")
+                   help="a model to evaluate (repeat for several); with neither -m nor "
+                        f"--oracle: {zoo.DEFAULT_MODEL} and the {DEFAULT_ORACLE} oracle")
     p.add_argument("--oracle", action="append", default=[], metavar="ORACLE",
                    help="an oracle to evaluate: irm1, irm2 or ibm (repeat for several)")
     p.add_argument("-o", "--output", metavar="REPORT",

@@ -36,6 +36,49 @@ def safe_filename(name: str) -> str:
     return cleaned or "untitled"
 
 
+#: File names (without extension, lower case, runs of spaces, dots, hyphens and
+#: underscores read as one "_") that say nothing about the song: a song saved as
+#: "Ballad/mix.flac" is called "Ballad" (`song_name`).
+GENERIC_SONG_NAMES = frozenset({
+    "mix", "mixture", "mixdown", "full_mix", "final_mix", "stereo_mix", "mix_master",
+    "master", "mastered", "song", "track", "audio", "full", "stereo", "final"})
+
+
+def song_name(path: str | os.PathLike[str]) -> str:
+    """The name of the song in `path`, for its output folder and stem file names.
+
+    The file name without its extension ("My Song.wav" -> "My Song"), or the name of the
+    folder the file is in when the file name is generic (`GENERIC_SONG_NAMES`):
+    "songs/ballad_Eb-major/mix.flac" -> "ballad_Eb-major". File-name safe.
+    """
+    path = Path(path)
+    key = re.sub(r"[\s._-]+", "_", path.stem.strip().lower()).strip("_")
+    if key in GENERIC_SONG_NAMES:
+        folder = Path(os.path.abspath(path)).parent.name  # abspath: "mix.flac", "../mix.flac"
+        if folder:
+            return safe_filename(folder)
+    return safe_filename(path.stem)
+
+
+def output_clash(files: Sequence[str | os.PathLike[str]], root: str | os.PathLike[str]
+                 ) -> tuple[Path, Path, Path] | None:
+    """The first two of `files` whose stems would go to the same folder `root/<song>/`
+    (`song_name`), as (earlier file, later file, folder); None when each has its own.
+
+    The same file given twice clashes too. Folder names are compared ignoring case, as
+    Windows and macOS do.
+    """
+    seen: dict[str, Path] = {}
+    for f in files:
+        f = Path(f)
+        folder = Path(root) / song_name(f)
+        key = os.path.normcase(os.path.abspath(folder)).casefold()
+        if key in seen:
+            return seen[key], f, folder
+        seen[key] = f
+    return None
+
+
 def stem_filename(song: str, stem_id: str, ext: str, pattern: str = DEFAULT_PATTERN) -> str:
     """File name for one stem, e.g. "Song - Electric guitar.wav"."""
     try:

@@ -673,14 +673,16 @@ def _summary(records: list[dict], tools: Tools, seed: int, seconds: float,
 def describe_summary(summary: dict) -> list[str]:
     """Human-readable lines for the end of a run."""
     hours = summary["audio_seconds"] / 3600
-    lines = [f"{summary['songs']} songs, {summary['audio_seconds'] / 60:.1f} min of audio "
+    lines = [f"{summary['songs']} song{'s' * (summary['songs'] != 1)}, "
+             f"{summary['audio_seconds'] / 60:.1f} min of audio "
              f"({hours:.2f} h), {summary['bytes'] / 1e6:.1f} MB "
              f"({summary['mb_per_audio_minute'] or 0:.1f} MB per minute)"]
     lines.append("splits: " + ", ".join(f"{s} {v['songs']} ({v['seconds'] / 60:.1f} min)"
                                         for s, v in summary["splits"].items()))
     if summary["speed_x_realtime"]:
         lines.append(f"speed: {summary['speed_x_realtime']:.1f} s of audio per s "
-                     f"({summary['rendered_songs']} songs rendered with "
+                     f"({summary['rendered_songs']} song"
+                     f"{'s' * (summary['rendered_songs'] != 1)} rendered with "
                      f"{summary['workers']} worker{'s' * (summary['workers'] != 1)} in "
                      f"{summary['wall_seconds']:.1f} s; "
                      f"{summary['audio_seconds_per_cpu_second']:.1f} s of audio per CPU "
@@ -688,9 +690,11 @@ def describe_summary(summary: dict) -> list[str]:
     lines.append("styles: " + ", ".join(f"{k} {v}" for k, v in summary["styles"].items()))
     for stem, v in summary["stems"].items():
         top = ", ".join(f"{k} {n}" for k, n in list(v["instruments"].items())[:6])
-        lines.append(f"{stem}: in {v['songs']} songs, {v['tracks']} tracks ({top})")
-    lines.append("soundfonts: " + ", ".join(f"{f['name']} ({f['tracks']} tracks)"
-                                            for f in summary["soundfonts"]))
+        lines.append(f"{stem}: in {v['songs']} song{'s' * (v['songs'] != 1)}, "
+                     f"{v['tracks']} track{'s' * (v['tracks'] != 1)} ({top})")
+    lines.append("soundfonts: " + ", ".join(
+        f"{f['name']} ({f['tracks']} track{'s' * (f['tracks'] != 1)})"
+        for f in summary["soundfonts"]))
     return lines
 
 

@@ -318,7 +318,8 @@ def _walk(folder: Path, root: Path, depth: int, scan: Scan, mapped: set[str]) ->
     if song is not None and song.layout == "tracks" and song.key not in mapped and all(
             t.source == "default" for t in song.tracks):
         # e.g. a folder of finished songs: nothing in it is named like an instrument
-        scan.problems.append(f"{song.key}: {len(song.tracks)} audio files, none named like "
+        scan.problems.append(f"{song.key}: {len(song.tracks)} audio "
+                             f"file{'s' * (len(song.tracks) != 1)}, none named like "
                              "an instrument track; not taken as a song (rename the files or "
                              f"list them in {MAPPING_FILE})")
         song = None

@@ -1,12 +1,16 @@
 """`stemwright train` and `stemwright bench --training`.
 
-    stemwright train FOLDER... --model ARCH|CHECKPOINT|ZOO-MODEL [--stems ...] [--epochs N]
-                     [--segment S] [--batch B] [--lr LR] [--out DIR] [--resume DIR] ...
+    stemwright train FOLDER... [--model ARCH|CHECKPOINT|ZOO-MODEL] [--stems ...]
+                     [--epochs N] [--segment S] [--batch B] [--lr LR] [--out DIR]
+                     [--resume DIR] ...
 
-A run prints one line per epoch (training loss, validation SDR per stem, throughput) under
-a progress bar, and leaves its folder as training.py describes; the finished model is
-installed in the model zoo under --name (default: the run folder's name). Data-parallel:
-start the same command with torchrun (README, "Training").
+Without --model the default model (zoo.DEFAULT_MODEL, the built-in stemwright6) is
+fine-tuned. Without --out the run goes to runs/<model>-<YYYYmmdd-HHMMSS>/ under the current
+folder, printed when the run starts. A run prints one line per epoch (training loss,
+validation SDR per stem, throughput) under a progress bar, and leaves its folder as
+training.py describes; the finished model is installed in the model zoo under --name
+(default: the run folder's name). Data-parallel: start the same command with torchrun and
+--out (README, "Training").
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,54 @@ from .stems import STEM_IDS
 # Options whose default lives in TrainConfig; None on the command line means "not given",
 # so a resumed run keeps what it was started with.
 _RESUMABLE = ("epochs", "workers", "device", "threads", "patience", "log_every")
+#: where runs without --out go: RUNS_DIR/<model>-<YYYYmmdd-HHMMSS>
+RUNS_DIR = "runs"
+
+
+def default_run_folder(model: str, root: str | Path = RUNS_DIR,
+                       when: time.struct_time | None = None) -> str:
+    """A new run folder for training `model` (a name, or a checkpoint file: its name),
+    e.g. "runs/stemwright6-20250131-142501"; "-2", "-3"... when that folder exists."""
+    label = Path(model).stem if Path(model).expanduser().is_file() else model
+    label = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "model"
+    base = Path(root) / f"{label}-{time.strftime('%Y%m%d-%H%M%S', when or time.localtime())}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    return str(folder)
+
+
+class _LazyHelp(str):
+    """A help text made only when help is shown (`%` is what argparse applies to it), so
+    building the parser imports no architecture and reads no model folder."""
+
+    def __new__(cls, make: Callable[[], str]) -> _LazyHelp:
+        obj = super().__new__(cls, "(computed when shown)")
+        obj.make = make
+        return obj
+
+    def __mod__(self, params):  # noqa: ANN001 - str's signature
+        return self.make() % params
+
+
+def model_help() -> str:
+    """`--model` help: every registered architecture and every trainable zoo model."""
+    from . import architectures as archs
+    from . import zoo
+
+    installed, downloadable = [], []
+    for e in zoo.list_models():
+        if e.family == "classic" or (e.family == "demucs" and len(e.files) > 1):
+            continue  # training-free, or a bag of models
+        (installed if zoo.is_installed(e.name) else downloadable).append(e.name)
+    zoo_text = ", ".join(installed) or "none"
+    if downloadable:
+        zoo_text += f"; after `stemwright models download`: {', '.join(downloadable)}"
+    return (f"what to train (default: {zoo.DEFAULT_MODEL}, the built-in model, fine-tuned): "
+            f"an architecture, trained from scratch ({', '.join(archs.ARCHITECTURES)}); a "
+            "Stemwright or demucs checkpoint file; or a model of the zoo to fine-tune "
+            f"(installed: {zoo_text})").replace("%", "%%")
 
 
 def parse_stem_weights(items: list[str]) -> dict[str, float]:
@@ -70,9 +124,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
         "(see `stemwright multitrack FOLDER` for how tracks map to stems). The finished "
         "model appears in `stemwright models list`.")
     p.add_argument("folders", nargs="*", metavar="FOLDER", help="folders of songs")
-    p.add_argument("-m", "--model", help="architecture (wavenet, waveunet, convtasnet, "
-                   "condtasnet, openunmix6, htdemucs6), a checkpoint file, or an installed "
-                   "model (htdemucs, htdemucs_6s, umxhq, a model you trained) to fine-tune")
+    action = p.add_argument("-m", "--model", metavar="MODEL")
+    action.help = _LazyHelp(model_help)
     p.add_argument("--stems", nargs="+", metavar="STEM",
                    help=f"stems to train ({', '.join(STEM_IDS)}); default: the model's")
     p.add_argument("--epochs", type=int)
@@ -80,7 +133,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                    "length (default 6)")
     p.add_argument("--batch", type=int, help="global batch size (default 8)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 3e-4)")
-    p.add_argument("-o", "--out", metavar="DIR", help="run folder (default: ./training-run)")
+    p.add_argument("-o", "--out", metavar="DIR", help=f"run folder (default: a new "
+                   f"{RUNS_DIR}/<model>-<YYYYmmdd-HHMMSS> folder here, printed at the start)")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last "
                    "finished epoch")
     p.add_argument("--name", help="name of the finished model in the zoo (default: the run "
@@ -158,6 +212,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
 def config_from_args(args: argparse.Namespace):
     """A TrainConfig from parsed arguments (for --resume: the saved one, with only the
     options in _RESUMABLE that were given replaced)."""
+    from . import zoo
+    from .distributed import env_context
     from .training import TrainConfig, TrainingError, load_run_config
 
     if args.resume:
@@ -169,10 +225,11 @@ def config_from_args(args: argparse.Namespace):
         return cfg
     if not args.folders:
         raise TrainingError("give the folders of songs to train on (or --resume DIR)")
-    if not args.model:
-        raise TrainingError("choose what to train with --model (an architecture such as "
-                            "waveunet, a checkpoint file, or an installed model)")
-    cfg = TrainConfig(folders=list(args.folders), model=args.model)
+    if args.out is None and env_context().world_size > 1:
+        raise TrainingError("under torchrun, give the run folder with --out DIR (every "
+                            "process must write to the same one)")
+    model = args.model or zoo.DEFAULT_MODEL  # resolved like any zoo name (init_model)
+    cfg = TrainConfig(folders=list(args.folders), model=model)
     simple = ("stems", "epochs", "segment", "batch", "lr", "out", "name", "samplerate",
               "segments_per_song", "valid_fraction", "valid_songs", "valid_folders",
               "valid_segments",
@@ -199,8 +256,13 @@ def config_from_args(args: argparse.Namespace):
     if args.workers is None:
         cfg.workers = max(0, min(4, (os.cpu_count() or 1) - 1))
     if args.out is None:
-        cfg.out = "training-run"
+        cfg.out = default_run_folder(model)
     return cfg
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 song", "2 songs"."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 class _Printer:
@@ -214,15 +276,16 @@ class _Printer:
 
         kind = e.get("event")
         if kind == "data" and e["done"] == e["total"]:
-            print(f"data: {e['total']} songs ready", file=sys.stderr)
+            print(f"data: {_count(e['total'], 'song')} ready", file=sys.stderr)
         elif kind in ("start", "resume"):
             what = "resuming at epoch" if kind == "resume" else "training from epoch"
             print(f"{what} {e['epoch'] + 1}/{e['epochs']}: {e['architecture']} "
                   f"({e['parameters'] / 1e6:.2f} M parameters) on {e['device']}"
-                  f"{' x' + str(e['world_size']) if e['world_size'] > 1 else ''}, stems "
-                  f"{', '.join(e['stems'])}; {e['train_songs']} training / "
-                  f"{e['valid_songs']} validation songs, {e['steps_per_epoch']} steps per "
-                  "epoch")
+                  f"{' x' + str(e['world_size']) if e['world_size'] > 1 else ''}, "
+                  f"stem{'s' * (len(e['stems']) != 1)} {', '.join(e['stems'])}; "
+                  f"{_count(e['train_songs'], 'training song')}, "
+                  f"{_count(e['valid_songs'], 'validation song')}, "
+                  f"{_count(e['steps_per_epoch'], 'step')} per epoch")
             for problem in e.get("problems") or []:
                 print(f"note: {problem}", file=sys.stderr)
         elif kind == "step":
@@ -255,6 +318,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training import train
 
     cfg = config_from_args(args)
+    if env_context().is_main and not args.resume:
+        print(f"run folder: {cfg.out}" + (f" (the finished model will be '{cfg.model_name()}' "
+                                          "in `stemwright models list`)" if cfg.install
+                                          else ""),
+              file=sys.stderr if args.json else sys.stdout, flush=True)
     if args.low_priority and hasattr(os, "nice"):
         os.nice(10)
     stop = {"now": False}
@@ -282,9 +350,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous)
     if main and not args.json:
         best = f"{result.best_score:.2f}" if result.best_score is not None else "-"
-        print(f"{result.reason} after {result.epochs} epochs (best score {best}); run in "
-              f"{result.out}" + (f"; installed as model '{result.installed}'"
-                                 if result.installed else ""))
+        print(f"{result.reason} after {_count(result.epochs, 'epoch')} (best score {best}); "
+              f"run in {result.out}" + (f"; installed as model '{result.installed}'"
+                                        if result.installed else ""))
     return 0 if result.reason != "stopped" else 130
 
 

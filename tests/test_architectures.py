@@ -111,7 +111,7 @@ def test_train_save_import_separate_through_the_cli(name, tmp_path, monkeypatch,
         assert torch.allclose(loaded(probe), model.eval()(probe), atol=1e-5)
 
     mix, _ = synth_song(2.0, 44100, seed=11)
-    song = tmp_path / "song.wav"
+    song = tmp_path / "tune.wav"
     sf.write(song, mix.T, 44100, subtype="FLOAT")
     user = f"my-{name}"
     assert cli.main(["models", "import", user, str(path)]) == 0
@@ -119,8 +119,8 @@ def test_train_save_import_separate_through_the_cli(name, tmp_path, monkeypatch,
                      "--bit-depth", "32"]) == 0
     out = capsys.readouterr().out
     assert "6 stems" in out
-    folder = tmp_path / "out" / "song"
-    stems = [sf.read(folder / f"song - {s}.wav", dtype="float32")[0].T for s in (
+    folder = tmp_path / "out" / "tune"
+    stems = [sf.read(folder / f"tune - {s}.wav", dtype="float32")[0].T for s in (
         "Vocals", "Drums", "Bass", "Electric guitar", "Wind", "Other")]
     assert all(s.shape == mix.shape for s in stems)
     # the residual is folded into other, so the stems add up to the mix (where export did

@@ -89,10 +89,12 @@ def test_demo_song_separates_into_six_stems_with_no_model_named(tmp_path, capsys
     assert cli.main(["separate", str(folder / "mix.flac"), "-o", str(tmp_path / "out"),
                      "--bit-depth", "32"]) == 0
     assert "6 stems" in capsys.readouterr().out
-    out = tmp_path / "out" / "mix"
+    song = folder.name  # mix.flac is named after its folder
+    out = tmp_path / "out" / song
     names = {"vocals": "Vocals", "drums": "Drums", "bass": "Bass",
              "electric_guitar": "Electric guitar", "wind": "Wind", "other": "Other"}
-    ours = {s: sf.read(out / f"mix - {n}.wav", dtype="float32")[0].T for s, n in names.items()}
+    ours = {s: sf.read(out / f"{song} - {n}.wav", dtype="float32")[0].T
+            for s, n in names.items()}
     mix = sf.read(folder / "mix.flac", dtype="float32")[0].T
     assert np.abs(sum(ours.values()) - mix).max() < 1e-3
     gains = {s: si_sdr(truth[s], ours[s]) - si_sdr(truth[s], mix) for s in STEM_IDS}

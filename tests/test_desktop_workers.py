@@ -62,13 +62,14 @@ def run_task(qtbot, task: Task, signal: str = "succeeded", timeout: int = TIMEOU
 
 
 def test_load_task_delivers_song_and_envelope(qtbot, tmp_path):
-    path = tmp_path / "song.wav"
+    path = tmp_path / "ballad" / "mix.wav"  # a generic file name: named after its folder
+    path.parent.mkdir()
     sf.write(path, song(1.5).T, SR)
     (loaded,), reports = run_task(qtbot, LoadTask(path))
     assert loaded.data.shape == (2, int(1.5 * SR)) and loaded.data.dtype == np.float32
     assert loaded.samplerate == SR and loaded.duration == pytest.approx(1.5)
     assert loaded.envelope.length == loaded.data.shape[1]
-    assert loaded.name == "song"
+    assert loaded.name == "ballad"
     assert reports and reports[-1][0] == 1.0
 
 

@@ -185,8 +185,8 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert main(["evaluate", str(tmp_path), "--oracle", "irm2"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "the folder is empty" in err
-    assert main(["evaluate", str(tmp_path)]) == 1
-    assert "name a model" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path)]) == 1  # the default model and irm2
+    assert "the folder is empty" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "-m", "no-such-model"]) == 1
     assert "unknown model" in capsys.readouterr().err
 

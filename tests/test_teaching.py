@@ -141,7 +141,7 @@ def test_nmf_groups_components_by_the_documented_rule():
 
 def test_cli_lists_and_runs_the_teaching_models(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
-    song = tmp_path / "song.wav"
+    song = tmp_path / "tune.wav"
     sf.write(song, stereo(clicks(2.0) + tone(330.0, 2.0)).T, SR)
     assert cli.main(["models", "list"]) == 0
     listing = capsys.readouterr().out
@@ -149,5 +149,5 @@ def test_cli_lists_and_runs_the_teaching_models(tmp_path, monkeypatch, capsys):
         assert any(line.startswith(name) and "built in" in line
                    for line in listing.splitlines()), name
     assert cli.main(["separate", "-m", "hpss", str(song), "-o", str(tmp_path / "out")]) == 0
-    written = sorted(p.name for p in (tmp_path / "out" / "song").iterdir())
-    assert written == ["song - Drums.wav", "song - Other.wav"]
+    written = sorted(p.name for p in (tmp_path / "out" / "tune").iterdir())
+    assert written == ["tune - Drums.wav", "tune - Other.wav"]

@@ -312,8 +312,8 @@ def test_open_unmix_targets_and_demucs_from_scratch(tmp_path):
 
 
 def test_command_line(folder, tmp_path, capsys):
-    assert cli.main(["train", str(folder)]) == 1
-    assert "--model" in capsys.readouterr().err
+    assert cli.main(["train"]) == 1  # without --model the default model is fine-tuned
+    assert "folders of songs" in capsys.readouterr().err
     assert cli.main(["train", str(folder), "--model", "nope", "--out",
                      str(tmp_path / "x")]) == 1
     assert "neither an architecture" in capsys.readouterr().err
@@ -329,7 +329,7 @@ def test_command_line(folder, tmp_path, capsys):
                      "--ema", "0.99"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "epoch 1: loss" in out and "finished after 1 epochs" in out
+    assert "epoch 1: loss" in out and "finished after 1 epoch (" in out
     assert "valid uSDR vocals=" in out  # named after the metric it shows
     saved = tr.load_run_config(tmp_path / "cli-run")
     assert saved.force_fraction == 0.5 and saved.loss == "l1+0.1*mrstft" and saved.ema == 0.99
