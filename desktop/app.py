@@ -11,10 +11,10 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
-from . import dialogs
+from .dialogs import messages as dialogs
+from .engine.workers import engine
 from .main_window import APP_NAME, MainWindow
 from .settings import APPLICATION, ORGANIZATION
-from .workers import engine
 
 
 def apply_theme(app: QApplication) -> None:

@@ -32,15 +32,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stemwright.models import zoo
 from stemwright.models.stems import STEM_IDS, get_stem
+from stemwright.models.zoo import catalog as zoo
 
-from . import dialogs
-from .separation_panel import SeparationPanel, format_duration
-from .settings import Settings
-from .spectrogram_view import Spectrogram, SpectrogramView
-from .waveform_view import WaveformView, format_time
-from .workers import (
+from .dialogs import messages as dialogs
+from .dialogs.export import ExportDialog
+from .engine.workers import (
     LoadedSong,
     LoadTask,
     PartialSeparation,
@@ -54,6 +51,12 @@ from .workers import (
     WarmupTask,
     find_session,
 )
+from .panels.mixer import MixerPanel
+from .panels.separation import SeparationPanel, format_duration
+from .playback import Player
+from .settings import Settings
+from .views.spectrogram import Spectrogram, SpectrogramView
+from .views.waveform import WaveformView, format_time
 
 AUDIO_FILTER = ("Audio files (*.wav *.flac *.mp3 *.ogg *.oga *.opus *.m4a *.aac *.aif *.aiff "
                 "*.wma *.mp4 *.mkv *.webm *.mov);;All files (*)")
@@ -81,25 +84,38 @@ SHORTCUTS = (
 )
 
 
-def _load_optional(module: str, name: str):
-    """A class from a sibling module that may not be installed yet (None if missing)."""
-    import importlib
-    try:
-        return getattr(importlib.import_module(f"{__package__}.{module}"), name)
-    except (ImportError, AttributeError):
-        return None
+class _NoPlayer(QObject):
+    """Stand-in when audio output cannot start (no PortAudio, no device): everything else,
+    separation, the mixer and export included, still works; the reason shows in the
+    transport and the mixer."""
 
-
-class _NoPlayer:
-    """Stand-in when the playback component is missing: everything else still works."""
+    positionChanged = Signal(float)
+    stateChanged = Signal(str)
+    errorOccurred = Signal(str)
+    notice = Signal(str)
 
     available = False
-    unavailable_reason = "the playback component is not installed"
+    unavailable_reason = "audio output is not available"
 
     def __init__(self) -> None:
-        from stemwright.models.mixing import MixerState
+        super().__init__()
+        from stemwright.models.remix.mixer import MixerState
         self.mixer = MixerState()
         self._pos = 0.0
+
+    def output_devices(self) -> list[tuple[int, str]]:
+        return []
+
+    def output_device(self) -> int | None:
+        return None
+
+    def set_output_device(self, index: int | None) -> None: ...
+
+    def set_master_db(self, db: float) -> None:
+        self.mixer.master_db = float(db)
+
+    def levels(self) -> dict[str, float]:
+        return {"master": -math.inf}
 
     def set_sources(self, mix, stems, samplerate) -> None:
         self._pos = 0.0
@@ -216,11 +232,8 @@ class MainWindow(QMainWindow):
 
     # -- construction -----------------------------------------------------------------
     def _make_player(self):
-        player_cls = _load_optional("playback", "Player")
-        if player_cls is None:
-            return _NoPlayer()
         try:
-            return player_cls(self)
+            return Player(self)
         except Exception as exc:  # noqa: BLE001 - no audio must never stop the app
             fallback = _NoPlayer()
             fallback.unavailable_reason = f"playback could not start ({exc})"
@@ -273,26 +286,13 @@ class MainWindow(QMainWindow):
         # the separation panel runs the full height; the mixer sits under the views
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
-        self.mixer_panel = None
-        self.mixer_dock = None
-        mixer_cls = _load_optional("mixer_panel", "MixerPanel")
-        if mixer_cls is not None:
-            try:
-                self.mixer_panel = mixer_cls(self.player)
-            except Exception as exc:  # noqa: BLE001 - the rest of the app still works
-                self.mixer_panel = None
-                print(f"stemwright: mixer panel unavailable: {exc}")
-        if self.mixer_panel is not None:
-            self.mixer_dock = QDockWidget("Mixer", self)
-            self.mixer_dock.setObjectName("mixerDock")
-            self.mixer_dock.setWidget(self.mixer_panel)
-            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.mixer_dock)
-            signal = getattr(self.mixer_panel, "selectedStemChanged", None)
-            if signal is not None:
-                signal.connect(self._stem_selected_in_mixer)
-            signal = getattr(self.mixer_panel, "abChanged", None)
-            if signal is not None:  # the panel's A/B buttons and the B action agree
-                signal.connect(self._ab_changed)
+        self.mixer_panel = MixerPanel(self.player)
+        self.mixer_dock = QDockWidget("Mixer", self)
+        self.mixer_dock.setObjectName("mixerDock")
+        self.mixer_dock.setWidget(self.mixer_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.mixer_dock)
+        self.mixer_panel.selectedStemChanged.connect(self._stem_selected_in_mixer)
+        self.mixer_panel.abChanged.connect(self._ab_changed)  # panel's A/B and the B action
 
     def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None,
                 tip: str = "", icon: QStyle.StandardPixmap | None = None,
@@ -370,7 +370,7 @@ class MainWindow(QMainWindow):
         self.act_download = self._action("&Download selected model", self.panel.start_download)
         self.act_shortcuts = self._action("&Keyboard shortcuts", self.show_shortcuts, "F1")
         self.act_about = self._action("&About Stemwright", self.show_about)
-        from .reference_lanes import MultitrackController
+        from .controllers.reference_lanes import MultitrackController
 
         self.multitrack = MultitrackController(self)  # multitrack songs, references, scores
         # scroll keys only act while the views have focus (lists and spin boxes keep theirs)
@@ -406,8 +406,7 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.multitrack.act_references)
         view_menu.addSeparator()
         view_menu.addAction(self.separation_dock.toggleViewAction())
-        if self.mixer_dock is not None:
-            view_menu.addAction(self.mixer_dock.toggleViewAction())
+        view_menu.addAction(self.mixer_dock.toggleViewAction())
 
         play_menu = bar.addMenu("&Playback")
         for act in (self.act_play, self.act_stop, self.act_home, self.act_end):
@@ -514,7 +513,7 @@ class MainWindow(QMainWindow):
         """Open the bundled demo song, a generated multitrack song, with its true stems
         as reference lanes (no mapping dialog: its metadata maps every track)."""
         from stemwright.models.errors import StemwrightError
-        from stemwright.models.multitrack import scan_folder
+        from stemwright.models.multitrack.folders import scan_folder
         from stemwright.resources import demo_song
         path = demo_song()
         try:
@@ -938,8 +937,7 @@ class MainWindow(QMainWindow):
 
     def _set_mixer_stems(self, stems: tuple[str, ...], unavailable: tuple[str, ...],
                          null_db: float | None = None) -> None:
-        if self.mixer_panel is not None and hasattr(self.mixer_panel, "set_stems"):
-            self.mixer_panel.set_stems(list(stems), list(unavailable), null_db)
+        self.mixer_panel.set_stems(list(stems), list(unavailable), null_db)
 
     # -- spectrogram ------------------------------------------------------------------
     def _spectrogram_source_changed(self, key: str) -> None:
@@ -1138,8 +1136,7 @@ class MainWindow(QMainWindow):
 
     def _select(self, stem_id: str) -> None:
         self.waveform.select_stem(stem_id)
-        if self.mixer_panel is not None and hasattr(self.mixer_panel, "select_stem"):
-            self.mixer_panel.select_stem(stem_id)
+        self.mixer_panel.select_stem(stem_id)
 
     def _stem_selected(self, stem_id: str) -> None:
         self._select(stem_id)
@@ -1202,7 +1199,7 @@ class MainWindow(QMainWindow):
     # -- export -----------------------------------------------------------------------
     def open_train_dialog(self) -> None:
         """The fine-tune dialog; a model it trains is offered in the model selector."""
-        from .train_dialog import TrainDialog
+        from .dialogs.train import TrainDialog
 
         if getattr(self, "train_dialog", None) is None:
             self.train_dialog = TrainDialog(self)
@@ -1221,13 +1218,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("The song is still being separated: export its "
                                          "stems when it is done.", 5000)
             return
-        dialog_cls = _load_optional("export_dialog", "ExportDialog")
-        if dialog_cls is None:
-            dialogs.show_error(self, "Export", "The export dialog is not installed in this "
-                               "build.", "Use the command line: stemwright separate FILE")
-            return
         result = self.separated.result
-        dialog = dialog_cls(self, result.stems, result.samplerate, self.song.name,
+        dialog = ExportDialog(self, result.stems, result.samplerate, self.song.name,
                             self.player.mixer, self.settings.qsettings)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         exported = getattr(dialog, "exported", None)
@@ -1317,7 +1309,7 @@ class MainWindow(QMainWindow):
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
-        elif self.mixer_dock is not None:
+        else:
             tall = self.height() >= 940
             self.resizeDocks([self.mixer_dock], [360 if tall else 300], Qt.Orientation.Vertical)
             self.resizeDocks([self.separation_dock], [330], Qt.Orientation.Horizontal)

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from stemwright.models.mixing import BlockMixer, MixerState, gain_to_db
-from stemwright.models.resample import resample
+from stemwright.models.audio.resample import resample
+from stemwright.models.remix.mixer import BlockMixer, MixerState, gain_to_db
 
 #: Frames per audio block: 1024 at 44.1 kHz is 23 ms, so a mixer change is heard within
 #: 23 ms (plus the device latency) and the callback has 23 ms of slack per block.

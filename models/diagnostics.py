@@ -198,8 +198,9 @@ _QT_PROBE = (
     "import sys\n"
     "from PySide6 import __version__ as v\n"
     "from PySide6.QtGui import QGuiApplication\n"
+    "import pyqtgraph\n"
     "app = QGuiApplication(sys.argv[:1])\n"
-    "print(v, app.platformName())\n")
+    "print(v, app.platformName(), pyqtgraph.__version__)\n")
 
 
 def qt_platform(platform_name: str | None = None, timeout: float = 30.0) -> str:
@@ -216,8 +217,8 @@ def qt_platform(platform_name: str | None = None, timeout: float = 30.0) -> str:
                        ln.lower() or "error" in ln.lower()), lines[-1] if lines else "")
         raise RuntimeError(f"Qt cannot start ({reason.strip() or f'exit {proc.returncode}'}); "
                            "install the system libraries Qt needs (packaging/install.sh)")
-    version, _, name = proc.stdout.strip().rpartition("\n")[-1].partition(" ")
-    return f"PySide6 {version}, platform plugin '{name}'"
+    version, name, graph = proc.stdout.strip().rpartition("\n")[-1].split(" ")
+    return f"PySide6 {version}, platform plugin '{name}', pyqtgraph {graph}"
 
 
 def _qt() -> str:
@@ -227,14 +228,8 @@ def _qt() -> str:
         "" if has_display or chosen else " (no display here: checked offscreen)")
 
 
-def _pyqtgraph() -> str:
-    import pyqtgraph
-
-    return f"pyqtgraph {pyqtgraph.__version__}"
-
-
 def _default_model() -> str:
-    from . import zoo
+    from .zoo import catalog as zoo
 
     entry = zoo.get_entry(zoo.DEFAULT_MODEL)
     if entry.family != "embedded":
@@ -246,7 +241,7 @@ def _default_model() -> str:
 
 
 def _synth_tools() -> str:
-    from .render import check_tools
+    from .synthetic.render import check_tools
 
     tools = check_tools()
     fonts = tools.soundfonts
@@ -254,7 +249,7 @@ def _synth_tools() -> str:
 
 
 def _cache() -> str:
-    from .zoo import cache_dir
+    from .zoo.catalog import cache_dir
 
     folder = cache_dir()
     probe = folder
@@ -281,8 +276,7 @@ def run_checks(gui: bool = True) -> list[Check]:
         _check("audio output", _portaudio, required=False),
     ]
     if gui:
-        checks += [_check("qt", _qt, required=False),
-                   _check("pyqtgraph", _pyqtgraph, required=False)]
+        checks.append(_check("qt", _qt, required=False))
     checks += [_check("default model", _default_model),
                _check("synth tools", _synth_tools, required=False),
                _check("cache", _cache)]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import ModelError
+
 
 @dataclass(frozen=True)
 class Stem:
@@ -111,3 +113,13 @@ DEMUCS_SIX_STEMS = StemMapping(
 )
 #: Stemwright's own six-class models output the canonical stems directly.
 CANONICAL_STEMS = StemMapping(STEM_IDS)
+
+
+def mapping_for(stems: list[str]) -> StemMapping:
+    """Mapping for a checkpoint's stem list (demucs' six names, or canonical ids)."""
+    if list(stems) == list(DEMUCS_SIX_STEMS.native):
+        return DEMUCS_SIX_STEMS
+    try:
+        return StemMapping(tuple(stems))
+    except KeyError as exc:
+        raise ModelError(f"checkpoint stems {stems} are not Stemwright stems: {exc}") from exc

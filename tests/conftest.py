@@ -16,7 +16,7 @@ def desktop_isolation(tmp_path, monkeypatch):
     dialog open behind them."""
     from PySide6.QtCore import QSettings
 
-    from stemwright.desktop import dialogs
+    from stemwright.desktop.dialogs import messages as dialogs
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))

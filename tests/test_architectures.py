@@ -8,12 +8,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from stemwright.models import architectures as arch
-from stemwright.models import cli, zoo
-from stemwright.models.checkpoint import ARCHITECTURES as CHECKPOINT_ARCHS
-from stemwright.models.checkpoint import load_checkpoint
-from stemwright.models.stems import STEM_IDS
-from stemwright.models.synth import synth_song
+from stemwright.models.architectures import registry as arch
+from stemwright.models.cli import commands as cli
+from stemwright.models.stems import STEM_IDS, mapping_for
+from stemwright.models.synthetic.test_songs import synth_song
+from stemwright.models.zoo.checkpoint import ARCHITECTURES as CHECKPOINT_ARCHS
+from stemwright.models.zoo.checkpoint import load_checkpoint
 
 NAMES = list(arch.ARCHITECTURES)
 
@@ -22,7 +22,7 @@ NAMES = list(arch.ARCHITECTURES)
 def one_thread(monkeypatch):
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
-    monkeypatch.setattr("stemwright.models.separator.configure_cpu_threads",
+    monkeypatch.setattr("stemwright.models.separation.separator.configure_cpu_threads",
                         lambda threads=None: torch.set_num_threads(1))
     yield
     torch.set_num_threads(saved)
@@ -70,7 +70,7 @@ def test_shapes_and_gradients(name):
 def test_chunk_borders_do_not_change_the_output():
     """With context >= half the receptive field, chunked inference equals one pass."""
     model = arch.build("wavenet", small=True, seed=0)
-    sep = arch.NeuralSeparator(model, zoo.mapping_for(list(STEM_IDS)), "t", device="cpu",
+    sep = arch.NeuralSeparator(model, mapping_for(list(STEM_IDS)), "t", device="cpu",
                                segment=0.05, overlap=0.25)
     assert sep.context >= model.receptive_field // 2
     mix = (0.1 * np.random.default_rng(0).standard_normal((2, 3000))).astype(np.float32)
@@ -84,7 +84,7 @@ def test_chunk_borders_do_not_change_the_output():
 
 def test_context_is_capped_and_lengths_valid():
     model = arch.build("waveunet", small=False)
-    sep = arch.NeuralSeparator(model, zoo.mapping_for(list(STEM_IDS)), "t", device="cpu")
+    sep = arch.NeuralSeparator(model, mapping_for(list(STEM_IDS)), "t", device="cpu")
     assert sep.context == 22050  # 1 s cap; the receptive field is 6 s
     assert sep.valid_length(1000) % 4096 == 0 and sep.valid_length(1000) >= 1000 + 44100
     assert sep.default_segment == arch.get_architecture("waveunet").segment

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemwright.models import audio_io
-from stemwright.models.audio_io import (
+from stemwright.models.audio import io as audio_io
+from stemwright.models.audio.io import (
     SAVE_FORMATS,
     Audio,
     AudioInfo,

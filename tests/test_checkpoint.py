@@ -17,8 +17,9 @@ from demucs.htdemucs import HTDemucs
 from openunmix.model import OpenUnmix
 from safetensors.torch import save_file
 
-from stemwright.models import checkpoint as ck
-from stemwright.models.checkpoint import (
+from stemwright.models.errors import ModelError, OutputExistsError
+from stemwright.models.zoo import checkpoint as ck
+from stemwright.models.zoo.checkpoint import (
     CheckpointMeta,
     checkpoint_format,
     load_checkpoint,
@@ -28,7 +29,6 @@ from stemwright.models.checkpoint import (
     register_architecture,
     save_checkpoint,
 )
-from stemwright.models.errors import ModelError, OutputExistsError
 
 SOURCES = ["drums", "bass", "other", "vocals"]
 HT_KWARGS = dict(sources=SOURCES, channels=8, depth=2, t_layers=1, t_heads=1, nfft=512,

@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.ndimage import median_filter as scipy_median
 
-from stemwright.models.classic import ClassicSeparator, median_filter
+from stemwright.models.classic.classic import ClassicSeparator, median_filter
 from stemwright.models.errors import Cancelled
 from stemwright.models.stems import FOUR_STEMS
-from stemwright.models.synth import synth_song
+from stemwright.models.synthetic.test_songs import synth_song
 
 SR = 44100
 

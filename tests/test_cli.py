@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemwright.models.cli import main
-from stemwright.models.synth import synth_song
+from stemwright.models.cli.commands import main
+from stemwright.models.synthetic.test_songs import synth_song
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_bench_prints_json(capsys):
 
 
 def test_bench_takes_a_checkpoint_file(capsys, tmp_path):
-    from stemwright.models import architectures as arch
+    from stemwright.models.architectures import registry as arch
 
     kwargs = arch.config("masknet", small=True)
     path = arch.save_model(tmp_path / "candidate.safetensors", "masknet",

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemwright.models import cli, zoo
-from stemwright.models.cli import main
-from stemwright.models.export import GENERIC_SONG_NAMES, output_clash, song_name
-from stemwright.models.synth import synth_song
+from stemwright.models.cli import commands as cli
+from stemwright.models.cli.commands import main
+from stemwright.models.remix.export import GENERIC_SONG_NAMES, output_clash, song_name
+from stemwright.models.synthetic.test_songs import synth_song
+from stemwright.models.zoo import catalog as zoo
 
 SR = 44100
 
@@ -111,7 +112,7 @@ def test_output_clash_helper(tmp_path):
 ])
 def test_separate_reports_where_the_residual_went(stems, residual, expected, tmp_path,
                                                   capsys, monkeypatch):
-    from stemwright.models.separator import Separator
+    from stemwright.models.separation.separator import Separator
 
     song = write_song(tmp_path / "Tune.wav")
     original = Separator.separate
@@ -144,7 +145,7 @@ def test_residual_note_covers_every_case():
 
 
 def test_synth_summary_counts_read_right():
-    from stemwright.models.generator import describe_summary
+    from stemwright.models.synthetic.generate import describe_summary
 
     summary = {"songs": 1, "audio_seconds": 60.0, "bytes": 1e6, "mb_per_audio_minute": 1.0,
                "splits": {"train": {"songs": 1, "seconds": 60.0}},
@@ -162,7 +163,7 @@ def test_synth_summary_counts_read_right():
 # -- 2. train: the default model, the choices, a named run folder ------------------------
 
 def test_train_help_lists_every_architecture_and_zoo_model(capsys, monkeypatch):
-    from stemwright.models import architectures as archs
+    from stemwright.models.architectures import registry as archs
 
     monkeypatch.setenv("COLUMNS", "1000")  # no line breaks inside names
     with pytest.raises(SystemExit) as exc:
@@ -176,8 +177,8 @@ def test_train_help_lists_every_architecture_and_zoo_model(capsys, monkeypatch):
 
 
 def test_building_the_parser_imports_no_architecture():
-    code = ("import sys; from stemwright.models.cli import build_parser; build_parser(); "
-            "print('stemwright.models.architectures' in sys.modules)")
+    code = ("import sys; from stemwright.models.cli.commands import build_parser; build_parser(); "
+            "print('stemwright.models.architectures.registry' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
@@ -185,7 +186,7 @@ def test_building_the_parser_imports_no_architecture():
 
 def test_train_without_model_or_out_fine_tunes_the_default_into_a_named_run(
         tmp_path, capsys, monkeypatch):
-    from stemwright.models import training
+    from stemwright.models.training import trainer as training
 
     seen = {}
 
@@ -214,7 +215,7 @@ def test_train_without_model_or_out_fine_tunes_the_default_into_a_named_run(
 
 
 def test_the_default_model_resolves_like_a_zoo_name():
-    from stemwright.models.training import init_model
+    from stemwright.models.training.trainer import init_model
 
     init = init_model(zoo.DEFAULT_MODEL)
     assert init.origin["from"] == "zoo" and init.origin["model"] == zoo.DEFAULT_MODEL
@@ -222,7 +223,7 @@ def test_the_default_model_resolves_like_a_zoo_name():
 
 
 def test_default_run_folder_is_new_and_named_after_the_model(tmp_path):
-    from stemwright.models.train_cli import default_run_folder
+    from stemwright.models.cli.train import default_run_folder
 
     when = time.strptime("20250131-142501", "%Y%m%d-%H%M%S")
     first = default_run_folder("stemwright6", tmp_path, when)
@@ -270,7 +271,7 @@ def test_evaluate_help_states_the_default(capsys, monkeypatch):
 # -- 5. no native library noise on stderr ------------------------------------------------
 
 def test_quiet_native_stderr_restores_fd2(capfd):
-    from stemwright.models.audio_io import _quiet_native_stderr
+    from stemwright.models.audio.io import _quiet_native_stderr
 
     os.write(2, b"before\n")
     with _quiet_native_stderr():

@@ -8,13 +8,14 @@ import json
 import pytest
 import torch
 
-from stemwright.models import cli, compare
+from stemwright.models.benchmarks import compare
+from stemwright.models.cli import commands as cli
 
 
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
     saved = torch.get_num_threads()
-    monkeypatch.setattr("stemwright.models.separator.configure_cpu_threads",
+    monkeypatch.setattr("stemwright.models.separation.separator.configure_cpu_threads",
                         lambda threads=None: torch.set_num_threads(1))
     yield
     torch.set_num_threads(saved)

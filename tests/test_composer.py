@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from stemwright.models.composer import (
+from stemwright.models.multitrack.folders import stem_for_name
+from stemwright.models.stems import STEM_IDS
+from stemwright.models.synthetic.composer import (
     BEATS_PER_BAR,
     STYLES,
     Chord,
@@ -14,8 +16,6 @@ from stemwright.models.composer import (
     compose_song,
     describe,
 )
-from stemwright.models.multitrack import stem_for_name
-from stemwright.models.stems import STEM_IDS
 
 
 def _fingerprint(song):

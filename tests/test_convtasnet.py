@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemwright.models import architectures as arch
-from stemwright.models.convtasnet import (
+from stemwright.models.architectures import registry as arch
+from stemwright.models.architectures.convtasnet import (
     DECODERS,
     ENCODERS,
     Branch,

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from stemwright.models import dataset as ds
 from stemwright.models.stems import STEM_IDS
-from stemwright.models.synth import synth_song
+from stemwright.models.synthetic.test_songs import synth_song
+from stemwright.models.training import dataset as ds
 
 SR = 8000
 NAMES = {"vocals": "Lead Vox", "drums": "Drums", "bass": "Bass DI",

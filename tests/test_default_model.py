@@ -10,12 +10,13 @@ import pytest
 import soundfile as sf
 from safetensors import safe_open
 
-from stemwright.models import cli, zoo
-from stemwright.models.checkpoint import checkpoint_format, read_checkpoint_meta
+from stemwright.models.cli import commands as cli
 from stemwright.models.errors import ModelError
-from stemwright.models.metrics import si_sdr
-from stemwright.models.multitrack import load_song, scan_folder
+from stemwright.models.evaluation.metrics import si_sdr
+from stemwright.models.multitrack.folders import load_song, scan_folder
 from stemwright.models.stems import STEM_IDS
+from stemwright.models.zoo import catalog as zoo
+from stemwright.models.zoo.checkpoint import checkpoint_format, read_checkpoint_meta
 from stemwright.resources import demo_song
 
 

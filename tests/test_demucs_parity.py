@@ -10,7 +10,7 @@ import torch
 from demucs.apply import BagOfModels, apply_model
 from demucs.htdemucs import HTDemucs
 
-from stemwright.models.demucs_backend import DemucsSeparator
+from stemwright.models.separation.demucs_backend import DemucsSeparator
 from stemwright.models.stems import DEMUCS_SIX_STEMS, FOUR_STEMS
 
 

@@ -12,14 +12,14 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from stemwright.desktop import dialogs  # noqa: E402
+from stemwright.desktop.dialogs import messages as dialogs
+from stemwright.desktop.engine.workers import SeparationOptions  # noqa: E402
 from stemwright.desktop.main_window import MainWindow  # noqa: E402
 from stemwright.desktop.settings import Settings  # noqa: E402
-from stemwright.desktop.workers import SeparationOptions  # noqa: E402
-from stemwright.models import architectures as arch  # noqa: E402
-from stemwright.models import zoo  # noqa: E402
+from stemwright.models.architectures import registry as arch
 from stemwright.models.stems import STEM_IDS  # noqa: E402
-from stemwright.models.synth import synth_song  # noqa: E402
+from stemwright.models.synthetic.test_songs import synth_song  # noqa: E402
+from stemwright.models.zoo import catalog as zoo
 
 TIMEOUT = 60_000
 

@@ -18,9 +18,9 @@ pytest.importorskip("pytestqt")
 
 import soundfile as sf  # noqa: E402
 
-from stemwright.desktop.evaluate_dialog import EvaluateDialog, box_stats  # noqa: E402
+from stemwright.desktop.dialogs.evaluate import EvaluateDialog, box_stats  # noqa: E402
 from stemwright.desktop.settings import Settings  # noqa: E402
-from stemwright.models.synth import synth_song  # noqa: E402
+from stemwright.models.synthetic.test_songs import synth_song  # noqa: E402
 
 SR = 8000
 TIMEOUT = 120_000

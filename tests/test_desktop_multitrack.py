@@ -18,15 +18,15 @@ pytest.importorskip("pytestqt")
 import soundfile as sf  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
-from stemwright.desktop import dialogs  # noqa: E402
+from stemwright.desktop.controllers.reference_lanes import ARTIF, INTERF, REF, lane_key  # noqa: E402
+from stemwright.desktop.dialogs import messages as dialogs
+from stemwright.desktop.dialogs.multitrack import MappingDialog, MultitrackSong  # noqa: E402
+from stemwright.desktop.engine.workers import SeparationOptions  # noqa: E402
 from stemwright.desktop.main_window import MainWindow  # noqa: E402
-from stemwright.desktop.multitrack_dialog import MappingDialog, MultitrackSong  # noqa: E402
-from stemwright.desktop.reference_lanes import ARTIF, INTERF, REF, lane_key  # noqa: E402
 from stemwright.desktop.settings import Settings  # noqa: E402
-from stemwright.desktop.workers import SeparationOptions  # noqa: E402
-from stemwright.models.mixing import render_mix  # noqa: E402
-from stemwright.models.multitrack import MAPPING_FILE, read_mapping  # noqa: E402
-from stemwright.models.synth import synth_song  # noqa: E402
+from stemwright.models.multitrack.folders import MAPPING_FILE, read_mapping  # noqa: E402
+from stemwright.models.remix.mixer import render_mix  # noqa: E402
+from stemwright.models.synthetic.test_songs import synth_song  # noqa: E402
 
 SR = 8000
 TIMEOUT = 60_000

@@ -14,13 +14,13 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
-from stemwright.desktop.spectrogram_view import (  # noqa: E402
+from stemwright.desktop.views.spectrogram import (  # noqa: E402
     FrequencyAxis,
     SpectrogramView,
     compute_spectrogram,
     format_hz,
 )
-from stemwright.desktop.waveform_view import (  # noqa: E402
+from stemwright.desktop.views.waveform import (  # noqa: E402
     Envelope,
     TimeAxis,
     WaveformView,

@@ -20,10 +20,10 @@ from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, Qt, QTimer, QUrl  
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from stemwright.desktop import dialogs  # noqa: E402
+from stemwright.desktop.dialogs import messages as dialogs
+from stemwright.desktop.engine.workers import SeparationOptions, engine  # noqa: E402
 from stemwright.desktop.main_window import MainWindow, _NoPlayer  # noqa: E402
 from stemwright.desktop.settings import Settings  # noqa: E402
-from stemwright.desktop.workers import SeparationOptions, engine  # noqa: E402
 
 SR = 44100
 TIMEOUT = 60_000
@@ -369,7 +369,7 @@ def test_keyboard_shortcuts_and_stem_controls(qtbot, window, tmp_path, monkeypat
     # Ctrl+E opens the export dialog on these stems and the remix's mixer state
     key(Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
     dialog = window._export_dialog
-    if importlib.util.find_spec("stemwright.desktop.export_dialog") is not None:
+    if importlib.util.find_spec("stemwright.desktop.dialogs.export") is not None:
         assert dialog is not None
     if dialog is not None:
         assert dialog.isVisible() and "keys" in dialog.windowTitle()
@@ -499,18 +499,7 @@ class FakePlayingPlayer(_NoPlayer):
     unavailable_reason = ""
 
     def __init__(self) -> None:
-        super().__init__()
-        from PySide6.QtCore import QObject, Signal
-
-        class Signals(QObject):
-            positionChanged = Signal(float)
-            stateChanged = Signal(str)
-            errorOccurred = Signal(str)
-
-        self.signals = Signals()
-        self.positionChanged = self.signals.positionChanged
-        self.stateChanged = self.signals.stateChanged
-        self.errorOccurred = self.signals.errorOccurred
+        super().__init__()  # _NoPlayer is a QObject with the player's signals
         self.clock = QElapsedTimer()
         self.started_at = 0.0
         self.playing = False
@@ -557,7 +546,7 @@ def test_playhead_follows_playback_smoothly(qtbot, settings, tmp_path):
 
 
 def test_models_can_be_downloaded_from_the_panel(qtbot, window, monkeypatch, tmp_path):
-    from stemwright.models import zoo
+    from stemwright.models.zoo import catalog as zoo
 
     installed: set[str] = set()
 

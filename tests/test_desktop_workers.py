@@ -11,8 +11,8 @@ pytest.importorskip("pytestqt")
 
 import soundfile as sf  # noqa: E402
 
-from stemwright.desktop.dialogs import next_step  # noqa: E402
-from stemwright.desktop.workers import (  # noqa: E402
+from stemwright.desktop.dialogs.messages import next_step  # noqa: E402
+from stemwright.desktop.engine.workers import (  # noqa: E402
     DownloadTask,
     LoadTask,
     SeparateTask,
@@ -21,8 +21,8 @@ from stemwright.desktop.workers import (  # noqa: E402
     Task,
     engine,
 )
-from stemwright.models import zoo  # noqa: E402
 from stemwright.models.errors import AudioError, Cancelled, ModelError  # noqa: E402
+from stemwright.models.zoo import catalog as zoo
 
 SR = 44100
 TIMEOUT = 60_000

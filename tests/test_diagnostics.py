@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stemwright.models import cli, diagnostics
+from stemwright.models import diagnostics
+from stemwright.models.cli import commands as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from stemwright.models import distributed as ddp
-from stemwright.models import training as tr
-from stemwright.models.synth import synth_song
+from stemwright.models.synthetic.test_songs import synth_song
+from stemwright.models.training import distributed as ddp
+from stemwright.models.training import trainer as tr
 
 SR = 8000
 NAMES = {"vocals": "Lead Vox", "drums": "Drums", "bass": "Bass DI",

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from stemwright.models import download as dl
 from stemwright.models.errors import (
     Cancelled,
     ChecksumError,
     ModelError,
     OfflineError,
 )
+from stemwright.models.zoo import download as dl
 
 PAYLOAD = os.urandom(300_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

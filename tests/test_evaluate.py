@@ -11,15 +11,15 @@ import pytest
 import soundfile as sf
 import torch
 
-from stemwright.models import evaluate as ev
-from stemwright.models.cli import main
+from stemwright.models.classic.oracles import get_oracle
+from stemwright.models.cli.commands import main
 from stemwright.models.errors import Cancelled, StemwrightError
-from stemwright.models.mixdown import mixdown_song
-from stemwright.models.multitrack import load_song, scan_folder
-from stemwright.models.oracles import get_oracle
-from stemwright.models.separator import ModelPass, Separator
+from stemwright.models.evaluation import evaluate as ev
+from stemwright.models.multitrack.folders import load_song, scan_folder
+from stemwright.models.multitrack.mixdown import mixdown_song
+from stemwright.models.separation.separator import ModelPass, Separator
 from stemwright.models.stems import FOUR_STEMS
-from stemwright.models.synth import synth_song
+from stemwright.models.synthetic.test_songs import synth_song
 
 SR = 8000
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from stemwright.models.errors import Cancelled, OutputExistsError, StemwrightError
-from stemwright.models.export import (
+from stemwright.models.remix.export import (
     export_daw_session,
     export_remix,
     export_song_minus,
@@ -22,7 +22,7 @@ from stemwright.models.export import (
     remix_filename,
     write_reaper_project,
 )
-from stemwright.models.mixing import MixerState, render_mix
+from stemwright.models.remix.mixer import MixerState, render_mix
 from stemwright.models.stems import get_stem
 
 SR = 44100
@@ -216,7 +216,7 @@ def test_daw_session_cancel_leaves_nothing(tmp_path, stems) -> None:
 def dialog(qtbot, tmp_path, stems, monkeypatch):
     from PySide6.QtCore import QSettings
 
-    from stemwright.desktop import export_dialog
+    from stemwright.desktop.dialogs import export as export_dialog
 
     errors: list[BaseException] = []
     monkeypatch.setattr(export_dialog, "show_exception",
@@ -304,7 +304,7 @@ def test_dialog_asks_before_overwriting(qtbot, dialog, tmp_path) -> None:
 
 
 def test_dialog_cancel_and_error(qtbot, dialog) -> None:
-    from stemwright.desktop.export_dialog import ExportJob
+    from stemwright.desktop.dialogs.export import ExportJob
 
     def slow(overwrite, progress, cancel):
         progress(0.1)
@@ -330,7 +330,7 @@ def test_dialog_cancel_and_error(qtbot, dialog) -> None:
 # -- clipping: the remix's peak before exporting ----------------------------------------
 
 def test_render_peak_is_the_rendered_peak_block_by_block(stems) -> None:
-    from stemwright.models.mixing import render_peak
+    from stemwright.models.remix.mixer import render_peak
 
     state = MixerState.for_stems(stems)
     state.channels["bass"].gain_db = 9.0

@@ -12,14 +12,14 @@ import pytest
 import soundfile as sf
 import yaml
 
-from stemwright.models import generator as gen
-from stemwright.models import render
-from stemwright.models.cli import main
-from stemwright.models.composer import Note, Part, Song
-from stemwright.models.mixdown import mixdown_song
-from stemwright.models.mixing import null_test_db
-from stemwright.models.multitrack import load_song, scan_folder
+from stemwright.models.cli.commands import main
+from stemwright.models.multitrack.folders import load_song, scan_folder
+from stemwright.models.multitrack.mixdown import mixdown_song
+from stemwright.models.remix.mixer import null_test_db
 from stemwright.models.stems import STEM_IDS
+from stemwright.models.synthetic import generate as gen
+from stemwright.models.synthetic import render
+from stemwright.models.synthetic.composer import Note, Part, Song
 
 
 def _tools_or_skip() -> render.Tools:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemwright.models.losses import (
+from stemwright.models.training.losses import (
     Loss,
     MultiResolutionSTFT,
     masked_mean,

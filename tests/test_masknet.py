@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from stemwright.models import architectures as arch
-from stemwright.models import zoo
-from stemwright.models.masknet import MaskNet, overlap_add_istft
-from stemwright.models.stems import STEM_IDS
+from stemwright.models.architectures import registry as arch
+from stemwright.models.architectures.masknet import MaskNet, overlap_add_istft
+from stemwright.models.stems import STEM_IDS, mapping_for
 
 
 @pytest.mark.parametrize("length", [3000, 44100, 3 * 44100 + 17])
@@ -79,7 +78,7 @@ def test_chunked_separation_matches_one_pass():
     model = arch.build("masknet", small=True)
     for p in model.parameters():
         torch.nn.init.normal_(p, std=0.2)
-    sep = arch.NeuralSeparator(model, zoo.mapping_for(list(STEM_IDS)), "t", device="cpu",
+    sep = arch.NeuralSeparator(model, mapping_for(list(STEM_IDS)), "t", device="cpu",
                                segment=0.1)
     assert sep.overlap == arch.get_architecture("masknet").overlap
     assert sep.context >= model.receptive_field // 2

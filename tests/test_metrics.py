@@ -9,8 +9,8 @@ import pytest
 import scipy.signal as sps
 import torch
 
-from stemwright.models.evaluate import load_museval_metrics
-from stemwright.models.metrics import (
+from stemwright.models.evaluation.evaluate import load_museval_metrics
+from stemwright.models.evaluation.metrics import (
     bss_eval,
     decompose,
     fir_sum,

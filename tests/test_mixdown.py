@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemwright.models.mixdown import mix_stems, mixdown_song
-from stemwright.models.multitrack import load_song, scan_folder
+from stemwright.models.multitrack.folders import load_song, scan_folder
+from stemwright.models.multitrack.mixdown import mix_stems, mixdown_song
 
 SR = 8000
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from stemwright.desktop.mixer_panel import (
+from stemwright.desktop.panels.mixer import (
     LevelMeter,
     MixerPanel,
     db_to_fader,
@@ -16,7 +16,7 @@ from stemwright.desktop.mixer_panel import (
     format_pan,
 )
 from stemwright.desktop.playback import Player
-from stemwright.models.mixing import FADER_FLOOR_DB, channel_gains
+from stemwright.models.remix.mixer import FADER_FLOOR_DB, channel_gains
 
 SR = 44100
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stemwright.models.mixing import (
+from stemwright.models.remix.mixer import (
     BlockMixer,
     ChannelState,
     MixerState,

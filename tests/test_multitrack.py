@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from stemwright.models.multitrack import (
+from stemwright.models.multitrack.folders import (
     IGNORE,
     MAPPING_FILE,
     MultitrackError,

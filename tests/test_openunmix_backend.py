@@ -7,7 +7,7 @@ import torch
 from openunmix.model import OpenUnmix
 from openunmix.model import Separator as UnmixSeparator
 
-from stemwright.models.openunmix_backend import OpenUnmixSeparator
+from stemwright.models.separation.openunmix_backend import OpenUnmixSeparator
 
 
 def small_targets(seed: int = 0) -> dict[str, OpenUnmix]:

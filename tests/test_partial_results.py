@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from stemwright.models.chunking import ChunkPlan, run_chunked
-from stemwright.models.separator import ModelPass, PartialStems, Separator
+from stemwright.models.separation.chunking import ChunkPlan, run_chunked
+from stemwright.models.separation.separator import ModelPass, PartialStems, Separator
 from stemwright.models.stems import DEMUCS_SIX_STEMS, FOUR_STEMS
 
 
@@ -181,7 +181,7 @@ def test_run_chunked_hook_reads_only():
 
 def test_classic_model_partials():
     """The real classic model, 1 s chunks over 2.5 s: same stems with and without."""
-    from stemwright.models.classic import ClassicSeparator
+    from stemwright.models.classic.classic import ClassicSeparator
 
     sr = 44100
     mix = song(sr, 2.5)

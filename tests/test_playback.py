@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from stemwright.desktop.playback import Player, load_sounddevice, wait_for
-from stemwright.models.mixing import MixerState, render_mix
+from stemwright.models.remix.mixer import MixerState, render_mix
 
 SR = 44100
 ASOUNDRC = "pcm.!default { type null }\n"
@@ -270,7 +270,7 @@ def test_underflows_during_a_classic_separation(qtbot, player) -> None:
     """A real `classic` separation of 3 s of audio in a thread of this process (the
     in-process fallback: the harshest case, the model competes for the interpreter lock)
     while a generated song plays on the ALSA null device. Prints the underflow count."""
-    from stemwright.models.classic import ClassicSeparator
+    from stemwright.models.classic.classic import ClassicSeparator
 
     sep = ClassicSeparator(segment=1.0)  # 1 s chunks: four chunks, as a real song does
     song = np.random.default_rng(0).standard_normal((2, 3 * SR)).astype(np.float32) * 0.1
@@ -302,7 +302,7 @@ def test_underflows_during_a_classic_separation(qtbot, player) -> None:
                     reason="slow (~30 s): set STEMWRIGHT_SLOW_TESTS=1 to run")
 def test_underflows_during_a_real_separation(qtbot, player) -> None:
     """Random-weight htdemucs separating 4 s of audio on the CPU while playing."""
-    from stemwright.models.demucs_backend import random_demucs
+    from stemwright.models.separation.demucs_backend import random_demucs
 
     sep = random_demucs("htdemucs", device="cpu")
     song = np.random.default_rng(0).standard_normal((2, 4 * SR)).astype(np.float32) * 0.1

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torchaudio.functional as F
 
-from stemwright.models.resample import fit_length, resample, resampled_length
-from stemwright.models.resample_bench import TORCHAUDIO_KAISER_BEST, run_resampler_benchmark
+from stemwright.models.audio.resample import fit_length, resample, resampled_length
+from stemwright.models.benchmarks.resamplers import TORCHAUDIO_KAISER_BEST, run_resampler_benchmark
 
 PAIRS = [(44100, 48000), (48000, 44100), (44100, 22050), (16000, 44100), (8000, 192000)]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from stemwright.models.errors import AudioError, Cancelled
-from stemwright.models.separator import ModelPass, Separator
+from stemwright.models.separation.separator import ModelPass, Separator
 from stemwright.models.stems import DEMUCS_SIX_STEMS, FOUR_STEMS
 
 

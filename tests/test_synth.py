@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from stemwright.models.stems import STEM_IDS
-from stemwright.models.synth import plan_song, synth_song
+from stemwright.models.synthetic.test_songs import plan_song, synth_song
 
 
 def rms_db(x: np.ndarray) -> float:
@@ -95,7 +95,7 @@ def test_bass_is_low_and_cymbals_are_high():
 def test_bundled_demo_song():
     """The demo is a generated multitrack song: all six stems, tracks that add up to the
     mix, CD format, small enough to ship."""
-    from stemwright.models.multitrack import load_song, scan_folder
+    from stemwright.models.multitrack.folders import load_song, scan_folder
     from stemwright.resources import demo_song
 
     folder = demo_song()

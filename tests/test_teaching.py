@@ -8,8 +8,7 @@ import soundfile as sf
 import torch
 from threadpoolctl import threadpool_limits
 
-from stemwright.models import cli, zoo
-from stemwright.models.teaching import (
+from stemwright.models.classic.teaching import (
     DIVERGENCES,
     TEACHING,
     HPSSSeparator,
@@ -17,6 +16,8 @@ from stemwright.models.teaching import (
     REPETSeparator,
     beta_nmf,
 )
+from stemwright.models.cli import commands as cli
+from stemwright.models.zoo import catalog as zoo
 
 SR = 44100
 
@@ -24,7 +25,7 @@ SR = 44100
 @pytest.fixture(autouse=True)
 def one_thread(monkeypatch):
     saved = torch.get_num_threads()
-    monkeypatch.setattr("stemwright.models.separator.configure_cpu_threads",
+    monkeypatch.setattr("stemwright.models.separation.separator.configure_cpu_threads",
                         lambda threads=None: torch.set_num_threads(1))
     with threadpool_limits(1):
         yield

@@ -14,9 +14,9 @@ pytest.importorskip("pytestqt")
 import soundfile as sf  # noqa: E402
 from PySide6.QtCore import QTimer  # noqa: E402
 
-from stemwright.desktop.train_dialog import TrainDialog, trainable_models  # noqa: E402
-from stemwright.models import zoo  # noqa: E402
-from stemwright.models.synth import synth_song  # noqa: E402
+from stemwright.desktop.dialogs.train import TrainDialog, trainable_models  # noqa: E402
+from stemwright.models.synthetic.test_songs import synth_song  # noqa: E402
+from stemwright.models.zoo import catalog as zoo
 
 SR = 8000
 TIMEOUT = 120_000
@@ -117,7 +117,7 @@ def test_train_pause_stop_resume_and_offer_the_model(qtbot, tmp_path):
     assert zoo.get_entry("gui-tiny").family == "stemwright"
     assert max(gaps) < 0.5  # training never blocks the window
 
-    from stemwright.desktop.separation_panel import SeparationPanel
+    from stemwright.desktop.panels.separation import SeparationPanel
     panel = SeparationPanel()
     qtbot.addWidget(panel)
     panel.refresh_models()

@@ -18,12 +18,13 @@ import torch
 from demucs.htdemucs import HTDemucs
 from safetensors import safe_open
 
-from stemwright.models import architectures as archs
-from stemwright.models import cli, zoo
-from stemwright.models import training as tr
-from stemwright.models.checkpoint import checkpoint_format, load_checkpoint
+from stemwright.models.architectures import registry as archs
+from stemwright.models.cli import commands as cli
 from stemwright.models.stems import STEM_IDS
-from stemwright.models.synth import synth_song
+from stemwright.models.synthetic.test_songs import synth_song
+from stemwright.models.training import trainer as tr
+from stemwright.models.zoo import catalog as zoo
+from stemwright.models.zoo.checkpoint import checkpoint_format, load_checkpoint
 
 SR = 8000
 NAMES = {"vocals": "Lead Vox", "drums": "Drums", "bass": "Bass DI",
@@ -336,7 +337,7 @@ def test_command_line(folder, tmp_path, capsys):
 
 
 def test_training_benchmark_reports_segments_per_second():
-    from stemwright.models.train_cli import bench_training_one
+    from stemwright.models.cli.train import bench_training_one
 
     res = bench_training_one("wavenet", "cpu", segment=0.25, batch=2, steps=2, small=True)
     assert res["segments_per_s"] > 0 and res["timed_steps"] == 2

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemwright.models import architectures as arch
-from stemwright.models.wavenet import PAPER_CONFIGS, PAPER_PARAMS, WaveNet, paper_wavenet
+from stemwright.models.architectures import registry as arch
+from stemwright.models.architectures.wavenet import (
+    PAPER_CONFIGS,
+    PAPER_PARAMS,
+    WaveNet,
+    paper_wavenet,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stemwright.models import architectures as arch
-from stemwright.models.waveunet import PAPER_PARAMS, WaveUNet, decimate, upsample
+from stemwright.models.architectures import registry as arch
+from stemwright.models.architectures.waveunet import PAPER_PARAMS, WaveUNet, decimate, upsample
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,9 @@ import pytest
 import torch
 from demucs.htdemucs import HTDemucs
 
-from stemwright.models import zoo
 from stemwright.models.errors import ChecksumError, ModelError, OfflineError
 from stemwright.models.stems import FOUR_STEMS
+from stemwright.models.zoo import catalog as zoo
 
 
 @pytest.fixture(autouse=True)
@@ -170,7 +170,7 @@ def test_import_refuses_garbage(tmp_path):
 @pytest.fixture
 def embedded(tmp_path, monkeypatch):
     """A tiny MaskNet checkpoint standing in for the embedded model's file."""
-    from stemwright.models import architectures as arch
+    from stemwright.models.architectures import registry as arch
 
     kwargs = arch.config("masknet", small=True)
     path = arch.save_model(tmp_path / "stemwright6.safetensors", "masknet",
@@ -181,7 +181,7 @@ def embedded(tmp_path, monkeypatch):
 
 
 def test_embedded_model_loads_from_the_package(embedded, capsys):
-    from stemwright.models import cli
+    from stemwright.models.cli import commands as cli
 
     assert zoo.EMBEDDED_MODEL in {e.name for e in zoo.list_models()}
     entry = zoo.get_entry(zoo.EMBEDDED_MODEL)

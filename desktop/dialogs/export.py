@@ -1,0 +1,615 @@
+"""The export dialog: stems, the remix, "song minus X" or a REAPER project, in one place.
+
+Every mode shares the file options (WAV/FLAC, bit depth, sample rate, folder, naming
+pattern with a live preview). The export runs on a worker thread (`workers.Task`) behind
+a progress dialog with Cancel; existing files are only replaced after the user agreed in
+a question box, and the engine writes through temporary files, so a cancel or an error
+never leaves partial files behind. A remix that would clip (peak above 0 dBFS, measured on
+a worker thread first) is only written after the user chose to normalise it or not.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressDialog,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from stemwright.models.audio.io import SAVE_FORMATS
+from stemwright.models.errors import StemwrightError
+from stemwright.models.remix.export import (
+    DEFAULT_PATTERN,
+    export_daw_session,
+    export_remix,
+    export_song_minus,
+    export_stems,
+    minus_label,
+    project_filename,
+    remix_filename,
+    safe_filename,
+    stem_filename,
+)
+from stemwright.models.remix.mixer import MixerState, format_db, gain_to_db, render_peak
+from stemwright.models.stems import STEM_IDS, get_stem
+
+from ..engine.workers import Task
+from .messages import show_exception
+
+MODES = ("stems", "remix", "minus", "daw")
+MODE_TITLES = {"stems": "Stems", "remix": "Remix", "minus": "Song minus…",
+               "daw": "DAW project (REAPER)"}
+SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
+BIT_DEPTH_NAMES = {16: "16-bit", 24: "24-bit", 32: "32-bit float"}
+PREVIEW_LINES = 4
+NORMALIZE_PEAK_DB = -0.3  # where "Normalise" puts a clipping remix's peak (dBFS)
+
+
+@dataclass
+class ExportJob:
+    """What one press of Export writes: the target files and the call that writes them."""
+
+    mode: str
+    targets: list[Path]
+    run: Callable[..., object]  # run(overwrite=..., progress=..., cancel=...)
+
+
+class ExportTask(Task):
+    """Runs an `ExportJob` on a worker thread; succeeds with the list of written paths."""
+
+    title = "Export"
+
+    def __init__(self, job: ExportJob, overwrite: bool, parent=None) -> None:
+        super().__init__(parent)
+        self.job = job
+        self.overwrite = overwrite
+
+    def work(self) -> list[Path]:
+        result = self.job.run(overwrite=self.overwrite, progress=self.report,
+                              cancel=self.is_cancelled)
+        return list(result) if isinstance(result, list) else [Path(result)]
+
+
+class PeakTask(Task):
+    """Measures the peak of a remix (`render_peak`) off the GUI thread; linear result."""
+
+    title = "Checking the level"
+
+    def __init__(self, stems: dict[str, np.ndarray], state: MixerState, parent=None) -> None:
+        super().__init__(parent)
+        self.stems = stems
+        self.state = state
+
+    def work(self) -> float:
+        return render_peak(self.stems, self.state, cancel=self.is_cancelled)
+
+
+def normalized_state(state: MixerState, peak: float,
+                     target_db: float = NORMALIZE_PEAK_DB) -> MixerState:
+    """A copy of `state` whose master is lowered so a remix peaking at `peak` (linear)
+    peaks at `target_db` dBFS instead."""
+    out = copy.deepcopy(state)
+    if peak > 0:
+        out.master_db = state.master_db + target_db - gain_to_db(peak)
+    return out
+
+
+def mixer_summary(state: MixerState, stem_ids: list[str]) -> str:
+    """One line per changed channel, e.g. "Vocals: -6.0 dB, pan L30"."""
+    lines = []
+    any_solo = any(state.channel(s).solo for s in stem_ids)
+    for stem_id in stem_ids:
+        ch = state.channel(stem_id)
+        parts = []
+        if ch.mute:
+            parts.append("muted")
+        elif any_solo and not ch.solo:
+            parts.append("silent (another stem is soloed)")
+        if ch.solo:
+            parts.append("solo")
+        if ch.gain_db != 0.0:
+            parts.append(format_db(ch.gain_db))
+        if ch.pan != 0.0:
+            pct = round(ch.pan * 100)
+            parts.append(f"pan {'L' if pct < 0 else 'R'}{abs(pct)}")
+        if parts:
+            lines.append(f"{get_stem(stem_id).name}: {', '.join(parts)}")
+    if state.master_db != 0.0:
+        lines.append(f"Master: {format_db(state.master_db)}")
+    if not lines:
+        return "The mixer is flat: the remix is the sum of the stems (the song itself)."
+    return "The remix renders the mixer as it is now:\n" + "\n".join(lines)
+
+
+class ExportDialog(QDialog):
+    """Export stems / remix / song minus X / REAPER project with progress and cancel."""
+
+    #: emitted with the written paths after a successful export
+    exported = Signal(list)
+
+    def __init__(self, parent: QWidget | None, stems: dict[str, np.ndarray], samplerate: int,
+                 song_name: str, mixer_state: MixerState,
+                 settings: QSettings | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Export — {song_name}")
+        self.stems = {s: stems[s] for s in STEM_IDS if s in stems}
+        self.samplerate = int(samplerate)
+        self.song = song_name
+        self.mixer_state = mixer_state
+        self.settings = settings
+        self.task: ExportTask | None = None
+        self.peak_task: PeakTask | None = None
+        self.progress: QProgressDialog | None = None
+        self.written: list[Path] = []
+        self.last_outcome: str | None = None
+        self.peak_db: float | None = None  # of the last remix measured
+        self.normalized_by_db: float | None = None  # master change of a normalised export
+
+        outer = QVBoxLayout(self)
+        self.tabs = QTabWidget(self)
+        self.stem_boxes: dict[str, dict[str, QCheckBox]] = {}
+        self.tabs.addTab(self._stem_tab(
+            "stems", "Each chosen stem becomes its own file. All files have the same length "
+            "and start at 0:00, so they line up in any DAW.", checked=True), "Stems")
+        self.tabs.addTab(self._remix_tab(), "Remix")
+        self.tabs.addTab(self._stem_tab(
+            "minus", "Remove the checked stems and keep everything else, e.g. a karaoke "
+            "(minus vocals) or play-along (minus drums) track.", checked=False,
+            default=("vocals",)), "Song minus…")
+        self.tabs.addTab(self._stem_tab(
+            "daw", "Writes the chosen stems and a REAPER project next to them: double-click "
+            "the .RPP file and every stem opens on its own named, coloured track at 0:00.",
+            checked=True), "DAW project (REAPER)")
+        outer.addWidget(self.tabs)
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        self.format_combo = QComboBox(self)
+        for fmt in SAVE_FORMATS:
+            self.format_combo.addItem(fmt.upper(), fmt)
+        self.depth_combo = QComboBox(self)
+        self.rate_combo = QComboBox(self)
+        self.rate_combo.addItem(f"Original ({self.samplerate} Hz)", None)
+        for rate in SAMPLE_RATES:
+            if rate != self.samplerate:
+                self.rate_combo.addItem(f"{rate} Hz", rate)
+        fmt_row = QHBoxLayout()
+        fmt_row.addWidget(self.format_combo)
+        fmt_row.addWidget(self.depth_combo)
+        fmt_row.addWidget(self.rate_combo, 1)
+        form.addRow("Format:", fmt_row)
+
+        self.folder_edit = QLineEdit(self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self.browse_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(browse)
+        form.addRow("Folder:", folder_row)
+        self.subfolder_box = QCheckBox("Put the files in a new folder named after the song",
+                                       self)
+        form.addRow("", self.subfolder_box)
+
+        self.pattern_edit = QLineEdit(self)
+        self.pattern_edit.setToolTip("{song}: song name, {stem}: stem name, {id}: stem id")
+        form.addRow("File names:", self.pattern_edit)
+        self.preview = QLabel(self)
+        self.preview.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.preview.setMinimumHeight(
+            (PREVIEW_LINES + 3) * self.preview.fontMetrics().lineSpacing())
+        form.addRow("Preview:", self.preview)
+        outer.addLayout(form)
+
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        outer.addWidget(self.status)
+        self.buttons = QDialogButtonBox(self)
+        self.export_button = self.buttons.addButton(
+            "Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
+        self.export_button.clicked.connect(self.start_export)
+        self.buttons.rejected.connect(self.reject)
+        outer.addWidget(self.buttons)
+
+        self._load_settings()
+        self.format_combo.currentIndexChanged.connect(self._on_format)
+        for w in (self.folder_edit, self.pattern_edit):
+            w.textChanged.connect(self.update_preview)
+        self.subfolder_box.toggled.connect(self.update_preview)
+        self.tabs.currentChanged.connect(self.update_preview)
+        self.depth_combo.currentIndexChanged.connect(self.update_preview)
+        self.update_preview()
+        self.resize(560, self.sizeHint().height())
+
+    # -- building ---------------------------------------------------------------------
+    def _stem_tab(self, mode: str, help_text: str, checked: bool,
+                  default: tuple[str, ...] = ()) -> QWidget:
+        page = QWidget(self)
+        lay = QVBoxLayout(page)
+        info = QLabel(help_text, page)
+        info.setWordWrap(True)
+        lay.addWidget(info)
+        grid = QGridLayout()
+        boxes: dict[str, QCheckBox] = {}
+        for i, stem_id in enumerate(self.stems):
+            stem = get_stem(stem_id)
+            box = QCheckBox(stem.name, page)
+            box.setChecked(checked or stem_id in default)
+            box.setIcon(_swatch(stem.color))
+            box.toggled.connect(self.update_preview)
+            grid.addWidget(box, i // 3, i % 3)
+            boxes[stem_id] = box
+        lay.addLayout(grid)
+        if mode != "minus":
+            row = QHBoxLayout()
+            for text, value in (("All", True), ("None", False)):
+                b = QPushButton(text, page)
+                b.clicked.connect(lambda _=False, v=value, m=mode: self._check_all(m, v))
+                row.addWidget(b)
+            row.addStretch(1)
+            lay.addLayout(row)
+        lay.addStretch(1)
+        self.stem_boxes[mode] = boxes
+        return page
+
+    def _remix_tab(self) -> QWidget:
+        page = QWidget(self)
+        lay = QVBoxLayout(page)
+        info = QLabel("A stereo file of the mixer's current settings (faders, pan, mute, "
+                      "solo, master), rendered exactly, not recorded from playback.", page)
+        info.setWordWrap(True)
+        lay.addWidget(info)
+        self.remix_summary = QLabel(mixer_summary(self.mixer_state, list(self.stems)), page)
+        self.remix_summary.setWordWrap(True)
+        self.remix_summary.setStyleSheet("color: #9aa3b2;")
+        lay.addWidget(self.remix_summary)
+        lay.addStretch(1)
+        return page
+
+    def _check_all(self, mode: str, value: bool) -> None:
+        for box in self.stem_boxes[mode].values():
+            box.setChecked(value)
+
+    # -- options ----------------------------------------------------------------------
+    def mode(self) -> str:
+        return MODES[self.tabs.currentIndex()]
+
+    def set_mode(self, mode: str) -> None:
+        self.tabs.setCurrentIndex(MODES.index(mode))
+
+    def chosen(self, mode: str | None = None) -> list[str]:
+        """Checked stems of a mode's tab, in canonical order."""
+        boxes = self.stem_boxes.get(mode or self.mode(), {})
+        return [s for s, b in boxes.items() if b.isChecked()]
+
+    def format(self) -> str:
+        return self.format_combo.currentData()
+
+    def bit_depth(self) -> int:
+        return int(self.depth_combo.currentData())
+
+    def samplerate_out(self) -> int | None:
+        return self.rate_combo.currentData()
+
+    def folder(self) -> Path:
+        base = Path(self.folder_edit.text().strip() or ".").expanduser()
+        if self.subfolder_box.isChecked():
+            base = base / safe_filename(self.song)
+        return base
+
+    def pattern(self) -> str:
+        return self.pattern_edit.text() or DEFAULT_PATTERN
+
+    def _on_format(self) -> None:
+        previous = self.depth_combo.currentData() or 24
+        self.depth_combo.blockSignals(True)
+        self.depth_combo.clear()
+        for depth in SAVE_FORMATS[self.format()]:
+            self.depth_combo.addItem(BIT_DEPTH_NAMES.get(depth, f"{depth}-bit"), depth)
+        index = self.depth_combo.findData(previous)
+        self.depth_combo.setCurrentIndex(index if index >= 0 else
+                                         self.depth_combo.findData(24))
+        self.depth_combo.blockSignals(False)
+        self.update_preview()
+
+    def browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export to folder",
+                                                  self.folder_edit.text())
+        if folder:
+            self.folder_edit.setText(folder)
+
+    def _load_settings(self) -> None:
+        s = self.settings
+        folder = s.value("export/folder", "") if s is not None else ""
+        if not folder:
+            music = Path.home() / "Music"
+            folder = str(music if music.is_dir() else Path.home())
+        self.folder_edit.setText(str(folder))
+        fmt = s.value("export/format", "wav") if s is not None else "wav"
+        self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
+        self._on_format()
+        if s is not None:
+            depth = int(s.value("export/bit_depth", 24))
+            self.depth_combo.setCurrentIndex(max(0, self.depth_combo.findData(depth)))
+            self.pattern_edit.setText(str(s.value("export/pattern", DEFAULT_PATTERN)))
+            self.subfolder_box.setChecked(s.value("export/subfolder", False) in (True, "true"))
+        else:
+            self.pattern_edit.setText(DEFAULT_PATTERN)
+
+    def _save_settings(self) -> None:
+        s = self.settings
+        if s is None:
+            return
+        s.setValue("export/folder", self.folder_edit.text().strip())
+        s.setValue("export/format", self.format())
+        s.setValue("export/bit_depth", self.bit_depth())
+        s.setValue("export/pattern", self.pattern())
+        s.setValue("export/subfolder", self.subfolder_box.isChecked())
+        s.sync()
+
+    # -- the job ----------------------------------------------------------------------
+    def build_job(self) -> ExportJob:
+        """The current choices as a job; StemwrightError if they do not make sense."""
+        mode, fmt, depth = self.mode(), self.format(), self.bit_depth()
+        rate, folder, pattern = self.samplerate_out(), self.folder(), self.pattern()
+        stems, sr, song = self.stems, self.samplerate, self.song
+        if not stems:
+            raise StemwrightError("there are no stems yet: separate the song first")
+        if mode in ("stems", "daw"):
+            which = self.chosen(mode)
+            if not which:
+                raise StemwrightError("choose at least one stem")
+            targets = [folder / stem_filename(song, s, fmt, pattern) for s in which]
+            if len(set(targets)) != len(targets):
+                raise StemwrightError(f"the naming pattern '{pattern}' gives several stems "
+                                      "the same file name; add {stem}")
+            if mode == "daw":
+                targets.append(folder / project_filename(song))
+                fn: Callable[..., object] = export_daw_session
+            else:
+                fn = export_stems
+
+            def run(**kw: object) -> object:
+                return fn(stems, sr, folder, song, which=which, format=fmt, bit_depth=depth,
+                          samplerate_out=rate, pattern=pattern, **kw)
+            return ExportJob(mode, targets, run)
+        if mode == "remix":
+            return self._remix_job(self.mixer_state)
+        exclude = self.chosen("minus")
+        if not exclude:
+            raise StemwrightError("check the stems to remove from the song")
+        if len(exclude) == len(stems):
+            raise StemwrightError("removing every stem leaves nothing to export")
+        target = folder / remix_filename(song, fmt, minus_label(exclude), pattern)
+
+        def run(**kw: object) -> object:
+            return export_song_minus(stems, sr, exclude, target, format=fmt, bit_depth=depth,
+                                     samplerate_out=rate, **kw)
+        return ExportJob(mode, [target], run)
+
+    def _remix_job(self, state: MixerState) -> ExportJob:
+        """The remix of `state` with the dialog's file options."""
+        fmt, depth, rate = self.format(), self.bit_depth(), self.samplerate_out()
+        target = self.folder() / remix_filename(self.song, fmt, "Remix", self.pattern())
+        stems, sr = self.stems, self.samplerate
+
+        def run(**kw: object) -> object:
+            return export_remix(stems, sr, state, target, format=fmt, bit_depth=depth,
+                                samplerate_out=rate, **kw)
+        return ExportJob("remix", [target], run)
+
+    def update_preview(self) -> None:
+        """Show the file names the export will write (or why it cannot)."""
+        try:
+            job = self.build_job()
+        except StemwrightError as exc:
+            self.preview.setText(f"<span style='color:#e05a47'>{exc}</span>")
+            self.export_button.setEnabled(False)
+            return
+        names = [t.name for t in job.targets]
+        if job.mode == "daw":  # the project file is the one to double-click: show it first
+            names = [f"{names[-1]}  (REAPER project)", *names[:-1]]
+        shown = names[:PREVIEW_LINES]
+        if len(names) > PREVIEW_LINES:
+            shown.append(f"… and {len(names) - PREVIEW_LINES} more")
+        existing = sum(t.exists() for t in job.targets)
+        text = "<br>".join(_html(n) for n in shown)
+        if job.targets:
+            text += f"<br><span style='color:#9aa3b2'>in {_html(str(job.targets[0].parent))}"
+            text += "</span>"
+        if existing:
+            text += (f"<br><span style='color:#f3c969'>{existing} of these already "
+                     "exist: you will be asked before they are replaced</span>")
+        self.preview.setText(text)
+        self.export_button.setEnabled(self.task is None and self.peak_task is None)
+
+    def confirm_overwrite(self, existing: list[Path]) -> bool:
+        """Ask before replacing files (tests replace this method)."""
+        listing = "\n".join(p.name for p in existing[:8])
+        if len(existing) > 8:
+            listing += f"\n… and {len(existing) - 8} more"
+        answer = QMessageBox.question(
+            self, "Replace existing files?",
+            f"{len(existing)} file{'s' if len(existing) > 1 else ''} already exist"
+            f"{'' if len(existing) > 1 else 's'} in {existing[0].parent}:\n\n{listing}\n\n"
+            "Replace them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def ask_clipping(self, peak_db: float) -> str:
+        """Ask what to do with a remix that would clip: "normalize", "continue" or
+        "cancel" (tests replace this method)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "The remix would clip",
+                          f"The remix peaks at {format_db(peak_db)}, above 0 dBFS: the "
+                          "loudest parts would be clipped (distorted) in the file.",
+                          QMessageBox.StandardButton.NoButton, self)
+        box.setInformativeText(f"Normalise lowers the whole remix so its peak is at "
+                               f"{format_db(NORMALIZE_PEAK_DB)} (the mixer is not changed). "
+                               "Export as is keeps the mixer's level.")
+        normalize = box.addButton("Normalise", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Export as is", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(normalize)
+        box.exec()
+        clicked = box.clickedButton()
+        return "normalize" if clicked is normalize else "continue" if clicked is keep \
+            else "cancel"
+
+    def start_export(self) -> bool:
+        """Check, ask about overwriting (and, for a remix, about clipping once its level
+        is measured), then export on a worker thread. False if not started."""
+        if self.task is not None or self.peak_task is not None:
+            return False
+        try:
+            job = self.build_job()
+        except StemwrightError as exc:
+            show_exception(self, exc, "Export")
+            return False
+        existing = [t for t in job.targets if t.exists()]
+        overwrite = False
+        if existing:
+            if not self.confirm_overwrite(existing):
+                self.status.setText("Nothing exported: existing files were kept.")
+                return False
+            overwrite = True
+        self._save_settings()
+        if job.mode == "remix":
+            self._check_peak(overwrite)
+        else:
+            self._launch(job, overwrite)
+        return True
+
+    def _check_peak(self, overwrite: bool) -> None:
+        """Measure the remix's peak on a worker thread; `_peak_measured` goes on."""
+        state = copy.deepcopy(self.mixer_state)
+        task = PeakTask(self.stems, state, self)
+        self.peak_task = task
+        task.succeeded.connect(lambda peak: self._peak_measured(state, peak, overwrite))
+        task.failed.connect(lambda exc: show_exception(self, exc, "Export failed"))
+        task.cancelled.connect(lambda: self.status.setText("Export cancelled."))
+        task.finished.connect(self._peak_finished)
+        self.export_button.setEnabled(False)
+        self.status.setText("Checking the remix level…")
+        task.start()
+
+    def _peak_finished(self) -> None:
+        task, self.peak_task = self.peak_task, None
+        if task is not None:
+            task.deleteLater()
+        self.update_preview()
+
+    def _peak_measured(self, state: MixerState, peak: float, overwrite: bool) -> None:
+        """Ask about clipping if the remix would clip, then export."""
+        self.peak_db = gain_to_db(peak)
+        if peak > 1.0:
+            choice = self.ask_clipping(self.peak_db)
+            if choice == "cancel":
+                self.status.setText(f"Nothing exported: the remix would clip "
+                                    f"({format_db(self.peak_db)} peak).")
+                return
+            if choice == "normalize":
+                state = normalized_state(state, peak)
+                self.normalized_by_db = state.master_db - self.mixer_state.master_db
+        self._launch(self._remix_job(state), overwrite)
+
+    def _launch(self, job: ExportJob, overwrite: bool) -> None:
+        """Run `job` on a worker thread behind a progress dialog."""
+        self.task = ExportTask(job, overwrite, self)
+        self.progress = QProgressDialog(f"Exporting {MODE_TITLES[job.mode].lower()}…",
+                                        "Cancel", 0, 1000, self)
+        self.progress.setWindowTitle("Export")
+        self.progress.setWindowModality(Qt.WindowModality.WindowModal)
+        self.progress.setMinimumDuration(300)
+        self.progress.setAutoClose(False)
+        self.progress.setAutoReset(False)
+        self.progress.canceled.connect(self.task.cancel)
+        self.task.progressed.connect(
+            lambda f, _eta, _msg: self.progress and self.progress.setValue(int(f * 1000)))
+        self.task.succeeded.connect(self._on_done)
+        self.task.failed.connect(self._on_failed)
+        self.task.cancelled.connect(self._on_cancelled)
+        self.task.finished.connect(self._on_finished)
+        self.export_button.setEnabled(False)
+        self.status.setText("Exporting…")
+        self.task.start()
+
+    def cancel_export(self) -> None:
+        for task in (self.task, self.peak_task):
+            if task is not None:
+                task.cancel()
+
+    def _on_done(self, paths: list[Path]) -> None:
+        self.written = list(paths)
+        self.last_outcome = "ok"
+        folder = paths[0].parent if paths else self.folder()
+        text = f"Exported {len(paths)} file{'s' if len(paths) != 1 else ''} to {folder}."
+        if self.normalized_by_db is not None:
+            text += f" Normalised: {format_db(self.normalized_by_db)} on the master."
+            self.normalized_by_db = None
+        self.status.setText(text)
+        self.exported.emit(self.written)
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.last_outcome = "failed"
+        self.status.setText(f"Export failed: {exc}")
+        show_exception(self, exc, "Export failed")
+
+    def _on_cancelled(self) -> None:
+        self.last_outcome = "cancelled"
+        self.status.setText("Export cancelled: no files were kept.")
+
+    def _on_finished(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress.deleteLater()
+            self.progress = None
+        task, self.task = self.task, None
+        if task is not None:
+            task.deleteLater()
+        self.update_preview()
+
+    def done(self, result: int) -> None:  # noqa: D102 - closing waits for a running export
+        for task in (self.task, self.peak_task):
+            if task is not None:
+                task.stop_and_wait()
+        super().done(result)
+
+
+def _swatch(color: str, size: int = 12) -> QIcon:
+    """A small rounded square of a stem's colour."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor(color))
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.drawRoundedRect(0, 0, size, size, 3, 3)
+    painter.end()
+    return QIcon(pixmap)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

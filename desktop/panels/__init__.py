@@ -1,0 +1,2 @@
+"""Docked panels of the main window: separation settings (`separation`), the mixer (`mixer`).
+"""

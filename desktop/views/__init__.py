@@ -1,0 +1,2 @@
+"""Plot widgets: stem waveform lanes (`waveform`) and the spectrogram (`spectrogram`).
+"""

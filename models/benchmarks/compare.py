@@ -1,0 +1,321 @@
+"""`stemwright models compare`: the architectures side by side, for a class or a choice.
+
+For every trainable architecture (random weights: speed and memory do not depend on
+them) and every training-free method: parameters, receptive field, and the speed
+(x real time) and peak memory of separating a generated stereo song of `seconds`
+(60 by default) at the model's own sample rate, on the CPU and, when there is one, on
+the GPU. Each measurement runs in its own subprocess, as `stemwright bench` does, so a
+model's peak memory is its own: on Linux the peak resident set is reset just before
+the separation, so "peak MB" is the process' high-water mark while separating
+(interpreter, torch and weights included) and "model MB" is what was resident before
+it. The report is printed and written as JSON, Markdown and CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import StemwrightError
+from ..separation.devices import describe_machine
+
+#: Training-free methods compared alongside the networks (zoo names).
+CLASSIC = ("classic", "hpss", "repet", "nmf")
+REPORT_NAME = "models-compare"
+
+
+def _proc_status(key: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Make VmHWM start again from the current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float | None:
+    peak = _proc_status("VmHWM")
+    if peak is not None:
+        return peak
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(ru / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def all_names() -> list[str]:
+    """Everything `compare` knows: the architectures, then the training-free methods."""
+    from ..architectures.registry import ARCHITECTURES
+
+    return list(ARCHITECTURES) + list(CLASSIC)
+
+
+def describe(name: str, small: bool = False) -> dict[str, Any]:
+    """Static facts of `name`: kind, domain, rate, stems, parameters, receptive field."""
+    from ..architectures.registry import ARCHITECTURES, build, count_parameters, receptive_field
+
+    if name in ARCHITECTURES:
+        import torch
+
+        a = ARCHITECTURES[name]
+        with torch.device("meta"):  # shapes only
+            model = build(name, small)
+        field = receptive_field(model)
+        return {"model": name, "title": a.title, "kind": "neural", "domain": a.domain,
+                "samplerate": a.samplerate, "stems": list(a.stems),
+                "params": count_parameters(model), "paper_params": a.paper_params,
+                "receptive_field_samples": field,
+                "receptive_field_seconds": None if field is None else
+                round(field / a.samplerate, 3),
+                "receptive_field_note": "" if field is not None else
+                f"whole chunk ({a.global_context or 'global layers'})",
+                "segment_seconds": a.segment}
+    if name in CLASSIC:
+        from ..zoo import catalog as zoo
+
+        entry = zoo.get_entry(name)
+        return {"model": name, "title": entry.title, "kind": "classic",
+                "domain": "spectrogram", "samplerate": entry.samplerate,
+                "stems": list(entry.mapping.produced), "params": 0, "paper_params": None,
+                "receptive_field_samples": None, "receptive_field_seconds": None,
+                "receptive_field_note": "whole chunk",
+                "segment_seconds": 30.0}
+    raise StemwrightError(f"nothing to compare called '{name}' (known: "
+                          f"{', '.join(all_names())})")
+
+
+def measure_one(name: str, device: str = "cpu", seconds: float = 60.0, small: bool = False,
+                threads: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Separate `seconds` of a generated song with `name`; speed and memory figures.
+
+    Meant to run in a fresh process (see `run_compare`): the memory figures are the
+    whole process'.
+    """
+    import torch
+
+    from ..synthetic.test_songs import synth_song
+
+    facts = describe(name, small)
+    t0 = time.perf_counter()
+    if facts["kind"] == "neural":
+        from ..architectures.registry import random_separator
+        sep = random_separator(name, small, seed=seed, device=device, threads=threads)
+    else:
+        from ..zoo import catalog as zoo
+        sep = zoo.load_separator(name, device="cpu")
+        if threads is not None:
+            torch.set_num_threads(threads)
+    load_s = time.perf_counter() - t0
+    mix, _ = synth_song(seconds, sep.samplerate, seed=1)
+    dev = sep.device
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+    before = _proc_status("VmRSS")
+    reset = _reset_peak_rss()
+    t0 = time.perf_counter()
+    result = sep.separate(mix, sep.samplerate)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    wall = time.perf_counter() - t0
+    out = dict(facts)
+    out.update({
+        "device": str(dev), "threads": torch.get_num_threads() if dev.type == "cpu" else None,
+        "audio_seconds": seconds, "wall_seconds": round(wall, 2),
+        "x_realtime": round(seconds / wall, 3), "load_seconds": round(load_s, 2),
+        "model_rss_mb": before, "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_is_separation_only": reset, "segment_seconds": sep.segment,
+        "stems_out": list(result.stems),
+    })
+    if dev.type == "cuda":
+        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
+    return out
+
+
+def default_devices() -> list[str]:
+    """The CPU, and the GPU when there is one."""
+    import torch
+
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def run_compare(names: list[str] | None = None, seconds: float = 60.0,
+                devices: list[str] | None = None, small: bool = False,
+                threads: int | None = None, timeout: float | None = None,
+                progress=None) -> dict[str, Any]:
+    """Measure every model on every device, each in a subprocess.
+
+    Returns {"machine", "seconds", "small", "results": [one dict per model and device]};
+    a run that fails or times out is recorded with an "error" instead of figures.
+    """
+    names = list(names) if names else all_names()
+    for name in names:
+        describe(name)  # unknown names fail before anything runs
+    devices = devices or default_devices()
+    results = []
+    for name in names:
+        for device in devices:
+            if device != "cpu" and name in CLASSIC:
+                continue  # NumPy on the CPU whatever the device
+            if progress is not None:
+                progress(f"{name} on {device} ...")
+            cmd = [sys.executable, "-m", "stemwright.models.benchmarks.compare", "--one", name,
+                   "--device", device, "--seconds", str(seconds)]
+            if small:
+                cmd.append("--small")
+            if threads is not None:
+                cmd += ["--threads", str(threads)]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                      env=os.environ.copy())
+            except subprocess.TimeoutExpired:
+                results.append(dict(describe(name, small), device=device,
+                                    error=f"timed out after {timeout:g} s"))
+                continue
+            if proc.returncode != 0:
+                lines = proc.stderr.strip().splitlines() or ["failed"]
+                results.append(dict(describe(name, small), device=device, error=lines[-1]))
+                continue
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    import torch
+
+    gpu = torch.device("cuda") if any(d.startswith("cuda") for d in devices) else None
+    return {"machine": describe_machine(gpu), "seconds": seconds, "small": small,
+            "results": results}
+
+
+# -- report -----------------------------------------------------------------------------
+
+COLUMNS = ("model", "kind", "domain", "rate (Hz)", "params", "receptive field",
+           "CPU x-RT", "CPU peak MB", "GPU x-RT", "GPU peak MB")
+
+
+def _params(n: int, paper: float | None) -> str:
+    if not n:
+        return "0"
+    text = f"{n / 1e6:.2f} M" if n >= 100_000 else f"{n / 1e3:.1f} k"
+    return text + (f" (paper {paper / 1e6:.1f} M)" if paper else "")
+
+
+def _mb(peak: float | None, base: float | None) -> str:
+    if peak is None:
+        return "-"
+    return f"{peak:.0f}" + (f" (+{peak - base:.0f})" if base is not None else "")
+
+
+def _field(row: dict[str, Any]) -> str:
+    samples = row.get("receptive_field_samples")
+    if samples is None:
+        return row.get("receptive_field_note") or "-"
+    return f"{samples} ({row['receptive_field_seconds'] * 1000:.0f} ms)"
+
+
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per model: the facts, then CPU and GPU figures side by side."""
+    rows: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    for r in report["results"]:
+        name = r["model"]
+        if name not in rows:
+            rows[name] = {"facts": r}
+            order.append(name)
+        kind = "gpu" if str(r.get("device", "cpu")).startswith("cuda") else "cpu"
+        rows[name][kind] = r
+    out = []
+    for name in order:
+        facts = rows[name]["facts"]
+        cells = [name, facts["kind"], facts["domain"], str(facts["samplerate"]),
+                 _params(facts["params"], facts.get("paper_params")), _field(facts)]
+        for kind in ("cpu", "gpu"):
+            r = rows[name].get(kind)
+            if r is None:
+                cells += ["-", "-"]
+            elif "error" in r:
+                cells += ["error", "-"]
+            else:
+                if kind == "gpu":
+                    peak = _mb(r.get("peak_gpu_mb"), None)
+                else:
+                    base = r.get("model_rss_mb") if r.get("peak_rss_is_separation_only") else None
+                    peak = _mb(r.get("peak_rss_mb"), base)
+                cells += [f"{r['x_realtime']:.2f}", peak]
+        out.append(cells)
+    return out
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    """The comparison as a Markdown table, with a line on how it was measured."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    machine = report.get("machine", {})
+    cpu = machine.get("cpu") or machine.get("processor") or ""
+    note = (f"\n{report['seconds']:g} s generated stereo song at each model's rate, random "
+            f"weights{' (small test configurations)' if report.get('small') else ''}; "
+            f"x-RT = audio seconds per wall second; CPU peak = process high-water mark "
+            f"while separating (+ what separating added to the resident model); GPU peak = "
+            f"most memory torch allocated. {cpu}".rstrip())
+    errors = [f"- {r['model']} on {r.get('device')}: {r['error']}"
+              for r in report["results"] if "error" in r]
+    return "\n".join(lines) + "\n" + note + ("\n" + "\n".join(errors) if errors else "") + "\n"
+
+
+def to_csv(report: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(COLUMNS)
+    writer.writerows(table_rows(report))
+    return buf.getvalue()
+
+
+def write_report(report: dict[str, Any], folder: str | Path) -> list[Path]:
+    """Write models-compare.json, .md and .csv into `folder`; returns their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix, text in ((".json", json.dumps(report, indent=2, default=str) + "\n"),
+                         (".md", to_markdown(report)), (".csv", to_csv(report))):
+        path = folder / (REPORT_NAME + suffix)
+        path.write_text(text, encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _main() -> int:
+    parser = argparse.ArgumentParser(prog="stemwright.models.benchmarks.compare")
+    parser.add_argument("--one", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args()
+    try:
+        res = measure_one(args.one, args.device, args.seconds, args.small, args.threads)
+    except StemwrightError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(json.dumps(res, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

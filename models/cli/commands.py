@@ -1,0 +1,597 @@
+"""The `stemwright` command line: separate, models, evaluate, multitrack, train, synth, info,
+bench, gui.
+
+Every user-facing failure ends as one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import Cancelled, StemwrightError
+from ..separation.devices import DEVICE_CHOICES, resolve_device
+from ..stems import STEM_IDS, get_stem
+from ..zoo import catalog as zoo
+
+EXIT_ERROR, EXIT_CANCELLED = 1, 130
+#: what `stemwright evaluate` scores besides the default model when given neither -m
+#: nor --oracle
+DEFAULT_ORACLE = "irm2"
+
+
+class CliError(StemwrightError):
+    """A usage problem found before any work starts."""
+
+
+def _progress_bar(total: float, desc: str, unit: str = "s", scale: bool = False):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=scale, leave=False,
+                dynamic_ncols=True, disable=None,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f}{unit} "
+                           "[{elapsed}<{remaining}]" if not scale else None)
+
+
+# -- separate ---------------------------------------------------------------------------
+
+def cmd_separate(args: argparse.Namespace) -> int:
+    from ..audio.io import SAVE_FORMATS, audio_info, load_audio
+    from ..remix.export import export_stems, output_clash, song_name, stem_filename
+
+    resolve_device(args.device)  # an unavailable device is an error even for CPU-only models
+    if args.bit_depth not in SAVE_FORMATS[args.format]:
+        raise CliError(f"{args.format.upper()} supports --bit-depth "
+                       f"{'/'.join(map(str, SAVE_FORMATS[args.format]))}")
+    entry = zoo.get_entry(args.model)
+    wanted = [get_stem(s).id for s in args.stems] if args.stems else list(entry.mapping.produced)
+    absent = [s for s in wanted if s not in entry.mapping.produced]
+    if absent:
+        raise CliError(f"model '{entry.name}' does not produce "
+                       f"{', '.join(get_stem(s).name.lower() for s in absent)} (it produces: "
+                       f"{', '.join(get_stem(s).name.lower() for s in entry.mapping.produced)})")
+    files = [Path(f) for f in args.files]
+    # Check every input and output before spending minutes on separation.
+    clash = output_clash(files, args.output)
+    if clash is not None:
+        first, second, folder = clash
+        if first.resolve() == second.resolve():
+            raise CliError(f"{first} and {second} are the same file; give each song once")
+        raise CliError(f"{first} and {second} would both be separated into {folder}; "
+                       "rename one of them, or separate them one at a time with different "
+                       "-o folders")
+    plans = []
+    for path in files:
+        audio_info(path)
+        song = song_name(path)
+        folder = Path(args.output) / song
+        targets = [folder / stem_filename(song, s, args.format) for s in wanted]
+        clash = next((t for t in targets if t.exists()), None)
+        if clash is not None and not args.force:
+            raise CliError(f"{clash} already exists (use --force to overwrite)")
+        plans.append((path, song, folder))
+    sep = zoo.load_separator(entry.name, device=args.device, segment=args.segment,
+                             overlap=args.overlap, half=args.half)
+    for path, song, folder in plans:
+        audio = load_audio(path)
+        seconds = audio.data.shape[-1] / audio.samplerate
+        bar = _progress_bar(seconds, f"{song[:30]} [{entry.name}]")
+
+        def progress(p, bar=bar) -> None:
+            bar.n = round(p.seconds_done, 1)
+            bar.refresh()
+            if p.message:
+                bar.write(f"note: {p.message}")
+
+        try:
+            result = sep.separate(audio.data, audio.samplerate, progress=progress,
+                                  residual_to_other=not args.no_residual)
+        finally:
+            bar.close()
+        written = export_stems(result.stems, result.samplerate, folder, song, which=wanted,
+                               format=args.format, bit_depth=args.bit_depth,
+                               overwrite=args.force)
+        print(f"{path.name}: {len(written)} stem{'s' * (len(written) != 1)} in {folder} "
+              f"({_residual_note(result, wanted)})")
+        if result.unavailable:
+            names = ", ".join(get_stem(s).name.lower() for s in result.unavailable)
+            print(f"  not produced by {entry.name}: {names}")
+    return 0
+
+
+def _residual_note(result, written: Sequence[str]) -> str:
+    """Where the residual (mix minus the sum of all the model's stems) went, truthfully
+    for the stems actually written."""
+    if result.residual_db is None:
+        return "residual not measured"
+    if result.residual_db == float("-inf"):
+        return "no residual: the model's stems add up to the mix"
+    level = f"residual {result.residual_db:.1f} dB"
+    if not result.residual_in_other:
+        return f"{level}, not in any written file"
+    if "other" in written:
+        return f"{level}, folded into other"
+    return f"{level}, in other (not written)"
+
+
+# -- models -----------------------------------------------------------------------------
+
+def cmd_models(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        rows = []
+        for e in zoo.list_models():
+            if e.family in ("classic", "embedded"):  # embedded: listed only when present
+                state = "built in"
+            else:
+                state = "installed" if zoo.is_installed(e.name) else "not downloaded"
+            rows.append((e.name, ", ".join(e.mapping.produced),
+                         f"{e.size_mb:.0f} MB" if e.size_mb else "-", state, e.licence))
+        if args.json:
+            print(json.dumps([dict(zip(("name", "stems", "size", "state", "licence"), r,
+                                       strict=True)) for r in rows], indent=2))
+            return 0
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+        return 0
+    if args.action == "download":
+        for name in args.names:
+            entry = zoo.get_entry(name)
+            if zoo.is_installed(name):
+                print(f"{name}: already installed")
+                continue
+            bar = _progress_bar(entry.size_mb * 1e6 or 1, f"downloading {name}", "B", True)
+
+            def progress(done: int, total: int | None, bar=bar) -> None:
+                if total:
+                    bar.total = max(total, done)
+                bar.n = done
+                bar.refresh()
+
+            try:
+                folder = zoo.download_model(name, progress=progress)
+            finally:
+                bar.close()
+            print(f"{name}: installed in {folder}")
+        return 0
+    if args.action == "import":
+        dest = zoo.import_model_file(args.name, args.file)
+        print(f"{args.name}: imported {Path(args.file).name} -> {dest}")
+        return 0
+    if args.action == "compare":
+        return _cmd_compare(args)
+    if args.action == "remove":
+        zoo.get_entry(args.name)
+        removed = zoo.remove_model(args.name)
+        print(f"{args.name}: removed" if removed else f"{args.name}: nothing installed")
+        return 0
+    raise CliError(f"unknown models action {args.action}")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from ..benchmarks.compare import run_compare, to_markdown, write_report
+
+    devices = None if args.device == "auto" else [args.device]
+    report = run_compare(args.names or None, args.seconds, devices, small=args.small,
+                         threads=args.threads,
+                         progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    print(to_markdown(report), end="")
+    for path in write_report(report, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+# -- evaluate, multitrack ---------------------------------------------------------------
+
+def _fmt_db(value: float | None) -> str:
+    return "-" if value is None or value != value or abs(value) == float("inf") else \
+        f"{value:.2f}"
+
+
+def _table(rows: list[list[str]], numbers: bool = False) -> str:
+    """Aligned columns; with `numbers`, all but the first right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) if numbers and i else c.ljust(w)
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+                     .rstrip() for r in rows)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ..classic.oracles import get_oracle
+    from ..evaluation.evaluate import METRIC_TITLES, evaluate, write_csv, write_json
+    from ..multitrack.folders import scan_folder
+
+    resolve_device(args.device)
+    models, oracle_names = list(args.model), list(args.oracle)
+    if not models and not oracle_names:  # the default: the default model against IRM2
+        models, oracle_names = [zoo.DEFAULT_MODEL], [DEFAULT_ORACLE]
+    for name in models:
+        zoo.get_entry(name)
+    oracles = [get_oracle(o).name for o in oracle_names]
+    out = None
+    if args.output:
+        out = Path(args.output)
+        out = out.with_suffix("") if out.suffix.lower() in (".json", ".csv") else out
+        if not out.parent.is_dir():
+            raise CliError(f"{out.parent}: the folder for the report does not exist")
+    scan = scan_folder(args.folder)
+    print(f"{scan.root}: {len(scan.songs)} song{'s' * (len(scan.songs) != 1)}")
+    bar = _progress_bar(100.0, "evaluating", "%")
+
+    def progress(p) -> None:
+        bar.n = round(100 * p.fraction, 1)
+        bar.refresh()
+        if p.message:
+            bar.write(f"note: {p.message}")
+
+    def on_song(song) -> None:
+        bar.write(f"done: {song.key} ({song.duration:.1f} s)")
+
+    try:
+        report = evaluate(scan, models, oracles, procedure=args.procedure,
+                          device=args.device, window=args.window, skip=args.skip,
+                          filters=args.filters, progress=progress, on_song=on_song)
+    finally:
+        bar.close()
+    summary = report.summary()
+    stems = [s for s in STEM_IDS if any(s in v for v in summary.values())]
+    for metric in ("sdr", "si_sdr"):
+        print(f"\n{METRIC_TITLES[metric]} (dB, median over songs"
+              f"{', of medians over 1 s windows' if metric == 'sdr' else ''})")
+        rows = [["system", *[get_stem(s).name.lower() for s in stems], "mean"]]
+        for system in report.systems:
+            values = summary.get(system.name, {})
+            label = system.name + (" (oracle)" if system.kind == "oracle" else "")
+            rows.append([label, *[_fmt_db(values.get(s, {}).get(metric)) for s in
+                                  [*stems, "mean"]]])
+        print(_table(rows, numbers=True))
+    for song in report.songs:
+        for system, error in song.errors.items():
+            print(f"{song.key}: {system}: {error}", file=sys.stderr)
+    if out is not None:
+        for path in (write_json(report, out.with_suffix(".json")),
+                     write_csv(report, out.with_suffix(".csv"))):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_multitrack(args: argparse.Namespace) -> int:
+    from ..multitrack.folders import scan_folder, write_mapping
+
+    scan = scan_folder(args.folder)
+    if args.json:
+        print(json.dumps({"folder": str(scan.root), "problems": scan.problems, "songs": [
+            {"song": s.key, "layout": s.layout, "duration": round(s.duration, 3),
+             "mixture": s.mixture.name if s.mixture else None, "stems": s.stems_present(),
+             "problems": s.problems,
+             "tracks": [{"file": t.key, "stem": t.stem, "by": t.source,
+                         "instrument": t.instrument or None,
+                         "duration": round(t.info.duration, 3) if t.info else None,
+                         "samplerate": t.info.samplerate if t.info else None,
+                         "channels": t.info.channels if t.info else None,
+                         "problem": t.problem} for t in s.tracks]}
+            for s in scan.songs]}, indent=2))
+    else:
+        print(f"{scan.root}: {len(scan.songs)} song{'s' * (len(scan.songs) != 1)}"
+              + (f" (mapping from {scan.mapping_file.name})" if scan.mapping_file else ""))
+        for song in scan.songs:
+            mixture = song.mixture.name if song.mixture else "sum of the stems"
+            print(f"\n{song.key}  [{song.layout}, {song.duration:.2f} s, mixture: {mixture}]")
+            rows = []
+            for t in song.tracks:
+                info = (f"{t.info.duration:.2f} s  {t.info.samplerate} Hz  {t.info.channels} ch"
+                        if t.info else "-")
+                label = t.stem + (f"  [{t.instrument}]" if t.instrument else "")
+                rows.append(["  " + t.key, label, t.source, info])
+            if rows:
+                print(_table(rows))
+            present = song.stems_present()
+            absent = [s for s in STEM_IDS if s not in present]
+            print(f"  stems: {', '.join(present) or 'none'}"
+                  + (f"; absent: {', '.join(absent)}" if absent else ""))
+            for t in song.tracks:
+                if t.problem:
+                    print(f"  problem: {t.key}: {t.problem}")
+            for problem in song.problems:
+                print(f"  problem: {problem}")
+        for problem in scan.problems:
+            print(f"problem: {problem}")
+    if args.write_mapping:
+        path = write_mapping(scan)
+        print(f"wrote {path} (edit it to change the mapping)", file=sys.stderr if args.json
+              else sys.stdout)
+    return 0
+
+
+# -- synth ------------------------------------------------------------------------------
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from ..synthetic.generate import describe_summary, generate
+
+    bar = _progress_bar(args.songs * args.seconds, "generating", " s")
+
+    def progress(done: float, total: float, record: dict | None) -> None:
+        bar.n = round(done, 1)
+        bar.refresh()
+        if record is not None and args.verbose:
+            bar.write(f"{record['key']}: {record['style']}, {record['bpm']:.0f} bpm, "
+                      f"{record['key_signature']}, {len(record['tracks'])} track"
+                      f"{'s' * (len(record['tracks']) != 1)}")
+
+    try:
+        summary = generate(args.output, songs=args.songs, seconds=args.seconds,
+                           seed=args.seed, split=args.split, workers=args.workers,
+                           style=args.style, progress=progress)
+    finally:
+        bar.close()
+    for line in describe_summary(summary):
+        print(line)
+    print(f"wrote {Path(args.output) / 'summary.json'}")
+    return 0
+
+
+# -- info, bench, gui ---------------------------------------------------------------------
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..audio.io import audio_info
+
+    for path in args.files:
+        info = audio_info(path)
+        minutes, seconds = divmod(info.duration, 60)
+        print(f"{info.path.name}: {info.format} {info.subtype}, {info.samplerate} Hz, "
+              f"{info.channels} ch, {int(minutes)}:{seconds:06.3f} ({info.frames} frame"
+              f"{'s' * (info.frames != 1)})")
+        for key, value in sorted(info.tags.items()):
+            print(f"  {key}: {value}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.training:
+        from .train import cmd_bench_training
+
+        return cmd_bench_training(args)
+    if args.metrics:
+        from ..evaluation.evaluate import run_metrics_benchmark
+
+        seconds = 180.0 if args.seconds is None else args.seconds
+        print(json.dumps(run_metrics_benchmark(seconds, args.device), indent=2))
+        return 0
+    args.seconds = 60.0 if args.seconds is None else args.seconds
+    if args.resamplers:
+        from ..benchmarks.resamplers import run_resampler_benchmark
+
+        print(json.dumps(run_resampler_benchmark(args.seconds), indent=2))
+        return 0
+    from ..benchmarks.separation import run_benchmark
+
+    report = run_benchmark(args.models or None, args.device, args.seconds,
+                           args.random_weights, args.segment)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY")
+            and not os.environ.get("QT_QPA_PLATFORM")):
+        raise StemwrightError("no display found, so the desktop app cannot open here; use "
+                              "`stemwright separate` on this machine, or run the app on a "
+                              "desktop session")
+    try:
+        from stemwright.desktop.app import run
+    except ImportError as exc:
+        raise StemwrightError(f"the desktop app cannot start: {exc} (is PySide6 installed?)"
+                              ) from exc
+    return run(getattr(args, "file", None))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ..diagnostics import as_json, report_lines, run_checks
+
+    checks = run_checks(gui=not args.no_gui)
+    if args.json:
+        print(json.dumps(as_json(checks), indent=2))
+    else:
+        print("\n".join(report_lines(checks)))
+    failed = [c.name for c in checks if c.required and not c.ok]
+    if failed and not args.json:
+        print(f"stemwright: error: this installation is broken ({', '.join(failed)}); "
+              "see the lines marked FAIL", file=sys.stderr)
+    return EXIT_ERROR if failed else 0
+
+
+# -- parser -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stemwright", description="Separate songs into vocals, drums, bass, electric "
+        "guitar, wind and other. With no command, opens the desktop app.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors "
+                        "(accepted anywhere on the command line)")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("doctor", help="check this installation: versions, native libraries, "
+                       "devices, audio output, synth tools, cache folder")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-gui", action="store_true", help="skip the Qt checks")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("separate", help="separate songs into stem files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-m", "--model", default=zoo.DEFAULT_MODEL,
+                   help=f"model name (default: {zoo.DEFAULT_MODEL}; see `stemwright models "
+                        "list`)")
+    p.add_argument("-o", "--output", default="separated", metavar="DIR",
+                   help="output folder; stems go to DIR/<song>/, <song> being the file's "
+                        "name, or its folder's name when the file is called mix, master, "
+                        "song... (default: separated)")
+    p.add_argument("--stems", nargs="+", metavar="STEM",
+                   help=f"only these stems ({', '.join(STEM_IDS)})")
+    p.add_argument("--format", choices=("wav", "flac"), default="wav")
+    p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=24,
+                   help="16/24-bit PCM, or 32-bit float (WAV only); default 24")
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}, "
+                   "or cuda:N (default auto)")
+    p.add_argument("--segment", type=float, metavar="SECONDS", help="chunk length")
+    p.add_argument("--overlap", type=float, help="chunk overlap, 0 to 0.9 (default 0.25)")
+    p.add_argument("--half", action="store_true", help="half precision on GPU")
+    p.add_argument("--no-residual", action="store_true",
+                   help="do not fold mix - sum(stems) into other")
+    p.add_argument("--force", action="store_true", help="overwrite existing stem files")
+    p.set_defaults(func=cmd_separate)
+
+    p = sub.add_parser("models", help="list, download, import or remove models")
+    msub = p.add_subparsers(dest="action", required=True)
+    q = msub.add_parser("list", help="show every model and whether it is installed")
+    q.add_argument("--json", action="store_true")
+    q = msub.add_parser("download", help="download pretrained weights")
+    q.add_argument("names", nargs="+", metavar="MODEL")
+    q = msub.add_parser("import", help="install a weight file you already have (offline)")
+    q.add_argument("name", metavar="MODEL")
+    q.add_argument("file", metavar="FILE")
+    q = msub.add_parser("compare", help="parameters, receptive field, speed and memory of "
+                        "every architecture (random weights); writes JSON, Markdown, CSV")
+    q.add_argument("names", nargs="*", metavar="MODEL", help="default: all")
+    q.add_argument("--seconds", type=float, default=60.0, help="song length (default 60)")
+    q.add_argument("--device", default="auto", help="cpu, cuda, or auto: the CPU and the "
+                   "GPU when there is one")
+    q.add_argument("-o", "--output", default=".", metavar="DIR",
+                   help="folder for models-compare.json/.md/.csv (default: here)")
+    q.add_argument("--threads", type=int, help="CPU threads per model")
+    q.add_argument("--small", action="store_true", help="tiny test configurations")
+    q = msub.add_parser("remove", help="delete a model's downloaded files")
+    q.add_argument("name", metavar="MODEL")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("evaluate", help="score models and oracles on multitrack songs",
+                       description="Score separation models and oracles (upper bounds "
+                       "computed from the true stems) with BSS Eval on folders of "
+                       "multitrack songs. With neither -m nor --oracle, scores the default "
+                       f"model ({zoo.DEFAULT_MODEL}) and the {DEFAULT_ORACLE} oracle.")
+    p.add_argument("folder", metavar="FOLDER", help="folder of songs (see `stemwright "
+                   "multitrack`)")
+    p.add_argument("-m", "--model", action="append", default=[], metavar="MODEL",
+                   help="a model to evaluate (repeat for several); with neither -m nor "
+                        f"--oracle: {zoo.DEFAULT_MODEL} and the {DEFAULT_ORACLE} oracle")
+    p.add_argument("--oracle", action="append", default=[], metavar="ORACLE",
+                   help="an oracle to evaluate: irm1, irm2 or ibm (repeat for several)")
+    p.add_argument("-o", "--output", metavar="REPORT",
+                   help="write REPORT.json and REPORT.csv")
+    p.add_argument("--procedure", choices=("adaptive", "summing", "averaging", "scaling"),
+                   default="adaptive", help="how tracks are mixed (default adaptive)")
+    p.add_argument("--window", type=float, default=1.0, metavar="SECONDS",
+                   help="BSS Eval window and hop (default 1)")
+    p.add_argument("--skip", choices=("any", "own"), default="any",
+                   help="skip a window when any reference is silent in it (museval, the "
+                        "default) or only for the silent stem")
+    p.add_argument("--filters", choices=("auto", "museval", "robust"), default="auto",
+                   help="BSS Eval filter fit: museval's; regularised; or museval's except "
+                        "where its ISR/SIR/SAR are numerical noise (default)")
+    p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}, "
+                   "or cuda:N (default auto)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("multitrack", help="list the songs, tracks and mapping of a folder")
+    p.add_argument("folder", metavar="FOLDER")
+    p.add_argument("--write-mapping", action="store_true",
+                   help="write stemwright-mapping.yaml in the folder, to edit the mapping")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_multitrack)
+
+    p = sub.add_parser("synth", help="generate songs with their true stems (multitrack "
+                       "folders for training and teaching)")
+    p.add_argument("output", metavar="OUT_DIR", help="folder for train/, valid/, test/ and "
+                   "summary.json (an interrupted run continues where it stopped)")
+    p.add_argument("--songs", type=int, default=10, help="how many songs (default 10)")
+    p.add_argument("--seconds", type=float, default=120.0,
+                   help="length of each song, 1-900 s (default 120)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same songs (default 0)")
+    p.add_argument("--split", default="0.8/0.1/0.1", metavar="TRAIN/VALID/TEST",
+                   help="fractions of songs per split (default 0.8/0.1/0.1)")
+    p.add_argument("--workers", type=int, help="parallel processes (default: one per core)")
+    p.add_argument("--style", help="only this style (rock, pop, funk, shuffle, swing, "
+                   "ballad, electronic); default: all")
+    p.add_argument("-v", "--verbose", action="store_true", help="a line per finished song")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("info", help="show an audio file's format, length and tags")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("bench", help="measure speed and memory; prints JSON")
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="zoo models or Stemwright checkpoint files (default: every installed "
+                        "model)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seconds", type=float, help="length of the test signal (default 60; "
+                   "180 with --metrics)")
+    p.add_argument("--segment", type=float)
+    p.add_argument("--random-weights", action="store_true",
+                   help="also benchmark demucs architectures with random weights (no download)")
+    p.add_argument("--resamplers", action="store_true",
+                   help="compare soxr and torchaudio resampling instead")
+    p.add_argument("--metrics", action="store_true",
+                   help="time BSS Eval against museval on a six-stem song instead")
+    p.add_argument("--training", action="store_true", help="training throughput "
+                   "(segments/s) of every architecture instead (--segment: seconds per "
+                   "segment, default per architecture)")
+    p.add_argument("--batch", type=int, help="with --training: batch size")
+    p.add_argument("--small", action="store_true", help="with --training: tiny configurations")
+    p.set_defaults(func=cmd_bench)
+
+    from .train import add_train_parser
+
+    add_train_parser(sub)
+
+    p = sub.add_parser("gui", help="open the desktop app")
+    p.add_argument("file", nargs="?", metavar="FILE")
+    p.set_defaults(func=cmd_gui)
+    return parser
+
+
+def _take_debug(argv: Sequence[str]) -> tuple[list[str], bool]:
+    """`--debug` may stand anywhere before a `--`: remove it and say whether it was there."""
+    argv = list(argv)
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    return [a for i, a in enumerate(argv) if i >= end or a != "--debug"], debug
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `stemwright` console script."""
+    parser = build_parser()
+    argv, debug = _take_debug(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.debug = debug
+    if args.command is None:
+        args.func, args.file = cmd_gui, None
+    try:
+        return int(args.func(args) or 0)
+    except Cancelled:
+        print("stemwright: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        print("stemwright: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except StemwrightError as exc:
+        if args.debug:
+            raise
+        print(f"stemwright: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
+        if args.debug:
+            raise
+        from ..diagnostics import explain
+
+        print(f"stemwright: unexpected error: {explain(exc)} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

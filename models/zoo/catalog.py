@@ -1,0 +1,399 @@
+"""The model zoo: what models exist, where their files live, and how to load them.
+
+Pretrained files are downloaded on demand from their official locations into a per-user
+cache (`cache_dir()`), verified by checksum, or imported from a local file for offline
+machines. Set STEMWRIGHT_MODEL_MIRROR to a base URL to fetch the same file names from a
+mirror instead (e.g. an institution's server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ModelError, StemwrightError
+from ..progress import CancelCheck
+from ..separation.separator import Separator
+from ..stems import DEMUCS_SIX_STEMS, FOUR_STEMS, STEM_IDS, StemMapping, mapping_for
+from .download import checksum_from_filename, download_file, sha256_file
+
+DEMUCS_ROOT = "https://dl.fbaipublicfiles.com/demucs/"
+UMXHQ_ROOT = "https://zenodo.org/records/3370489/files/"
+UMXL_ROOT = "https://zenodo.org/records/5069601/files/"
+#: the model shipped inside the package (resources/models/), trained by us
+EMBEDDED_MODEL = "stemwright6"
+#: the default of `stemwright separate` and the app: the embedded model, shipped because
+#: it beats classic on every stem classic makes (packaging/ship_default_model.py checks)
+DEFAULT_MODEL = EMBEDDED_MODEL
+
+
+def embedded_checkpoint() -> Path:
+    """The embedded default model's Stemwright checkpoint (resources/models/)."""
+    from stemwright.resources import resource_path
+    return resource_path(f"models/{EMBEDDED_MODEL}.safetensors")
+
+
+def model_card() -> Path:
+    """The embedded model's card: data, training recipe, metrics, limits."""
+    from stemwright.resources import resource_path
+    return resource_path(f"models/{EMBEDDED_MODEL}.md")
+
+
+def _embedded_size_mb() -> float:
+    try:
+        return round(embedded_checkpoint().stat().st_size / 1e6, 1)
+    except OSError:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable weight file; `target` names the source it holds (Open-Unmix)."""
+
+    url: str
+    target: str | None = None
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[-1]
+
+    @property
+    def checksum(self) -> str | None:
+        return checksum_from_filename(self.filename)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registry entry: what the model separates, how big it is, where it comes from."""
+
+    name: str
+    title: str
+    family: str  # "classic" | "embedded" | "demucs" | "openunmix" | "stemwright"
+    mapping: StemMapping
+    samplerate: int
+    size_mb: float
+    licence: str
+    source: str
+    description: str
+    files: tuple[RemoteFile, ...] = ()
+    bag_weights: tuple[tuple[float, ...], ...] | None = None
+
+    @property
+    def needs_download(self) -> bool:
+        return bool(self.files)
+
+
+def _demucs(sig: str) -> RemoteFile:
+    return RemoteFile(DEMUCS_ROOT + "hybrid_transformer/" + sig)
+
+
+_DEMUCS_LICENCE = "MIT (code and weights, Meta Platforms)"
+_DEMUCS_SRC = "Rouard, Massa, Defossez: Hybrid Transformers for Music Source Separation (2023)"
+_UMX_ORDER = ("vocals", "drums", "bass", "other")
+
+ZOO: dict[str, ModelEntry] = {e.name: e for e in (
+    ModelEntry(
+        EMBEDDED_MODEL, "Stemwright six stems (built in)", "embedded", StemMapping(STEM_IDS),
+        44100, _embedded_size_mb(), "MIT (Stemwright; trained only on generated songs)",
+        "Stemwright: MaskNet trained on songs made by `stemwright synth`; see its model "
+        "card (resources/models/stemwright6.md)",
+        "All six stems, offline, fast on a CPU. Trained on generated songs only: it knows "
+        "synthesizer timbres better than real recordings."),
+    ModelEntry(
+        "classic", "Classic (no training)", "classic", FOUR_STEMS, 44100, 0.0,
+        "MIT (Stemwright)", "Stemwright: HPSS + REPET-SIM, after FitzGerald (2010), Rafii & "
+        "Pardo (2012)",
+        "Training-free harmonic/percussive and repetition-based separation. Works offline "
+        "on any song; a teaching baseline."),
+    ModelEntry(
+        "htdemucs", "Hybrid Transformer Demucs", "demucs", FOUR_STEMS, 44100, 84.0,
+        _DEMUCS_LICENCE, _DEMUCS_SRC,
+        "Demucs v4, four stems. Strong all-round quality.",
+        (_demucs("955717e8-8726e21a.th"),)),
+    ModelEntry(
+        "htdemucs_6s", "Hybrid Transformer Demucs, 6 sources", "demucs", DEMUCS_SIX_STEMS,
+        44100, 54.8, _DEMUCS_LICENCE, _DEMUCS_SRC,
+        "Demucs v4 with guitar and piano: guitar becomes electric guitar, piano joins other.",
+        (_demucs("5c90dfd2-34c22ccb.th"),)),
+    ModelEntry(
+        "htdemucs_ft", "Hybrid Transformer Demucs, fine-tuned", "demucs", FOUR_STEMS, 44100,
+        336.0, _DEMUCS_LICENCE, _DEMUCS_SRC,
+        "A bag of four fine-tuned Demucs v4 models, one per stem: best quality, 4x slower.",
+        tuple(_demucs(f) for f in ("f7e0c4bc-ba3fe64a.th", "d12395a8-e57c48e6.th",
+                                   "92cfc3b6-ef3bcb9c.th", "04573f0d-f3cf25b2.th")),
+        ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0),
+         (0.0, 0.0, 0.0, 1.0))),
+    ModelEntry(
+        "umxhq", "Open-Unmix HQ", "openunmix", StemMapping(_UMX_ORDER), 44100, 136.0,
+        "MIT (code and weights, sigsep)", "Stoter et al.: Open-Unmix (2019), trained on "
+        "MUSDB18-HQ; doi:10.5281/zenodo.3370489",
+        "Spectrogram BiLSTM model, one network per stem, Wiener post-filter.",
+        tuple(RemoteFile(UMXHQ_ROOT + f, f.split("-")[0]) for f in (
+            "vocals-b62c91ce.pth", "drums-9619578f.pth", "bass-8d85a5bd.pth",
+            "other-b52fbbf7.pth"))),
+    ModelEntry(
+        "umxl", "Open-Unmix L", "openunmix", StemMapping(_UMX_ORDER), 44100, 432.0,
+        "CC BY-NC-SA 4.0 (weights: non-commercial use only)", "Stoter et al.: Open-Unmix, "
+        "large model trained on extra data; doi:10.5281/zenodo.5069601",
+        "Larger Open-Unmix trained on more data; better than umxhq, non-commercial licence.",
+        tuple(RemoteFile(UMXL_ROOT + f, f.split("-")[0]) for f in (
+            "vocals-bccbd9aa.pth", "drums-69e0ebd4.pth", "bass-2ca1ce51.pth",
+            "other-c8c5b3e6.pth"))),
+)}
+
+
+def _register_teaching() -> None:
+    """The training-free teaching separators (models/teaching.py): NMF, HPSS, REPET."""
+    from ..classic.teaching import TEACHING
+
+    for name, cls in TEACHING.items():
+        ZOO[name] = ModelEntry(name, cls.title, "classic", cls.mapping, cls.samplerate, 0.0,
+                               "MIT (Stemwright)", cls.source, cls.description)
+
+
+_register_teaching()
+
+
+def cache_dir() -> Path:
+    """Per-user cache: $STEMWRIGHT_CACHE_DIR, else the platform's user cache folder."""
+    env = os.environ.get("STEMWRIGHT_CACHE_DIR")
+    if env:
+        return Path(env)
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "stemwright"
+
+
+def model_dir(name: str) -> Path:
+    """Folder holding one model's files."""
+    return cache_dir() / "models" / name
+
+
+def list_models() -> list[ModelEntry]:
+    """Registry entries plus models the user imported, registry first (the embedded
+    model only when its file is there)."""
+    registry = [e for e in ZOO.values() if e.family != "embedded" or is_installed(e.name)]
+    return registry + [e for e in _custom_entries() if e.name not in ZOO]
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The entry called `name`; ModelError listing the choices if there is none."""
+    if name in ZOO:
+        return ZOO[name]
+    for entry in list_models():
+        if entry.name == name:
+            return entry
+    names = ", ".join(e.name for e in list_models())
+    raise ModelError(f"unknown model '{name}' (available: {names})")
+
+
+def is_installed(name: str) -> bool:
+    """True when every file the model needs is in the cache."""
+    entry = get_entry(name)
+    if entry.family in ("stemwright", "embedded"):
+        return checkpoint_path(name).is_file()
+    return all((model_dir(name) / f.filename).exists() for f in entry.files)
+
+
+def _url(file: RemoteFile) -> str:
+    mirror = os.environ.get("STEMWRIGHT_MODEL_MIRROR")
+    return mirror.rstrip("/") + "/" + file.filename if mirror else file.url
+
+
+def download_model(name: str, progress: Callable[[int, int | None], None] | None = None,
+                   cancel: CancelCheck | None = None) -> Path:
+    """Fetch the model's missing files (checksum-verified, atomic); returns its folder.
+
+    `progress(done_bytes, total_bytes)` covers all of the model's files together.
+    """
+    entry = get_entry(name)
+    folder = model_dir(name)
+    missing = [f for f in entry.files if not (folder / f.filename).exists()]
+    expected = int(entry.size_mb * 1e6) or None
+    done_before = 0
+    for file in entry.files:
+        if file not in missing:
+            continue
+
+        def report(done: int, total: int | None, base: int = done_before) -> None:
+            if progress is not None:
+                progress(base + done, expected)
+
+        download_file(_url(file), folder / file.filename, file.checksum, progress=report,
+                      cancel=cancel, model=name)
+        done_before += (folder / file.filename).stat().st_size
+    return folder
+
+
+def remove_model(name: str) -> bool:
+    """Delete a model's cached files; returns False when nothing was installed."""
+    if name in ZOO and ZOO[name].family in ("classic", "embedded"):
+        raise ModelError(f"'{name}' is built into Stemwright and cannot be removed")
+    folder = model_dir(name)
+    if not folder.exists():
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
+def import_model_file(name: str, path: str | Path) -> Path:
+    """Install a local weight file for model `name`, for machines without internet.
+
+    For a registry model the file must be one of its official files (matched by checksum,
+    whatever it is called locally). Any other name imports the file as a new user model:
+    a Stemwright checkpoint (.safetensors) or an official demucs file (.th / .safetensors),
+    loaded safely and validated before it is installed.
+    """
+    src = Path(path)
+    if not src.is_file():
+        raise StemwrightError(f"{src}: no such file")
+    if name in ZOO:
+        entry = ZOO[name]
+        if not entry.files:
+            raise ModelError(f"model '{name}' has no weight files to import")
+        digest = sha256_file(src)
+        for file in entry.files:
+            if file.checksum and digest.startswith(file.checksum):
+                dest = model_dir(name) / file.filename
+                _atomic_copy(src, dest)
+                return dest
+        wanted = ", ".join(f.filename for f in entry.files)
+        raise ModelError(f"{src.name} is not an official file of '{name}' (checksum "
+                         f"{digest[:8]} matches none of: {wanted})")
+    return _import_custom(name, src)
+
+
+def _atomic_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- user models: Stemwright checkpoints and imported demucs files ------------------------
+
+def _custom_checkpoint(name: str) -> Path:
+    return model_dir(name) / "model.safetensors"
+
+
+def checkpoint_path(name: str) -> Path:
+    """The Stemwright checkpoint of an embedded or user-trained model."""
+    if name in ZOO and ZOO[name].family == "embedded":
+        return embedded_checkpoint()
+    return _custom_checkpoint(name)
+
+
+def _import_custom(name: str, src: Path) -> Path:
+    import torch
+
+    from .checkpoint import CheckpointMeta, load_checkpoint, load_demucs_checkpoint, save_checkpoint
+
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise StemwrightError(f"model name '{name}' may only use letters, digits, - and _")
+    dest = _custom_checkpoint(name)
+    if dest.exists():
+        raise StemwrightError(f"a model called '{name}' is already installed; "
+                              f"remove it first (stemwright models remove {name})")
+    try:
+        model, meta = load_checkpoint(src)
+    except ModelError:
+        model = load_demucs_checkpoint(src)  # raises a clear ModelError if not one either
+        args, kwargs = getattr(model, "_init_args_kwargs", ((), {}))
+        if args:
+            raise ModelError(f"{src.name}: positional constructor arguments are not "
+                             "supported") from None
+        meta = CheckpointMeta(architecture=type(model).__name__.lower(), kwargs=dict(kwargs),
+                              stems=list(model.sources), samplerate=int(model.samplerate),
+                              provenance={"imported_from": src.name})
+    mapping_for(meta.stems)  # validates stem names before anything is written
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        save_checkpoint(dest, model, meta)
+    return dest
+
+
+def _custom_entries() -> list[ModelEntry]:
+    root = cache_dir() / "models"
+    if not root.is_dir():
+        return []
+    out = []
+    for ckpt in sorted(root.glob("*/model.safetensors")):
+        try:
+            from .checkpoint import read_checkpoint_meta
+            meta = read_checkpoint_meta(ckpt)
+            mapping = mapping_for(meta.stems)
+        except (StemwrightError, OSError, json.JSONDecodeError):
+            continue
+        name = ckpt.parent.name
+        out.append(ModelEntry(
+            name, name, "stemwright", mapping, meta.samplerate,
+            round(ckpt.stat().st_size / 1e6, 1), "user model",
+            json.dumps(meta.provenance) if meta.provenance else "imported by the user",
+            f"{meta.architecture} checkpoint"))
+    return out
+
+
+# -- loading -----------------------------------------------------------------------------
+
+def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
+                   segment: float | None = None, overlap: float | None = None,
+                   half: bool = False, batch_size: int = 1) -> Separator:
+    """Build a ready-to-run separator for zoo model `name` (files must be installed)."""
+    entry = get_entry(name)
+    opts = dict(device=device, segment=segment, overlap=overlap, half=half,
+                batch_size=batch_size)
+    if entry.family == "classic":
+        from ..classic.teaching import TEACHING
+        if name in TEACHING:
+            return TEACHING[name](**opts)
+        from ..classic.classic import ClassicSeparator
+        return ClassicSeparator(**opts)
+    if entry.family == "embedded" and not is_installed(name):
+        raise ModelError(f"the built-in model file is missing from this installation "
+                         f"({embedded_checkpoint()}); reinstall Stemwright")
+    if not is_installed(name):
+        size = f" (about {entry.size_mb:.0f} MB)" if entry.size_mb else ""
+        raise ModelError(f"model '{name}' is not downloaded yet; run `stemwright models "
+                         f"download {name}`{size} or import its file with `stemwright models "
+                         f"import {name} FILE`")
+    folder = model_dir(name)
+    if entry.family == "demucs":
+        from ..separation.demucs_backend import DemucsSeparator
+        from .checkpoint import load_demucs_checkpoint
+        models = [load_demucs_checkpoint(folder / f.filename) for f in entry.files]
+        return DemucsSeparator(models, entry.mapping, name, weights=entry.bag_weights, **opts)
+    if entry.family == "openunmix":
+        from ..separation.openunmix_backend import OpenUnmixSeparator
+        from .checkpoint import load_openunmix_target
+        targets = {f.target: load_openunmix_target(folder / f.filename) for f in entry.files}
+        return OpenUnmixSeparator(targets, name, **opts)
+    if entry.family in ("stemwright", "embedded"):
+        return _load_custom(name, opts)
+    raise ModelError(f"model family '{entry.family}' is not supported")
+
+
+def _load_custom(name: str, opts: dict) -> Separator:
+    from demucs.demucs import Demucs
+    from demucs.hdemucs import HDemucs
+    from demucs.htdemucs import HTDemucs
+
+    from ..architectures.registry import separator_for
+    from ..separation.demucs_backend import DemucsSeparator
+    from .checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint_path(name))
+    if isinstance(model, HTDemucs | HDemucs | Demucs):
+        return DemucsSeparator([model], mapping_for(meta.stems), name, **opts)
+    return separator_for(model, meta, name=name, **opts)
