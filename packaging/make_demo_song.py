@@ -19,8 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from stemwright.models.generator import generate
 from stemwright.models.stems import STEM_IDS
+from stemwright.models.synthetic.generate import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "resources" / "demo"

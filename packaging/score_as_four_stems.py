@@ -13,11 +13,11 @@ import sys
 
 import numpy as np
 
-from stemwright.models import architectures as archs
-from stemwright.models import zoo
-from stemwright.models.checkpoint import load_checkpoint
-from stemwright.models.metrics import bss_eval, si_sdr
-from stemwright.models.multitrack import load_song, scan_folder
+from stemwright.models.architectures import registry as archs
+from stemwright.models.evaluation.metrics import bss_eval, si_sdr
+from stemwright.models.multitrack.folders import load_song, scan_folder
+from stemwright.models.zoo import catalog as zoo
+from stemwright.models.zoo.checkpoint import load_checkpoint
 
 FOUR = ("vocals", "drums", "bass", "other")
 MERGED = ("other", "electric_guitar", "wind")

@@ -30,10 +30,9 @@ from pathlib import Path
 
 import torch
 
-from stemwright.models import architectures  # noqa: F401 - registers the architectures
-from stemwright.models.checkpoint import load_checkpoint, save_checkpoint
 from stemwright.models.stems import STEM_IDS, get_stem
-from stemwright.models.training import read_log
+from stemwright.models.training.trainer import read_log
+from stemwright.models.zoo.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "resources" / "models"
