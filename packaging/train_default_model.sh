@@ -29,7 +29,7 @@ done
 #    random weights only.
 .venv/bin/python - "$RUNS" <<'PY'
 import sys
-from stemwright.models import architectures as A
+from stemwright.models.architectures import registry as A
 for name, kw in (("waveunet", {"levels": 8, "channels": 16}),
                  ("convtasnet", {"n_filters": 256, "bottleneck": 96, "hidden": 192,
                                  "blocks": 7, "stacks": 2})):
@@ -44,7 +44,7 @@ done
 .venv/bin/python - "$RUNS" > "$RUNS/reports/screening.json" <<'PY'
 import json, sys
 from pathlib import Path
-from stemwright.models import architectures  # noqa: F401 - registers them
+from stemwright.models.architectures import registry  # noqa: F401 - registers them
 from stemwright.models.zoo.checkpoint import load_checkpoint
 from stemwright.models.training.trainer import read_log
 runs, out = Path(sys.argv[1]), []
