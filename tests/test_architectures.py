@@ -12,7 +12,7 @@ from stemwright.models.architectures import registry as arch
 from stemwright.models.cli import commands as cli
 from stemwright.models.stems import STEM_IDS, mapping_for
 from stemwright.models.synthetic.test_songs import synth_song
-from stemwright.models.zoo.checkpoint import ARCHITECTURES as CHECKPOINT_ARCHS
+from stemwright.models.zoo.checkpoint import LOADABLE_CLASSES as CHECKPOINT_ARCHS
 from stemwright.models.zoo.checkpoint import load_checkpoint
 
 NAMES = list(arch.ARCHITECTURES)

@@ -93,7 +93,7 @@ class DemucsSeparator(Separator):
 
 #: Constructor arguments of the published architectures (read off their weight shapes), so
 #: benchmarks and tests can build them with random weights and no download.
-ARCHITECTURES: dict[str, tuple[StemMapping, dict]] = {}
+PUBLISHED_DEMUCS: dict[str, tuple[StemMapping, dict]] = {}
 
 
 def _register_architectures() -> None:
@@ -102,9 +102,9 @@ def _register_architectures() -> None:
     from ..stems import DEMUCS_SIX_STEMS, FOUR_STEMS
 
     common = dict(samplerate=44100, segment=Fraction(39, 5), dconv_mode=3)
-    ARCHITECTURES["htdemucs"] = (FOUR_STEMS, dict(common, bottom_channels=512))
-    ARCHITECTURES["htdemucs_ft"] = ARCHITECTURES["htdemucs"]
-    ARCHITECTURES["htdemucs_6s"] = (DEMUCS_SIX_STEMS, dict(common))
+    PUBLISHED_DEMUCS["htdemucs"] = (FOUR_STEMS, dict(common, bottom_channels=512))
+    PUBLISHED_DEMUCS["htdemucs_ft"] = PUBLISHED_DEMUCS["htdemucs"]
+    PUBLISHED_DEMUCS["htdemucs_6s"] = (DEMUCS_SIX_STEMS, dict(common))
 
 
 _register_architectures()
@@ -112,9 +112,9 @@ _register_architectures()
 
 def random_demucs(name: str, seed: int = 0, **kwargs) -> DemucsSeparator:
     """`name`'s architecture with random weights: for speed/memory benchmarks only."""
-    if name not in ARCHITECTURES:
+    if name not in PUBLISHED_DEMUCS:
         raise KeyError(f"no demucs architecture called '{name}'")
-    mapping, arch = ARCHITECTURES[name]
+    mapping, arch = PUBLISHED_DEMUCS[name]
     torch.manual_seed(seed)
     model = HTDemucs(sources=list(mapping.native), **arch)
     return DemucsSeparator([model], mapping, f"{name} (random weights)", **kwargs)

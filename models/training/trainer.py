@@ -285,7 +285,7 @@ def init_model(spec: str, stems: Sequence[str] | None = None, small: bool = Fals
     if entry.family == "demucs" and scratch:
         from demucs.htdemucs import HTDemucs
 
-        from ..separation.demucs_backend import ARCHITECTURES as PUBLISHED
+        from ..separation.demucs_backend import PUBLISHED_DEMUCS as PUBLISHED
         mapping, cfg = PUBLISHED[spec]
         sources = _wanted(stems, mapping.native)
         cfg = dict(cfg, **overrides, sources=sources)

@@ -55,8 +55,10 @@ DEMUCS_CLASSES: tuple[type[torch.nn.Module], ...] = (HTDemucs, HDemucs, Demucs)
 #: Globals a demucs `.th` pickle may reference beyond torch's own tensor machinery.
 DEMUCS_PICKLE_GLOBALS: tuple[type, ...] = (*DEMUCS_CLASSES, Fraction)
 
-#: Architectures a Stemwright checkpoint may name: registry name -> model class.
-ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
+#: Model classes a Stemwright checkpoint may name (checkpoint name -> class): the official
+#: demucs and Open-Unmix classes here, and every trainable architecture, which
+#: `architectures.registry` (the one source of facts about architectures) registers.
+LOADABLE_CLASSES: dict[str, type[torch.nn.Module]] = {
     "htdemucs": HTDemucs,
     "hdemucs": HDemucs,
     "demucs": Demucs,
@@ -82,10 +84,10 @@ def register_architecture(name: str, cls: type[torch.nn.Module]) -> None:
         raise ValueError("architecture name must be a non-empty string")
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
         raise TypeError(f"architecture '{name}' must be a torch.nn.Module subclass")
-    if ARCHITECTURES.get(name, cls) is not cls:
+    if LOADABLE_CLASSES.get(name, cls) is not cls:
         raise ValueError(f"architecture '{name}' is already registered to "
-                         f"{ARCHITECTURES[name].__name__}")
-    ARCHITECTURES[name] = cls
+                         f"{LOADABLE_CLASSES[name].__name__}")
+    LOADABLE_CLASSES[name] = cls
 
 
 @dataclass
@@ -552,11 +554,11 @@ def load_openunmix_target(path: str | os.PathLike[str],
 # -- Stemwright checkpoints ---------------------------------------------------------------
 
 def _architecture(label: str, name: str) -> type[torch.nn.Module]:
-    if name not in ARCHITECTURES:
+    if name not in LOADABLE_CLASSES:
         raise ModelError(f"{label}: unknown architecture '{name}' (known: "
-                         f"{', '.join(sorted(ARCHITECTURES))}); a newer Stemwright may "
+                         f"{', '.join(sorted(LOADABLE_CLASSES))}); a newer Stemwright may "
                          "be needed to load it")
-    return ARCHITECTURES[name]
+    return LOADABLE_CLASSES[name]
 
 
 def _validate_meta(label: str, meta: CheckpointMeta) -> None:
@@ -720,7 +722,7 @@ def _tensors_for_saving(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 __all__ = [
-    "ARCHITECTURES", "CheckpointMeta", "DEMUCS_CLASSES", "DEMUCS_PICKLE_GLOBALS",
+    "LOADABLE_CLASSES", "CheckpointMeta", "DEMUCS_CLASSES", "DEMUCS_PICKLE_GLOBALS",
     "checkpoint_format", "decode_json", "encode_json", "load_checkpoint",
     "load_demucs_checkpoint", "load_openunmix_target", "read_checkpoint_meta",
     "register_architecture", "save_checkpoint",
