@@ -128,3 +128,15 @@ def test_train_save_import_separate_through_the_cli(name, tmp_path, monkeypatch,
     unclipped = np.all(np.abs(stems) < 0.999, axis=0)
     assert unclipped.mean() > 0.5
     assert np.abs(np.sum(stems, axis=0) - mix)[unclipped].max() < 1e-4
+
+
+def test_capabilities_are_facts_of_the_registry():
+    """Mixed precision and splittable heads are read off the registry entry, not decided by
+    isinstance checks elsewhere."""
+    for name, a in arch.ARCHITECTURES.items():
+        model = arch.build(name, small=True)
+        assert arch.amp_safe(model) is a.amp_safe, name
+        assert arch.linear_heads(model) is a.linear_heads, name
+    assert arch.ARCHITECTURES["wavenet"].amp_safe and not arch.ARCHITECTURES["masknet"].amp_safe
+    assert not arch.amp_safe(torch.nn.Linear(2, 2))
+    assert not arch.linear_heads(torch.nn.Linear(2, 2))

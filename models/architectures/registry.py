@@ -124,6 +124,12 @@ class Architecture:
     reference: str = ""
     global_context: str = ""  # what makes the receptive field the whole input, if anything
     stems: tuple[str, ...] = field(default=STEM_IDS)
+    #: autocast suits it: waveform models; models that turn their output back from a complex
+    #: spectrogram (demucs' hybrids, Open-Unmix, MaskNet) need float32
+    amp_safe: bool = False
+    #: outputs are linear in the last layer, so a stem's head can be split or summed when a
+    #: fine-tuned model gains or loses stems
+    linear_heads: bool = False
 
     @property
     def arch(self) -> str:
@@ -136,20 +142,20 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         dict(stacks=4, channels=64, samplerate=16000),
         dict(stacks=1, channels=8, dilations=[1, 2, 4, 8], final_channels=[32, 16],
              samplerate=16000),
-        segment=4.0, paper_params=3.3e6,
+        segment=4.0, paper_params=3.3e6, amp_safe=True, linear_heads=True,
         reference="Lluis, Pons, Serra: End-to-end music source separation (2019)"),
     Architecture(
         "waveunet", WaveUNet, "Wave-U-Net", "waveform", 22050,
         dict(levels=12, channels=24, samplerate=22050),
         dict(levels=4, channels=8, samplerate=22050),
-        segment=10.0, paper_params=10.2e6,
+        segment=10.0, paper_params=10.2e6, amp_safe=True, linear_heads=True,
         reference="Stoller, Ewert, Dixon: Wave-U-Net (2018)"),
     Architecture(
         "convtasnet", ConvTasNet, "Conv-TasNet, hybrid gammatone encoder", "waveform", 44100,
         dict(encoder="hybrid_gammatone", decoder="free", samplerate=44100),
         dict(encoder="hybrid_gammatone", n_filters=32, bottleneck=16, hidden=16, blocks=3,
              stacks=1, samplerate=44100),
-        segment=8.0,
+        segment=8.0, amp_safe=True,
         reference="Luo & Mesgarani: Conv-TasNet (2019); Mocanu: Musical source separation "
                   "(thesis, 2020)"),
     Architecture(
@@ -157,7 +163,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         44100, dict(encoder="hybrid_stft", samplerate=44100),
         dict(encoder="hybrid_stft", n_filters=32, bottleneck=16, hidden=16, blocks=3,
              stacks=1, stft_n_fft=64, samplerate=44100),
-        segment=8.0,
+        segment=8.0, amp_safe=True,
         reference="After Samuel, Ganeshan, Naradowsky: Meta-TasNet (2020): separator weights "
                   "generated from instrument embeddings"),
     Architecture(
@@ -179,7 +185,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         dict(samplerate=44100, segment=Fraction(39, 5), dconv_mode=3),
         dict(channels=4, depth=3, nfft=512, t_layers=1, t_heads=2, dconv_comp=4,
              segment=Fraction(1, 1), samplerate=44100),
-        checkpoint_name="htdemucs", global_context="transformer",
+        checkpoint_name="htdemucs", global_context="transformer", linear_heads=True,
         reference="Rouard, Massa, Defossez: Hybrid Transformers for Music Source "
                   "Separation (2023)"),
 )}
@@ -207,6 +213,19 @@ def architecture_of(model: nn.Module) -> Architecture | None:
         if type(model) is a.cls:
             return a
     return None
+
+
+def amp_safe(model: nn.Module) -> bool:
+    """Whether mixed precision (autocast) suits `model` (see `Architecture.amp_safe`)."""
+    a = architecture_of(model)
+    return a is not None and a.amp_safe
+
+
+def linear_heads(model: nn.Module) -> bool:
+    """Whether `model`'s stem heads can be split or summed (see `Architecture.linear_heads`);
+    the published demucs classes outside the registry have linear heads too."""
+    a = architecture_of(model)
+    return a.linear_heads if a is not None else isinstance(model, HDemucs | Demucs)
 
 
 def config(name: str, small: bool = False, **overrides: Any) -> dict[str, Any]:
