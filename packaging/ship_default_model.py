@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from stemwright.models.stems import STEM_IDS, get_stem
-from stemwright.models.training.trainer import read_log
+from stemwright.models.training.state import read_log
 from stemwright.models.zoo.checkpoint import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

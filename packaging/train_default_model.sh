@@ -46,7 +46,7 @@ import json, sys
 from pathlib import Path
 from stemwright.models.architectures import registry  # noqa: F401 - registers them
 from stemwright.models.zoo.checkpoint import load_checkpoint
-from stemwright.models.training.trainer import read_log
+from stemwright.models.training.state import read_log
 runs, out = Path(sys.argv[1]), []
 for name in ("masknet1024", "masknet", "openunmix6", "waveunet", "convtasnet"):
     trained = (runs / f"screen-{name}").is_dir()

@@ -215,7 +215,7 @@ def test_train_without_model_or_out_fine_tunes_the_default_into_a_named_run(
 
 
 def test_the_default_model_resolves_like_a_zoo_name():
-    from stemwright.models.training.trainer import init_model
+    from stemwright.models.training.model_init import init_model
 
     init = init_model(zoo.DEFAULT_MODEL)
     assert init.origin["from"] == "zoo" and init.origin["model"] == zoo.DEFAULT_MODEL

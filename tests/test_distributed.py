@@ -13,7 +13,9 @@ import soundfile as sf
 import torch
 
 from stemwright.models.synthetic.test_songs import synth_song
+from stemwright.models.training import config as tc
 from stemwright.models.training import distributed as ddp
+from stemwright.models.training import state as st
 from stemwright.models.training import trainer as tr
 
 SR = 8000
@@ -62,7 +64,7 @@ def test_two_gloo_processes_follow_the_single_process_loss(tmp_path, monkeypatch
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        single = tr.train(tr.TrainConfig(
+        single = tr.train(tc.TrainConfig(
             folders=[str(folder)], out=str(tmp_path / "one"), model="wavenet", small=True,
             samplerate=SR, epochs=2, segment=0.5, segments_per_song=8, batch=4, lr=3e-3,
             validate=False, install=False, log_every=1, cache_dir=str(tmp_path / "decoded")))
@@ -81,11 +83,11 @@ def test_two_gloo_processes_follow_the_single_process_loss(tmp_path, monkeypatch
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     def losses(run: str) -> list[float]:
-        log = tr.read_log(tmp_path / run / "log.jsonl")
+        log = st.read_log(tmp_path / run / "log.jsonl")
         return [e["loss"] for e in log if e["event"] == "step"]
 
     one, two = losses("one"), losses("two")
-    start = next(e for e in tr.read_log(tmp_path / "two" / "log.jsonl")
+    start = next(e for e in st.read_log(tmp_path / "two" / "log.jsonl")
                  if e["event"] == "start")
     assert start["world_size"] == 2
     assert len(one) == len(two) == 8

@@ -22,6 +22,9 @@ from stemwright.models.architectures import registry as archs
 from stemwright.models.cli import commands as cli
 from stemwright.models.stems import STEM_IDS
 from stemwright.models.synthetic.test_songs import synth_song
+from stemwright.models.training import config as tc
+from stemwright.models.training import model_init as mi
+from stemwright.models.training import state as st
 from stemwright.models.training import trainer as tr
 from stemwright.models.zoo import catalog as zoo
 from stemwright.models.zoo.checkpoint import checkpoint_format, load_checkpoint
@@ -57,13 +60,13 @@ def isolated(tmp_path, monkeypatch):
     torch.set_num_threads(saved)
 
 
-def tiny(folder: Path, out: Path, **overrides) -> tr.TrainConfig:
+def tiny(folder: Path, out: Path, **overrides) -> tc.TrainConfig:
     cfg = dict(folders=[str(folder)], out=str(out), model="wavenet", small=True,
                samplerate=SR, epochs=3, segment=0.25, segments_per_song=8, batch=4, lr=3e-3,
                valid_fraction=0.34, valid_metric="usdr", log_every=1,
                cache_dir=str(out.parent / "decoded"))
     cfg.update(overrides)
-    return tr.TrainConfig(**cfg)
+    return tc.TrainConfig(**cfg)
 
 
 def test_tiny_model_learns_validates_and_appears_in_the_zoo(folder, tmp_path):
@@ -78,7 +81,7 @@ def test_tiny_model_learns_validates_and_appears_in_the_zoo(folder, tmp_path):
     assert epochs[0]["valid_metric"] == "sdr"  # BSS Eval over 1 s windows
     steps = [e for e in events if e["event"] == "step"]
     assert all(e["lr"] > 0 and e["segments_per_s"] > 0 for e in steps)
-    log = tr.read_log(tmp_path / "run" / "log.jsonl")
+    log = st.read_log(tmp_path / "run" / "log.jsonl")
     assert [e["event"] for e in log][0] == "start" and log[-1]["event"] == "end"
     assert len([e for e in log if e["event"] == "epoch"]) == 4
 
@@ -119,7 +122,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(folder, tmp_path):
     deadline = time.monotonic() + 90
     done_before_kill = -1
     while time.monotonic() < deadline and proc.poll() is None:
-        epochs = [e["epoch"] for e in tr.read_log(run / "log.jsonl") if e["event"] == "epoch"]
+        epochs = [e["epoch"] for e in st.read_log(run / "log.jsonl") if e["event"] == "epoch"]
         if epochs and epochs[-1] >= 1:
             proc.send_signal(signal.SIGKILL)
             done_before_kill = epochs[-1]
@@ -132,7 +135,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(folder, tmp_path):
     resumed = subprocess.run(cmd + ["--resume", str(run), "--json"], env=env,
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    log = tr.read_log(run / "log.jsonl")
+    log = st.read_log(run / "log.jsonl")
     restart = next(e for e in log if e["event"] == "resume")
     assert restart["epoch"] >= done_before_kill  # at most the epoch being saved is lost
     assert [e["epoch"] for e in log if e["event"] == "epoch"] == list(range(30))
@@ -154,7 +157,7 @@ def test_state_is_safetensors_and_json_only(folder, tmp_path):
     assert files == ["best.safetensors", "config.json", "last.safetensors", "log.jsonl",
                      "state.safetensors"]
     assert checkpoint_format(tmp_path / "run" / "state.safetensors") == "safetensors"
-    tensors, meta = tr.load_state(tmp_path / "run" / "state.safetensors")
+    tensors, meta = st.load_state(tmp_path / "run" / "state.safetensors")
     assert meta["epoch"] == 1 and meta["step"] == 4
     assert any(k.startswith("ema.") for k in tensors)
     assert any(k.startswith("optim.") and k.endswith("exp_avg") for k in tensors)
@@ -163,14 +166,14 @@ def test_state_is_safetensors_and_json_only(folder, tmp_path):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    flat, rest = tr.optimizer_to_state(opt)
+    flat, rest = st.optimizer_to_state(opt)
     json.dumps(rest)
     other = torch.optim.AdamW(model.parameters(), lr=5.0)
-    tr.optimizer_from_state(other, flat, json.loads(json.dumps(rest)))
+    st.optimizer_from_state(other, flat, json.loads(json.dumps(rest)))
     a, b = opt.state_dict(), other.state_dict()
     assert b["param_groups"][0]["lr"] == 1e-2
     assert all(torch.equal(a["state"][0][k], b["state"][0][k]) for k in a["state"][0])
-    with pytest.raises(tr.TrainingError, match="already holds"):
+    with pytest.raises(tc.TrainingError, match="already holds"):
         tr.train(tiny(folder, tmp_path / "run", epochs=1))
 
 
@@ -190,21 +193,21 @@ def test_pause_and_stop(folder, tmp_path):
     assert result.reason == "stopped" and result.installed is None
     assert "paused" in kinds and "resumed" in kinds and "stopped" in kinds
     assert result.epochs == 1  # epoch 0 finished (4 steps); epoch 1 was stopped
-    _, meta = tr.load_state(tmp_path / "run" / "state.safetensors")
+    _, meta = st.load_state(tmp_path / "run" / "state.safetensors")
     assert meta["epoch"] == 1
     # the control file works the same way (it is what the desktop app writes); a stale
     # one from an earlier run is removed when a run starts
-    control_file = tmp_path / "run" / tr.CONTROL_FILE
+    control_file = tmp_path / "run" / st.CONTROL_FILE
     control_file.write_text("stop")
 
     def stop_at_step_6(e: dict) -> None:
         if e["event"] == "step" and e["step"] == 6:
             control_file.write_text("stop")
 
-    again = tr.train(tr.load_run_config(tmp_path / "run"), resume=True,
+    again = tr.train(tc.load_run_config(tmp_path / "run"), resume=True,
                      on_event=stop_at_step_6)
     assert again.reason == "stopped" and again.epochs == 1
-    assert [e["step"] for e in tr.read_log(tmp_path / "run" / "log.jsonl")
+    assert [e["step"] for e in st.read_log(tmp_path / "run" / "log.jsonl")
             if e["event"] == "step"][-1] == 6
 
 
@@ -239,7 +242,7 @@ def test_stemwright_checkpoint_to_more_stems_keeps_matching_heads(tmp_path):
     kwargs = archs.config("wavenet", small=True, sources=four)
     model = archs.build("wavenet", small=True, seed=1, sources=four)
     path = archs.save_model(tmp_path / "four.safetensors", "wavenet", model, kwargs)
-    init = tr.init_model(str(path), stems=list(STEM_IDS))
+    init = mi.init_model(str(path), stems=list(STEM_IDS))
     assert init.sources == list(STEM_IDS) and init.architecture == "wavenet"
     assert init.origin["heads"]["electric_guitar"].startswith("silent")
     x = 0.1 * torch.randn(1, 2, 3000)
@@ -248,7 +251,7 @@ def test_stemwright_checkpoint_to_more_stems_keeps_matching_heads(tmp_path):
     for i, stem in enumerate(four):
         assert torch.allclose(new[0, STEM_IDS.index(stem)], old[0, i], atol=1e-6)
     assert new[0, [3, 4]].abs().max() == 0  # guitar and wind start silent, inside other
-    assert tr.init_model(str(path)).sources == four  # default: the checkpoint's stems
+    assert mi.init_model(str(path)).sources == four  # default: the checkpoint's stems
 
 
 def test_fine_tune_a_demucs_file_from_six_to_the_stemwright_stems(folder, tmp_path):
@@ -259,7 +262,7 @@ def test_fine_tune_a_demucs_file_from_six_to_the_stemwright_stems(folder, tmp_pa
     path = tmp_path / "six.th"
     torch.save({"klass": HTDemucs, "args": args, "kwargs": dict(kwargs),
                 "state": model.state_dict()}, path)
-    init = tr.init_model(str(path), stems=list(STEM_IDS))
+    init = mi.init_model(str(path), stems=list(STEM_IDS))
     assert init.architecture == "htdemucs" and init.sources == list(STEM_IDS)
     assert init.origin["heads"]["electric_guitar"] == "guitar"
     assert init.origin["heads"]["wind"] == "0.5 x other + 0.5 x piano"
@@ -270,7 +273,7 @@ def test_fine_tune_a_demucs_file_from_six_to_the_stemwright_stems(folder, tmp_pa
     assert torch.allclose(pick["vocals"], old[0, 3], atol=1e-5)
     assert torch.allclose(pick["electric_guitar"], old[0, 4], atol=1e-5)
     assert torch.allclose(pick["wind"] + pick["other"], old[0, 2] + old[0, 5], atol=1e-3)
-    assert tr.init_model(str(path)).sources == ["vocals", "drums", "bass", "electric_guitar",
+    assert mi.init_model(str(path)).sources == ["vocals", "drums", "bass", "electric_guitar",
                                                 "other"]
     result = tr.train(tiny(folder, tmp_path / "run", model=str(path), samplerate=None,
                            stems=list(STEM_IDS), epochs=1, segment=1.0, segments_per_song=2,
@@ -291,7 +294,7 @@ def test_open_unmix_targets_and_demucs_from_scratch(tmp_path):
         target = OpenUnmix(nb_bins=2049, nb_channels=2, hidden_size=8, nb_layers=1,
                            max_bin=1487)
         torch.save(target.state_dict(), folder / f.filename)
-    init = tr.init_model("umxhq", stems=list(STEM_IDS))
+    init = mi.init_model("umxhq", stems=list(STEM_IDS))
     assert init.architecture == "openunmix6" and init.sources == list(STEM_IDS)
     assert init.origin["heads"]["wind"] == "copy of other (output x 0.333)"
     units = init.model.unmix.target_models
@@ -304,12 +307,12 @@ def test_open_unmix_targets_and_demucs_from_scratch(tmp_path):
     init.model.train()
     with torch.no_grad():
         assert init.model(0.1 * torch.randn(1, 2, 8192)).shape == (1, 6, 2, 8192)
-    with pytest.raises(tr.TrainingError, match="not downloaded"):
-        tr.init_model("htdemucs")
-    scratch = tr.init_model("htdemucs", stems=["vocals", "other"], scratch=True)
+    with pytest.raises(tc.TrainingError, match="not downloaded"):
+        mi.init_model("htdemucs")
+    scratch = mi.init_model("htdemucs", stems=["vocals", "other"], scratch=True)
     assert scratch.architecture == "htdemucs" and scratch.model.sources == ["vocals", "other"]
-    with pytest.raises(tr.TrainingError, match="training-free"):
-        tr.init_model("classic")
+    with pytest.raises(tc.TrainingError, match="training-free"):
+        mi.init_model("classic")
 
 
 def test_command_line(folder, tmp_path, capsys):
@@ -332,7 +335,7 @@ def test_command_line(folder, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "epoch 1: loss" in out and "finished after 1 epoch (" in out
     assert "valid uSDR vocals=" in out  # named after the metric it shows
-    saved = tr.load_run_config(tmp_path / "cli-run")
+    saved = tc.load_run_config(tmp_path / "cli-run")
     assert saved.force_fraction == 0.5 and saved.loss == "l1+0.1*mrstft" and saved.ema == 0.99
 
 
@@ -377,7 +380,7 @@ def test_valid_folder_and_architecture_settings_from_the_command_line(folder, tm
                if line.startswith("{")]
     start = next(r for r in records if r["event"] == "start")
     assert start["valid_songs"] == 1 and start["train_songs"] == 3
-    saved = tr.load_run_config(tmp_path / "run")
+    saved = tc.load_run_config(tmp_path / "run")
     assert saved.model_kwargs == {"hidden": 12, "n_fft": 256, "hop": 64}
     assert saved.valid_folders == [str(valid)]
     model, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")

@@ -417,7 +417,7 @@ class TrainDialog(QDialog):
         self._stderr = self._stderr[-20:]
 
     def _replay_log(self, path: Path) -> None:
-        from stemwright.models.training.trainer import read_log
+        from stemwright.models.training.state import read_log
 
         records = read_log(path)
         # a resumed run continues after its last finished epoch: later steps are redone

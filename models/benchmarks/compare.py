@@ -17,8 +17,6 @@ import argparse
 import csv
 import io
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,41 +24,11 @@ from typing import Any
 
 from ..errors import StemwrightError
 from ..separation.devices import describe_machine
+from .runner import peak_rss_mb, proc_status_mb, reset_peak_rss, run_child
 
 #: Training-free methods compared alongside the networks (zoo names).
 CLASSIC = ("classic", "hpss", "repet", "nmf")
 REPORT_NAME = "models-compare"
-
-
-def _proc_status(key: str) -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Make VmHWM start again from the current RSS (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mb() -> float | None:
-    peak = _proc_status("VmHWM")
-    if peak is not None:
-        return peak
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(ru / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def all_names() -> list[str]:
@@ -131,8 +99,8 @@ def measure_one(name: str, device: str = "cpu", seconds: float = 60.0, small: bo
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
-    before = _proc_status("VmRSS")
-    reset = _reset_peak_rss()
+    before = proc_status_mb("VmRSS")
+    reset = reset_peak_rss()
     t0 = time.perf_counter()
     result = sep.separate(mix, sep.samplerate)
     if dev.type == "cuda":
@@ -143,7 +111,7 @@ def measure_one(name: str, device: str = "cpu", seconds: float = 60.0, small: bo
         "device": str(dev), "threads": torch.get_num_threads() if dev.type == "cpu" else None,
         "audio_seconds": seconds, "wall_seconds": round(wall, 2),
         "x_realtime": round(seconds / wall, 3), "load_seconds": round(load_s, 2),
-        "model_rss_mb": before, "peak_rss_mb": _peak_rss_mb(),
+        "model_rss_mb": before, "peak_rss_mb": peak_rss_mb(),
         "peak_rss_is_separation_only": reset, "segment_seconds": sep.segment,
         "stems_out": list(result.stems),
     })
@@ -185,18 +153,11 @@ def run_compare(names: list[str] | None = None, seconds: float = 60.0,
                 cmd.append("--small")
             if threads is not None:
                 cmd += ["--threads", str(threads)]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                      env=os.environ.copy())
-            except subprocess.TimeoutExpired:
-                results.append(dict(describe(name, small), device=device,
-                                    error=f"timed out after {timeout:g} s"))
+            figures, error = run_child(cmd, timeout)
+            if error is not None:
+                results.append(dict(describe(name, small), device=device, error=error))
                 continue
-            if proc.returncode != 0:
-                lines = proc.stderr.strip().splitlines() or ["failed"]
-                results.append(dict(describe(name, small), device=device, error=lines[-1]))
-                continue
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            results.append(figures)
     import torch
 
     gpu = torch.device("cuda") if any(d.startswith("cuda") for d in devices) else None

@@ -9,28 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 from ..errors import StemwrightError
 from ..separation.devices import describe_machine, resolve_device
+from .runner import peak_rss_mb, run_child
 
 RANDOM_WEIGHT_MODELS = ("htdemucs", "htdemucs_6s")
-
-
-def _peak_rss_mb() -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def is_checkpoint_file(name: str) -> bool:
@@ -60,7 +46,7 @@ def bench_one(name: str, device: str = "auto", seconds: float = 60.0,
         sep = zoo.load_separator(name, device=str(dev), segment=segment)
     load_s = time.perf_counter() - t0
     mix, _ = synth_song(seconds, 44100, seed=1)
-    rss_loaded = _peak_rss_mb()
+    rss_loaded = peak_rss_mb()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.perf_counter()
@@ -74,7 +60,7 @@ def bench_one(name: str, device: str = "auto", seconds: float = 60.0,
         "wall_seconds": round(wall, 2),
         "x_realtime": round(seconds / wall, 3),
         "load_seconds": round(load_s, 2),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_loaded,
         "segment_seconds": sep.segment,
         "stems": list(result.stems),
@@ -117,13 +103,12 @@ def run_benchmark(models: list[str] | None = None, device: str = "auto", seconds
             cmd.append("--random-weights")
         if segment is not None:
             cmd += ["--segment", str(segment)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-        if proc.returncode != 0:
-            err = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+        figures, error = run_child(cmd)
+        if error is not None:
             results.append({"model": name, "weights": "random" if rand else "pretrained",
-                            "error": err})
+                            "error": error})
             continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        results.append(figures)
     return {"machine": describe_machine(dev), "results": results}
 
 

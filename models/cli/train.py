@@ -85,7 +85,7 @@ def model_help() -> str:
 
 def parse_stem_weights(items: list[str]) -> dict[str, float]:
     """`--stem-weight STEM=W` items as {stem: weight} (stem names are checked later)."""
-    from ..training.trainer import TrainingError
+    from ..training.config import TrainingError
 
     out: dict[str, float] = {}
     for item in items:
@@ -102,7 +102,7 @@ def parse_stem_weights(items: list[str]) -> dict[str, float]:
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
     """`--set KEY=VALUE` items as constructor arguments (VALUE as JSON, else text)."""
-    from ..training.trainer import TrainingError
+    from ..training.config import TrainingError
 
     out: dict[str, Any] = {}
     for item in items:
@@ -212,8 +212,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
 def config_from_args(args: argparse.Namespace):
     """A TrainConfig from parsed arguments (for --resume: the saved one, with only the
     options in _RESUMABLE that were given replaced)."""
+    from ..training.config import TrainConfig, TrainingError, load_run_config
     from ..training.distributed import env_context
-    from ..training.trainer import TrainConfig, TrainingError, load_run_config
     from ..zoo import catalog as zoo
 
     if args.resume:
@@ -389,8 +389,9 @@ def bench_training_one(name: str, device: str = "cpu", segment: float = 4.0, bat
     import torch
 
     from ..architectures import registry as archs
+    from ..training.config import TrainConfig
     from ..training.dataset import SegmentDataset, prepare_songs
-    from ..training.trainer import TrainConfig, train
+    from ..training.trainer import train
 
     a = archs.get_architecture(name)
     with tempfile.TemporaryDirectory(prefix="stemwright-bench-") as tmp:
@@ -433,9 +434,8 @@ def run_training_benchmark(names: list[str] | None = None, device: str = "auto",
                            small: bool = False, steps: int = 3) -> dict:
     """`stemwright bench --training`: training throughput of each architecture, each in
     its own subprocess; {"machine": ..., "results": [...]}."""
-    import subprocess
-
     from ..architectures import registry as archs
+    from ..benchmarks.runner import run_child
     from ..separation.devices import describe_machine, resolve_device
 
     dev = resolve_device(device)
@@ -450,12 +450,11 @@ def run_training_benchmark(names: list[str] | None = None, device: str = "auto",
                "--batch", str(batch or (4 if small else 2)), "--steps", str(steps)]
         if small:
             cmd.append("--small")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-        if proc.returncode != 0:
-            err = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-            results.append({"architecture": n, "error": err})
+        figures, error = run_child(cmd)
+        if error is not None:
+            results.append({"architecture": n, "error": error})
             continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        results.append(figures)
     return {"machine": describe_machine(dev), "results": results}
 
 
