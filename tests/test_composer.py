@@ -7,15 +7,9 @@ import pytest
 
 from stemwright.models.multitrack.folders import stem_for_name
 from stemwright.models.stems import STEM_IDS
-from stemwright.models.synthetic.composer import (
-    BEATS_PER_BAR,
-    STYLES,
-    Chord,
-    _guitar_voicing,
-    _voicing,
-    compose_song,
-    describe,
-)
+from stemwright.models.synthetic.composer import compose_song, describe
+from stemwright.models.synthetic.styles import STYLES
+from stemwright.models.synthetic.theory import BEATS_PER_BAR, Chord, _guitar_voicing, _voicing
 
 
 def _fingerprint(song):
@@ -119,3 +113,19 @@ def test_variety_over_many_songs():
     assert "Lead Vocal" in names and "Backing Vocals" in names
     grooves = {p.style for s in songs for p in s.parts if p.role == "kit"}
     assert {"rock", "funk", "shuffle", "electronic"} <= grooves
+
+
+def test_roles_are_a_str_enum_that_serialises_as_plain_strings():
+    import json
+
+    import yaml
+
+    from stemwright.models.synthetic.song import Part, Role
+
+    song = compose_song(5, 30.0)
+    assert all(isinstance(p.role, Role) for p in song.parts)
+    assert Part("Lead Vocal", "vocals", "lead vocal", -1).role is Role.LEAD_VOCAL
+    assert Role.LEAD_VOCAL == "lead vocal" and str(Role.BACKING_VOCALS) == "backing vocals"
+    desc = describe(song)
+    assert all(type(p["role"]) is str and type(p["style"]) is str for p in desc["parts"])
+    assert yaml.safe_load(yaml.safe_dump(desc)) == json.loads(json.dumps(desc))

@@ -19,7 +19,7 @@ from stemwright.models.remix.mixer import null_test_db
 from stemwright.models.stems import STEM_IDS
 from stemwright.models.synthetic import generate as gen
 from stemwright.models.synthetic import render
-from stemwright.models.synthetic.composer import Note, Part, Song
+from stemwright.models.synthetic.song import Note, Part, Song
 
 
 def _tools_or_skip() -> render.Tools:

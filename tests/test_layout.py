@@ -133,7 +133,6 @@ def test_every_source_folder_is_a_package():
 
 #: Modules still waiting for their split (issue 14); remove a name when its module is split.
 PENDING_SPLIT = {
-    "stemwright.models.synthetic.composer",
     "stemwright.desktop.main_window",
     "stemwright.desktop.engine.workers",
     "stemwright.desktop.views.waveform",

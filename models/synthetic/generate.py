@@ -48,7 +48,7 @@ import yaml
 
 from ..errors import Cancelled, StemwrightError
 from ..stems import STEM_IDS
-from .composer import STYLES, Part, Song, compose_song, describe
+from .composer import compose_song, describe
 from .render import (
     SAMPLERATE,
     FluidRenderer,
@@ -59,6 +59,8 @@ from .render import (
     pan_stereo,
     write_midi,
 )
+from .song import Part, Song
+from .styles import STYLES
 
 GENERATOR = "stemwright synth"
 VERSION = 1
@@ -376,7 +378,7 @@ def render_song(job: SongJob) -> dict:
         audio *= np.float32(10 ** ((target - active_rms_db(audio)) / 20))
         rms_now = target
         info = {"filename": _file_name(number, part), "instrument": part.name, "stem": part.stem,
-                "role": part.role, "plays": part.style, "tone": part.tone or None,
+                "role": str(part.role), "plays": part.style, "tone": part.tone or None,
                 "source": source, "soundfont": font_used,
                 "gm_program": None if part.sung else part.program,
                 "gm_bank": part.bank if part.is_drum else None, "notes": len(part.notes),

@@ -45,7 +45,7 @@ import numpy as np
 import soundfile  # noqa: F401, I001
 
 from ..errors import StemwrightError
-from .composer import Part, Song
+from .song import Part, Song
 
 SAMPLERATE = 44100
 ESPEAK_RATE = 22050
