@@ -176,7 +176,7 @@ def test_multitrack_song_references_scores_and_error_lanes(qtbot, window, tmp_pa
     assert mt.act_errors.isEnabled()
 
     # the errors of the vocals: two lanes under them, listen-only
-    window._select("vocals")
+    window.stems.select("vocals")
     with qtbot.waitSignal(mt.errorsShown, timeout=TIMEOUT):
         mt.act_errors.trigger()
     keys = set(window.waveform.extra_lanes())

@@ -17,15 +17,11 @@ from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from stemwright.desktop.views.spectrogram import (  # noqa: E402
     FrequencyAxis,
     SpectrogramView,
-    compute_spectrogram,
     format_hz,
 )
-from stemwright.desktop.views.waveform import (  # noqa: E402
-    Envelope,
-    TimeAxis,
-    WaveformView,
-    format_time,
-)
+from stemwright.desktop.views.spectrogram_data import compute_spectrogram  # noqa: E402
+from stemwright.desktop.views.waveform import TimeAxis, WaveformView  # noqa: E402
+from stemwright.desktop.views.waveform_data import Envelope, format_time  # noqa: E402
 from stemwright.models.errors import Cancelled  # noqa: E402
 
 SR = 44100

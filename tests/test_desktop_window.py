@@ -104,7 +104,7 @@ def test_drag_and_drop_and_recent_menu(qtbot, window, settings, tmp_path):
         window.dropEvent(drop)
     assert drop.isAccepted() and window.song.path == first
     open_song(qtbot, window, second)
-    window._fill_recent_menu()
+    window.songs.fill_recent_menu()
     names = [a.text() for a in window.recent_menu.actions() if a.text()]
     assert "second.flac" in names[0] and "first.wav" in names[1]
     with qtbot.waitSignal(window.songLoaded, timeout=TIMEOUT):
@@ -368,7 +368,7 @@ def test_keyboard_shortcuts_and_stem_controls(qtbot, window, tmp_path, monkeypat
     assert window.player.mixer.source == "remix"
     # Ctrl+E opens the export dialog on these stems and the remix's mixer state
     key(Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
-    dialog = window._export_dialog
+    dialog = window.exporter.dialog
     if importlib.util.find_spec("stemwright.desktop.dialogs.export") is not None:
         assert dialog is not None
     if dialog is not None:

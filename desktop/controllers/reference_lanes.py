@@ -317,15 +317,15 @@ class MultitrackController(QObject):
     def load(self, song: Song) -> MultitrackLoadTask | None:
         """Decode and mix `song` in the background; the window shows it when ready."""
         w = self.window
-        if not w._confirm_discard(f"Open {song.name}"):
+        if not w.confirm_discard(f"Open {song.name}"):
             return None
         task = MultitrackLoadTask(song, w)
         task.succeeded.connect(lambda s, t=task: self._loaded(t, s))
-        return w.start_load(task, f"Loading the multitrack song {song.name}\u2026")
+        return w.songs.start_load(task, f"Loading the multitrack song {song.name}\u2026")
 
     def _loaded(self, task: MultitrackLoadTask, song: MultitrackSong) -> None:
         self.song = song  # before the window announces it (songLoaded)
-        self.window._load_done(task, song)
+        self.window.songs.show_loaded(task, song)
         if self.window.song is not song:
             self.song = None
 
@@ -420,7 +420,7 @@ class MultitrackController(QObject):
         self.score_task = task
         task.succeeded.connect(lambda scores, t=task, o=out: self._scored(t, o, scores))
         task.failed.connect(lambda exc, t=task: self._score_failed(t, exc))
-        self.window._start(task)
+        self.window.start_task(task)
         self.window.statusBar().showMessage("Scoring the stems against the reference "
                                             "stems\u2026", 5000)
         self._update_buttons()
@@ -498,7 +498,7 @@ class MultitrackController(QObject):
         self.error_tasks[stem_id] = task
         task.succeeded.connect(lambda e, t=task, o=out: self._errors_done(t, o, e))
         task.failed.connect(lambda exc, t=task: self._errors_failed(t, exc))
-        w._start(task)
+        w.start_task(task)
         w.statusBar().showMessage(f"Computing the error signals of "
                                   f"{get_stem(stem_id).name}\u2026", 5000)
         self._update_buttons()

@@ -8,25 +8,21 @@ median of each stem over the songs and the mean of those medians, and box plots 
 the systems stem by stem. The report is saved with the engine's JSON and CSV writers
 (atomic; an existing file is only replaced after asking).
 
-The evaluation runs in its own Python process, like separations (a model holding the
-interpreter lock can never stall the window, and Cancel ends it at once); where no
-process can be started it runs on a worker thread instead.
+The evaluation runs in its own Python process, like separations (`tasks.evaluate`); the
+results as data (table rows, partial reports, box statistics) are in `evaluate_report`.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import pickle
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QCloseEvent, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -54,12 +50,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stemwright.models.errors import Cancelled, StemwrightError
 from stemwright.models.stems import STEM_IDS, get_stem
 
-from ..engine.workers import Task, _recv_msg, _send_msg, progress_sender, send_error
+from ..engine.workers import Task
 from ..panels.separation import format_duration, format_eta
+from ..tasks.evaluate import EvaluateTask, installed_models
 from . import messages as dialogs
+from .evaluate_report import box_stats, partial_report, songs_phrase, table_rows
 from .multitrack import CallTask, describe_song, scan, start_task
 
 ORACLES = (("irm1", "IRM1 (ratio mask, magnitude)"), ("irm2", "IRM2 (Wiener, power)"),
@@ -67,188 +64,9 @@ ORACLES = (("irm1", "IRM1 (ratio mask, magnitude)"), ("irm2", "IRM2 (Wiener, pow
 METRIC_ORDER = ("sdr", "si_sdr", "sdr_track", "sir", "sar", "isr")
 COLORS = ("#4e9af1", "#f2a541", "#7ed957", "#e4572e", "#c38bf0", "#40c4c4", "#f06fa5",
           "#c9d16b")
-_CHILD_CODE = "from stemwright.desktop.dialogs.evaluate import evaluate_main; evaluate_main()"
-
-
-# -- running the evaluation ------------------------------------------------------------
-
-class EvaluateTask(Task):
-    """Run `evaluate` (in a child process, or here when `in_process` or none can start);
-    `songDone(SongResult)` per finished song, the `EvaluationReport` as the result."""
-
-    title = "Evaluation"
-    songDone = Signal(object)  # noqa: N815 - Qt signal naming
-
-    def __init__(self, source: Any, models: list[str], oracles: list[str],
-                 procedure: str = "adaptive", device: str = "auto",
-                 parent: QObject | None = None, in_process: bool | None = None) -> None:
-        super().__init__(parent)
-        self.source, self.models, self.oracles = source, list(models), list(oracles)
-        self.procedure, self.device = procedure, device
-        if in_process is None:
-            in_process = os.environ.get("STEMWRIGHT_SEPARATE_IN_PROCESS", "") not in ("", "0")
-        self.in_process = in_process
-        self.used_process = False
-        self._proc: subprocess.Popen | None = None
-
-    def cancel(self) -> None:
-        super().cancel()
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()  # ends the model at once; the worker sees the pipe close
-
-    def _progress(self, p: Any) -> None:
-        fraction = float(getattr(p, "fraction", 0.0))
-        elapsed = time.monotonic() - self.started_at
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
-        self.report(fraction, eta, getattr(p, "message", "") or "")
-
-    def work(self) -> Any:
-        self.report(0.0, None, "Starting")
-        if not self.in_process:
-            try:
-                proc = _start_child()
-            except OSError as exc:
-                print(f"stemwright: evaluation process unavailable ({exc}); using a thread",
-                      file=sys.stderr)
-            else:
-                self.used_process = True
-                return self._run_child(proc)
-        from stemwright.models.evaluation.evaluate import evaluate
-
-        return evaluate(self.source, self.models, self.oracles, procedure=self.procedure,
-                        device=self.device, progress=self._progress, cancel=self.is_cancelled,
-                        on_song=self.songDone.emit)
-
-    def _run_child(self, proc: subprocess.Popen) -> Any:
-        from stemwright.models.progress import Progress
-
-        self._proc = proc
-        try:
-            if self.is_cancelled():
-                raise Cancelled("evaluation cancelled")
-            _send_msg(proc.stdin, {"source": self.source, "models": self.models,
-                                   "oracles": self.oracles, "procedure": self.procedure,
-                                   "device": self.device})
-            while True:
-                msg = _recv_msg(proc.stdout)
-                if msg is None:
-                    raise EOFError
-                kind = msg.get("type")
-                if kind == "progress":
-                    self._progress(Progress(msg["fraction"], message=msg["message"]))
-                elif kind == "song":
-                    self.songDone.emit(msg["song"])
-                elif kind == "report":
-                    return msg["report"]
-                elif kind == "error":
-                    if msg.get("traceback"):
-                        print(msg["traceback"], file=sys.stderr)
-                    raise msg["exc"]
-        except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            if self.is_cancelled():
-                raise Cancelled("evaluation cancelled") from None
-            code = proc.poll()
-            why = f" (exit code {code})" if code is not None else ""
-            raise StemwrightError(f"the evaluation process stopped unexpectedly{why}; the "
-                                  "machine may be out of memory") from exc
-        finally:
-            self._proc = None
-            if proc.poll() is None:
-                proc.kill()
-            for stream in (proc.stdin, proc.stdout):
-                try:
-                    stream.close()
-                except (OSError, ValueError):
-                    pass
-            proc.wait()
-
-
-def _songs(n: int) -> str:
-    return f"{n} song{'' if n == 1 else 's'}"
-
-
-def _start_child() -> subprocess.Popen:
-    env = dict(os.environ)
-    paths = [p for p in sys.path if p and os.path.isdir(p)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return subprocess.Popen([sys.executable, "-c", _CHILD_CODE], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, env=env, close_fds=True)
-
-
-def evaluate_main() -> None:
-    """Entry point of the evaluation process: one request on stdin, messages on stdout."""
-    try:
-        os.nice(10)  # the window and playback win the CPU
-    except (AttributeError, OSError):
-        pass
-    proto_in = sys.stdin.buffer
-    proto_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints go to stderr, not into the protocol
-    sys.stdout = sys.stderr
-    from stemwright.models.evaluation.evaluate import evaluate
-
-    msg = _recv_msg(proto_in)
-    if msg is None:
-        return
-    progress = progress_sender(proto_out)
-    try:
-        report = evaluate(msg["source"], msg["models"], msg["oracles"],
-                          procedure=msg["procedure"], device=msg["device"], progress=progress,
-                          on_song=lambda s: _send_msg(proto_out, {"type": "song", "song": s}))
-    except BaseException as exc:  # noqa: BLE001 - sent to the window as a dialog
-        send_error(proto_out, exc)
-        return
-    _send_msg(proto_out, {"type": "report", "report": report})
-
-
-def installed_models() -> list[tuple[str, str]]:
-    """(title, name) of the zoo models that can run now (installed or needing no files)."""
-    from stemwright.models.zoo import catalog as zoo
-
-    out = []
-    for entry in zoo.list_models():
-        try:
-            ready = not entry.needs_download or zoo.is_installed(entry.name)
-        except Exception:  # noqa: BLE001 - a broken custom model is left out
-            ready = False
-        if ready:
-            out.append((entry.title, entry.name))
-    return out
-
-
-def partial_report(folder: str, songs: list[Any], settings: dict[str, Any] | None = None
-                   ) -> Any:
-    """An EvaluationReport of the songs finished so far (systems from their scores)."""
-    from stemwright.models.classic.oracles import ORACLES as ORACLE_TABLE
-    from stemwright.models.evaluation.evaluate import EvaluationReport, SystemInfo
-
-    names: list[str] = []
-    for song in songs:
-        for name in (*song.scores, *song.errors):
-            if name not in names:
-                names.append(name)
-    systems = [SystemInfo(n, "oracle" if n in ORACLE_TABLE else "model") for n in names]
-    return EvaluationReport(folder=folder, systems=systems, songs=list(songs),
-                            settings=dict(settings or {}))
 
 
 # -- box plots -------------------------------------------------------------------------
-
-def box_stats(values: list[float]) -> dict[str, float] | None:
-    """Quartiles, median and Tukey whiskers (1.5 IQR) of the finite values, or None."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if not x.size:
-        return None
-    q1, med, q3 = np.percentile(x, [25, 50, 75])
-    iqr = q3 - q1
-    lo = float(x[x >= q1 - 1.5 * iqr].min())
-    hi = float(x[x <= q3 + 1.5 * iqr].max())
-    return {"q1": float(q1), "median": float(med), "q3": float(q3), "lo": lo, "hi": hi,
-            "n": int(x.size)}
-
 
 class BoxPlot(pg.PlotWidget):
     """Box plots per stem (x) comparing systems (colour): box = quartiles, white line =
@@ -662,7 +480,8 @@ class EvaluateDialog(QDialog):
         self.songs = list(report.songs)
         self.progress.setValue(1000)
         elapsed = time.monotonic() - task.started_at
-        self.status.setText(f"Done: {_songs(len(report.songs))} in {format_duration(elapsed)}.")
+        self.status.setText(f"Done: {songs_phrase(len(report.songs))} in "
+                            f"{format_duration(elapsed)}.")
         self.refresh()
         self.evaluationFinished.emit(report)
 
@@ -682,7 +501,7 @@ class EvaluateDialog(QDialog):
         self._keep_partial()
         n = len(self.songs)
         self.status.setText(
-            f"Cancelled. {_songs(n)} finished before; {'its' if n == 1 else 'their'} scores "
+            f"Cancelled. {songs_phrase(n)} finished before; {'its' if n == 1 else 'their'} scores "
             "are shown and can be exported." if n else "Cancelled before any song was finished.")
         self.evaluationFinished.emit(None)
 
@@ -729,46 +548,7 @@ class EvaluateDialog(QDialog):
                                       else s.name for s in systems]
         table.setColumnCount(len(headers))
         table.setHorizontalHeaderLabels(headers)
-        summary = report.summary()
-        stems = [s for s in STEM_IDS if any(s in summary.get(x.name, {}) for x in systems)]
-        rows: list[tuple[str, str, list[float], bool, str]] = []
-        for stem in stems:
-            counts = [int(summary.get(x.name, {}).get(stem, {}).get("songs", 0))
-                      for x in systems]
-            rows.append((f"Median of {_songs(max(counts))}", get_stem(stem).name,
-                         [summary.get(x.name, {}).get(stem, {}).get(metric, math.nan)
-                          for x in systems], True, ""))
-        if stems:
-            covered = {x.name: [s for s in STEM_IDS if s in summary.get(x.name, {})]
-                       for x in systems}
-            differ = len({tuple(v) for v in covered.values()}) > 1
-            tip = "; ".join(f"{n}: mean over {', '.join(get_stem(s).name.lower() for s in v)}"
-                            for n, v in covered.items())
-            rows.append(("Mean of the medians", "its stems *" if differ else "all stems",
-                         [summary.get(x.name, {}).get("mean", {}).get(metric, math.nan)
-                          for x in systems], True, tip if differ else ""))
-        for song in report.songs:
-            name = song.key if song.key != "." else song.name
-            for stem in STEM_IDS:
-                if not any(stem in song.scores.get(x.name, {}) for x in systems):
-                    continue
-                values, merged = [], set()
-                for x in systems:
-                    score = song.scores.get(x.name, {}).get(stem)
-                    values.append(getattr(score, metric) if score is not None else math.nan)
-                    merged.update(score.includes if score is not None else ())
-                label = get_stem(stem).name
-                tip = ""
-                if merged:  # a system lacked a stem the song has (or the reverse)
-                    names = ", ".join(get_stem(m).name.lower() for m in STEM_IDS if m in merged)
-                    label += " *"
-                    tip = (f"{label[:-2]} is scored together with {names} for the systems "
-                           "that do not separate those")
-                rows.append((name, label, values, False, tip))
-                name = ""  # the song's name on its first row only
-            for name, why in song.errors.items():
-                rows.append((song.key, f"{name} failed", [math.nan] * len(systems), False,
-                             why))
+        rows = table_rows(report, metric)
         table.setRowCount(len(rows))
         bold = QFont()
         bold.setBold(True)
@@ -936,5 +716,4 @@ class EvaluateDialog(QDialog):
         super().closeEvent(event)
 
 
-__all__ = ["EvaluateDialog", "EvaluateTask", "BoxPlot", "box_stats", "installed_models",
-           "partial_report", "evaluate_main"]
+__all__ = ["EvaluateDialog", "BoxPlot"]

@@ -41,7 +41,7 @@ from stemwright.models.multitrack.folders import IGNORE, MAPPING_FILE, MIXTURE, 
 from stemwright.models.stems import STEM_IDS, get_stem
 
 from ..engine.workers import LoadedSong, Task
-from ..views.waveform import Envelope, format_time
+from ..views.waveform_data import Envelope, format_time
 
 PROCEDURE = "adaptive"  # the six-class mixdown the references come from
 TARGETS: tuple[tuple[str, str], ...] = (

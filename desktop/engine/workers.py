@@ -1,22 +1,17 @@
 """Background work for the window: load audio, separate, download a model, compute a
-spectrogram. Every task runs on its own QThread, reports progress through queued signals
-(throttled to ~20 per second), can be cancelled, and delivers its result by signal.
+spectrogram, keep and restore separations. Every task runs on its own QThread, reports
+progress through queued signals (throttled to ~20 per second), can be cancelled, and
+delivers its result by signal. Separations run in the engine process (`process`).
 
 The GUI thread never runs engine code: it only starts tasks and receives their signals.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import pickle
-import signal as _signal
-import struct
-import subprocess
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,11 +21,14 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from stemwright.models.errors import Cancelled, StemwrightError
 
-if TYPE_CHECKING:
-    from ..views.spectrogram import Spectrogram
-    from ..views.waveform import Envelope
+from ..views.spectrogram_data import compute_spectrogram
+from ..views.waveform_data import Envelope
+from .process import engine
+from .protocol import PROGRESS_INTERVAL
 
-PROGRESS_INTERVAL = 0.05  # seconds between progress signals
+if TYPE_CHECKING:
+    from ..views.spectrogram_data import Spectrogram
+
 PARTIAL_INTERVAL = 0.1  # seconds between partial-result signals (no region is ever lost)
 
 
@@ -156,8 +154,6 @@ class LoadTask(Task):
     def work(self) -> LoadedSong:
         from stemwright.models.audio.io import load_audio
 
-        from ..views.waveform import Envelope
-
         self.report(0.0, None, f"Opening {self.path.name}")
         audio = load_audio(str(self.path), progress=lambda p: self.engine_progress(p, 0, 0.9),
                            cancel=self.is_cancelled)
@@ -255,8 +251,6 @@ class SeparateTask(Task):
     # -- partial results (worker thread) ------------------------------------------------
     def _on_partial(self, region: object) -> None:
         """Write a finished region (`models.separator.PartialStems`) into the buffers."""
-        from ..views.waveform import Envelope
-
         p = self.partial
         if p is None or region.start == 0:
             stems = {s: np.zeros((x.shape[0], region.length), dtype=np.float32)
@@ -329,8 +323,6 @@ class SeparateTask(Task):
                                         partial=self._on_partial if self.partial_enabled
                                         else None)
         self.check_cancel()
-        from ..views.waveform import Envelope
-
         self.report(0.97, None, "Drawing stems")
         envelopes = {}
         for stem_id, signal in result.stems.items():
@@ -347,261 +339,6 @@ class SeparateTask(Task):
                              null_db)
 
 
-# -- the separation engine process -----------------------------------------------------
-#
-# Models run in a child Python process. Its own interpreter lock means nothing a model
-# does (a C extension holding the GIL, a first-time import of numba or librosa, which
-# holds it for ~100 ms) can stall the window; a crash or an out-of-memory kill of the
-# child is reported as an error while the app keeps running; and Cancel stops the model
-# at once by ending the process. Messages are length-prefixed pickles over the child's
-# stdin/stdout, audio travels as raw float32 bytes on the same pipes.
-
-_HEADER = struct.Struct("<Q")
-_IO_CHUNK = 1 << 23  # bytes per pipe read/write (each releases the GIL)
-_CHILD_CODE = "from stemwright.desktop.engine.workers import engine_main; engine_main()"
-
-
-def progress_sender(stream):
-    """Engine progress callback for a child process: sends `progress` messages on `stream`,
-    at most one per PROGRESS_INTERVAL (notices and the final report always go through)."""
-    last = [0.0]
-
-    def progress(p) -> None:
-        now = time.monotonic()
-        if p.message or p.fraction >= 1.0 or now - last[0] >= PROGRESS_INTERVAL:
-            last[0] = now
-            _send_msg(stream, {"type": "progress", "fraction": float(p.fraction),
-                               "eta": p.eta_seconds, "message": p.message})
-    return progress
-
-
-def send_error(stream, exc: BaseException) -> None:
-    """Report `exc` to the parent as an `error` message: the exception itself when it
-    pickles (else a RuntimeError with its text), with a traceback unless it is one of
-    Stemwright's own clear errors."""
-    tb = "" if isinstance(exc, StemwrightError) else traceback.format_exc()
-    try:
-        pickle.dumps(exc)
-    except Exception:  # noqa: BLE001 - any pickling failure
-        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-    _send_msg(stream, {"type": "error", "exc": exc, "traceback": tb})
-
-
-def _send_msg(stream, message: dict) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)))
-    stream.write(data)
-    stream.flush()
-
-
-def _read_exact(stream, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = stream.read(n - got)
-        if not chunk:
-            raise EOFError("the other side closed the pipe")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def _recv_msg(stream) -> dict | None:
-    head = stream.read(_HEADER.size)
-    if not head:
-        return None
-    if len(head) < _HEADER.size:
-        head += _read_exact(stream, _HEADER.size - len(head))
-    (n,) = _HEADER.unpack(head)
-    return pickle.loads(_read_exact(stream, n))
-
-
-def _send_array(stream, array: np.ndarray) -> None:
-    data = memoryview(np.ascontiguousarray(array, dtype=np.float32)).cast("B")
-    for start in range(0, len(data), _IO_CHUNK):
-        stream.write(data[start:start + _IO_CHUNK])
-    stream.flush()
-
-
-def _recv_array(stream, shape: tuple[int, ...], out: np.ndarray | None = None
-                ) -> np.ndarray:
-    """Read a float32 array of `shape` (into `out`, a C-contiguous float32 array, if given)."""
-    usable = (out is not None and out.dtype == np.float32 and out.shape == tuple(shape)
-              and out.flags.c_contiguous and out.flags.writeable)
-    array = out if usable else np.empty(shape, dtype=np.float32)
-    view = memoryview(array).cast("B")
-    pos = 0
-    while pos < len(view):
-        n = stream.readinto(view[pos:pos + _IO_CHUNK])
-        if not n:
-            raise EOFError("the other side closed the pipe")
-        pos += n
-    return array
-
-
-class EngineProcess:
-    """The parent's handle on the separation engine process (thread-safe, restartable)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # one conversation at a time
-        self._proc: subprocess.Popen | None = None
-        self._ready = False
-        self._atexit = False
-
-    def running(self) -> bool:
-        proc = self._proc
-        return proc is not None and proc.poll() is None
-
-    def ensure_started(self) -> None:
-        """Start the process if needed (fast: it imports the engine on its own)."""
-        if self.running():
-            return
-        env = dict(os.environ)
-        paths = [p for p in sys.path if p and os.path.isdir(p)]
-        if env.get("PYTHONPATH"):
-            paths.append(env["PYTHONPATH"])
-        env["PYTHONPATH"] = os.pathsep.join(paths)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        self._proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      env=env, close_fds=True)
-        self._ready = False
-        if not self._atexit:
-            atexit.register(self.shutdown, 1.0)
-            self._atexit = True
-
-    def warm_up(self) -> bool:
-        """Start the process and let it import the models (call from a worker thread)."""
-        with self._lock:
-            self.ensure_started()
-            if self._ready:
-                return True
-            proc = self._proc
-            try:
-                _send_msg(proc.stdin, {"cmd": "warmup"})
-                while True:
-                    msg = _recv_msg(proc.stdout)
-                    if msg is None:
-                        return False
-                    if msg.get("type") == "ready":
-                        self._ready = True
-                        return True
-            except (OSError, EOFError, ValueError):
-                return False
-
-    def separate(self, mix: np.ndarray, samplerate: int, options: SeparationOptions,
-                 progress, cancelled, partial=None, receive_into=None) -> object:
-        """Run one separation in the process; returns a SeparationResult.
-
-        `partial(PartialStems)` gets each finished region as the process sends it;
-        `receive_into(stem_id, shape)` may return an array to read a final stem into.
-        """
-        from stemwright.models.errors import ModelError
-        from stemwright.models.progress import Progress
-        from stemwright.models.separation.separator import PartialStems, SeparationResult
-
-        mix = np.asarray(mix, dtype=np.float32)
-        if mix.ndim == 1:
-            mix = mix[None, :]
-        with self._lock:
-            if cancelled():
-                raise Cancelled("separation cancelled")
-            self.ensure_started()
-            proc = self._proc
-            try:
-                _send_msg(proc.stdin, {"cmd": "separate", "shape": mix.shape,
-                                       "samplerate": int(samplerate), "model": options.model,
-                                       "device": options.device, "segment": options.segment,
-                                       "overlap": options.overlap,
-                                       "partial": partial is not None})
-                _send_array(proc.stdin, mix)
-                while True:
-                    msg = _recv_msg(proc.stdout)
-                    if msg is None:
-                        raise EOFError
-                    kind = msg.get("type")
-                    if kind == "ready":
-                        self._ready = True
-                    elif kind == "progress":
-                        progress(Progress(msg["fraction"], 0.0, 0.0, msg["eta"],
-                                          msg["message"]))
-                    elif kind == "error":
-                        exc = msg["exc"]
-                        if msg.get("traceback"):
-                            print(msg["traceback"], file=sys.stderr)
-                        raise exc
-                    elif kind == "partial":
-                        stems = {sid: _recv_array(proc.stdout, shape)
-                                 for sid, shape in msg["stems"]}
-                        if partial is not None:
-                            partial(PartialStems(stems, msg["start"], msg["end"],
-                                                 msg["length"], msg["samplerate"],
-                                                 tuple(msg["unavailable"])))
-                    elif kind == "result":
-                        stems = {}
-                        for sid, shape in msg["stems"]:
-                            buf = receive_into(sid, shape) if receive_into else None
-                            stems[sid] = _recv_array(proc.stdout, shape, out=buf)
-                        return SeparationResult(
-                            stems=stems, samplerate=msg["samplerate"], model=msg["model"],
-                            unavailable=tuple(msg["unavailable"]),
-                            residual_db=msg["residual_db"],
-                            residual_in_other=msg["residual_in_other"],
-                            notes=list(msg["notes"]))
-            except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-                if cancelled():
-                    raise Cancelled("separation cancelled") from None
-                code = proc.poll()
-                self.abort()
-                why = f" (exit code {code})" if code is not None else ""
-                raise ModelError(
-                    f"the separation engine stopped unexpectedly{why}. If this happens "
-                    "again, choose a shorter segment under Advanced or separate on the "
-                    "CPU; the machine may be out of memory.") from exc
-
-    def abort(self) -> None:
-        """Kill the process now (any thread); the next call starts a fresh one."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            try:
-                proc.wait(0.5)  # SIGKILL is immediate; this only reaps the process
-            except subprocess.TimeoutExpired:
-                pass
-        self._ready = False
-
-    def shutdown(self, timeout: float = 2.0) -> None:
-        """Ask the process to exit (kill it if it does not)."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None and self._lock.acquire(timeout=0.2):
-                try:
-                    _send_msg(proc.stdin, {"cmd": "quit"})
-                finally:
-                    self._lock.release()
-            proc.wait(timeout)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait(1.0)
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-
-
-_engine: EngineProcess | None = None
-
-
-def engine() -> EngineProcess:
-    """The app-wide separation engine process handle."""
-    global _engine
-    if _engine is None:
-        _engine = EngineProcess()
-    return _engine
-
-
 class WarmupTask(Task):
     """Start the engine process and import the models before the user asks (background)."""
 
@@ -613,74 +350,6 @@ class WarmupTask(Task):
 
     def work(self) -> bool:
         return engine().warm_up()
-
-
-def engine_main() -> None:
-    """Entry point of the engine process: serve requests from stdin until EOF."""
-    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl+C is the app's to handle
-    try:
-        os.nice(10)  # the window always wins the CPU over a running model
-    except (AttributeError, OSError):
-        pass
-    proto_in = sys.stdin.buffer
-    proto_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints from libraries go to stderr, not into the protocol
-    sys.stdout = sys.stderr
-    from stemwright.models.zoo import catalog as zoo
-
-    cache: dict[tuple, object] = {}
-
-    def load(model: str, device: str, segment, overlap):
-        key = (model, device, segment, overlap)
-        if key not in cache:
-            cache.clear()
-            cache[key] = zoo.load_separator(model, device=device, segment=segment,
-                                            overlap=overlap)
-        return cache[key]
-
-    while True:
-        msg = _recv_msg(proto_in)
-        if msg is None or msg.get("cmd") == "quit":
-            return
-        if msg["cmd"] == "warmup":
-            try:  # import and exercise the default model once (numba, librosa, ...)
-                sep = load(zoo.DEFAULT_MODEL, "cpu", None, None)
-                sep.separate(np.zeros((2, sep.samplerate), dtype=np.float32), sep.samplerate)
-            except Exception:  # noqa: BLE001 - a real separation will report it
-                traceback.print_exc()
-            _send_msg(proto_out, {"type": "ready"})
-            continue
-        if msg["cmd"] != "separate":
-            continue
-        mix = _recv_array(proto_in, tuple(msg["shape"]))
-        progress = progress_sender(proto_out)
-
-        def partial(p) -> None:
-            _send_msg(proto_out, {
-                "type": "partial", "start": p.start, "end": p.end, "length": p.length,
-                "samplerate": p.samplerate, "unavailable": tuple(p.unavailable),
-                "stems": [(k, v.shape) for k, v in p.stems.items()]})
-            for signal in p.stems.values():
-                _send_array(proto_out, signal)
-
-        try:
-            separator = load(msg["model"], msg["device"], msg["segment"], msg["overlap"])
-            result = separator.separate(mix, msg["samplerate"], progress=progress,
-                                        partial=partial if msg.get("partial") else None)
-        except BaseException as exc:  # noqa: BLE001 - sent to the app as a dialog
-            send_error(proto_out, exc)
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                return
-            continue
-        del mix
-        _send_msg(proto_out, {
-            "type": "result", "stems": [(k, v.shape) for k, v in result.stems.items()],
-            "samplerate": result.samplerate, "model": result.model,
-            "unavailable": tuple(result.unavailable), "residual_db": result.residual_db,
-            "residual_in_other": result.residual_in_other, "notes": list(result.notes)})
-        for signal in result.stems.values():
-            _send_array(proto_out, signal)
-        del result
 
 
 # -- model download --------------------------------------------------------------------
@@ -729,8 +398,6 @@ class SpectrogramTask(Task):
         self.key = key
 
     def work(self) -> Spectrogram:
-        from ..views.spectrogram import compute_spectrogram
-
         spec = compute_spectrogram(self.signal, self.samplerate, cancel=self.is_cancelled,
                                    progress=lambda f: self.report(f))
         spec.key = self.key
@@ -850,8 +517,6 @@ class RestoreSessionTask(Task):
 
     def work(self) -> SeparatedSong:
         from stemwright.models.separation.separator import SeparationResult
-
-        from ..views.waveform import Envelope
 
         meta = self.meta
         folder = Path(meta["folder"])

@@ -1,0 +1,207 @@
+"""Opening and closing songs in the main window: the file dialog, the demo song, recent
+files, drag and drop, and the background load whose result replaces the current song."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QUrl
+from PySide6.QtWidgets import QFileDialog
+
+from ..dialogs import messages as dialogs
+from ..engine.workers import LoadedSong, LoadTask
+from ..views.waveform import format_time
+
+if TYPE_CHECKING:
+    from ..main_window import MainWindow
+
+AUDIO_FILTER = ("Audio files (*.wav *.flac *.mp3 *.ogg *.oga *.opus *.m4a *.aac *.aif *.aiff "
+                "*.wma *.mp4 *.mkv *.webm *.mov);;All files (*)")
+APP_NAME = "Stemwright"
+
+
+class SongController:
+    """Loads songs into the window and clears it again."""
+
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+
+    def open_dialog(self) -> None:
+        """Ask for a file and open it."""
+        w = self.window
+        path, _ = QFileDialog.getOpenFileName(w, "Open a song", w.settings.last_folder(),
+                                              AUDIO_FILTER)
+        if path:
+            self.open_file(path)
+
+    def open_demo(self) -> None:
+        """Open the bundled demo song, a generated multitrack song, with its true stems
+        as reference lanes (no mapping dialog: its metadata maps every track)."""
+        from stemwright.models.errors import StemwrightError
+        from stemwright.models.multitrack.folders import scan_folder
+        from stemwright.resources import demo_song
+        path = demo_song()
+        try:
+            songs = scan_folder(path).songs if (path / "mix.flac").is_file() else []
+        except StemwrightError:
+            songs = []
+        if not songs:
+            dialogs.show_error(self.window, "Demo song", "The demo song is not installed.",
+                               "Open one of your own songs with File > Open.")
+            return
+        self.window.multitrack.load(songs[0])
+
+    def open_file(self, path: str | Path) -> LoadTask | None:
+        """Decode `path` in the background; the song replaces the current one when ready."""
+        w = self.window
+        path = Path(path)
+        from stemwright.resources import demo_song
+        if path.is_dir() and path.resolve() == demo_song().resolve():
+            self.open_demo()
+            return None
+        if path.is_dir():  # a multitrack song, or a folder of them
+            w.multitrack.open_folder(path)
+            return None
+        if not w.confirm_discard(f"Open {path.name}"):
+            return None
+        task = LoadTask(path, w)
+        task.succeeded.connect(lambda song, t=task: self.show_loaded(t, song))
+        return self.start_load(task, f"Loading {path.name}...")
+
+    def start_load(self, task, message: str):
+        """Run a song-loading task (replacing any running one) with progress in the status
+        bar; the caller connects `succeeded`."""
+        w = self.window
+        if w.load_task is not None:
+            w.load_task.cancel()
+        w.load_task = task
+        task.progressed.connect(lambda f, _e, _m, t=task: self._progress(t, f))
+        task.failed.connect(lambda exc, t=task: self._failed(t, exc))
+        task.cancelled.connect(lambda t=task: self._ended(t, "Loading cancelled."))
+        w.start_task(task)
+        w.statusBar().showMessage(message)
+        w.task_progress.setValue(0)
+        w.task_progress.setVisible(True)
+        return task
+
+    def _progress(self, task: LoadTask, fraction: float) -> None:
+        if task is self.window.load_task:
+            self.window.task_progress.setValue(int(fraction * 1000))
+
+    def _ended(self, task: LoadTask, message: str) -> bool:
+        w = self.window
+        if task is not w.load_task:
+            return False
+        w.load_task = None
+        w.task_progress.setVisible(False)
+        w.statusBar().showMessage(message, 5000)
+        return True
+
+    def _failed(self, task: LoadTask, exc: BaseException) -> None:
+        if self._ended(task, "Could not open the song."):
+            dialogs.show_exception(self.window, exc, "Could not open the song",
+                                   context=f"{task.path.name} could not be opened.")
+
+    def show_loaded(self, task: LoadTask, song: LoadedSong) -> None:
+        """A load task finished: `song` replaces the current song (unless `task` was
+        replaced by a later load)."""
+        w = self.window
+        if not self._ended(task, f"Opened {song.path.name}"):
+            return
+        w.separation.cancel_silently()
+        if hasattr(w.player, "clear_sources"):
+            w.player.clear_sources()
+        else:
+            w.player.stop()
+        w.song = song
+        w.separated = None
+        w.partial = None
+        w.stems_saved = True
+        w.spectra.clear()
+        title = song.tags.get("title") if song.tags else None
+        w.waveform.set_song(song.envelope, _lane_title(song, title))
+        w.spectrogram.clear()
+        w.spectrogram.set_sources([])
+        w.spectrogram.set_duration(song.duration)
+        w.spectrogram.set_loop(None)
+        w.act_loop.setChecked(False)
+        w.player.set_sources(song.data, None, song.samplerate)
+        w.stems.set_mixer_stems((), ())
+        w.panel.set_song_loaded(True)
+        w.settings.add_recent_file(song.path)
+        w.setWindowTitle(f"{song.path.name} \u2014 {APP_NAME}")
+        channels = {1: "mono", 2: "stereo"}.get(song.data.shape[0],
+                                                 f"{song.data.shape[0]} channels")
+        w.song_label.setText(f"{song.path.name}  \u00b7  {format_time(song.duration)}  "
+                             f"\u00b7  {song.samplerate / 1000:g} kHz  \u00b7  {channels}")
+        w.spectra.request(w.spectrogram.current_source())
+        w.separation.offer_session(song)
+        w.transport.tick()
+        w.update_actions()
+        w.songLoaded.emit(song)
+
+    def close_song(self) -> None:
+        """Close the current song (asks first if separated stems were never exported)."""
+        w = self.window
+        if w.song is None or not w.confirm_discard("Close the song"):
+            return
+        w.separation.cancel_silently()
+        w.player.stop()
+        if hasattr(w.player, "clear_sources"):
+            w.player.clear_sources()
+        w.song = None
+        w.separated = None
+        w.partial = None
+        w.stems_saved = True
+        w.spectra.clear()
+        w.waveform.clear()
+        w.spectrogram.clear()
+        w.spectrogram.set_sources([])
+        w.stems.set_mixer_stems((), ())
+        w.panel.set_song_loaded(False)
+        w.panel.offer_restore(None)
+        w.separation.session = None
+        w.setWindowTitle(APP_NAME)
+        w.song_label.setText("No song")
+        w.update_actions()
+
+    def fill_recent_menu(self) -> None:
+        w = self.window
+        menu = w.recent_menu
+        menu.clear()
+        recent = w.settings.recent_files()
+        for i, path in enumerate(recent):
+            act = menu.addAction(f"&{i + 1 if i < 9 else 0}  {Path(path).name}")
+            act.setToolTip(path)
+            act.setStatusTip(path)
+            act.triggered.connect(lambda _c=False, p=path: self.open_file(p))
+        if not recent:
+            menu.addAction("No recent songs").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear list", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.window.settings.clear_recent_files()
+        self.fill_recent_menu()
+
+    @staticmethod
+    def dropped_file(event) -> str | None:
+        """The local file (or folder) a drag carries, if any."""
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if isinstance(url, QUrl) and url.isLocalFile() and Path(url.toLocalFile()).exists():
+                return url.toLocalFile()
+        return None
+
+
+def _lane_title(song: LoadedSong, title: str | None) -> str:
+    artist = song.tags.get("artist") if song.tags else None
+    if title and artist:
+        return f"Mixture \u2014 {artist}: {title}"
+    if title:
+        return f"Mixture \u2014 {title}"
+    return f"Mixture \u2014 {song.path.name}"

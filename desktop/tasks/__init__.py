@@ -1,0 +1,2 @@
+"""Worker tasks of the dialogs that run engine work (`evaluate`).
+"""
