@@ -18,7 +18,7 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from .controllers.export import ExportController
 from .controllers.help import SHORTCUTS, HelpController
+from .controllers.layout import restore_layout, save_layout
 from .controllers.separation import SeparationController
 from .controllers.shortcuts import let_shortcuts_through
 from .controllers.songs import APP_NAME, SongController
@@ -112,7 +113,7 @@ class MainWindow(QMainWindow):
         self._shortcut_filter = let_shortcuts_through(
             self, (self.separation_dock, self.mixer_dock))
         self.transport.connect_player()
-        self._restore_layout()
+        restore_layout(self)
         self.update_actions()
         # Objects alive now (Qt bindings, torch, numpy, the window) never need collecting:
         # moving them out of the collector's reach keeps full collections short (~200 ms
@@ -473,31 +474,12 @@ class MainWindow(QMainWindow):
                                 "not been exported or saved yet. Discard them and continue?")
         return True
 
-    # -- layout persistence and closing -----------------------------------------------
-    def _restore_layout(self) -> None:
-        geometry = self.settings.window_geometry()
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        state = self.settings.window_state()
-        if state is not None:
-            self.restoreState(state)
-        else:
-            tall = self.height() >= 940
-            self.resizeDocks([self.mixer_dock], [360 if tall else 300], Qt.Orientation.Vertical)
-            self.resizeDocks([self.separation_dock], [330], Qt.Orientation.Horizontal)
-        splitter = self.settings.splitter_state()
-        if splitter is not None:
-            self.splitter.restoreState(splitter)
-
-    def save_layout(self) -> None:
-        self.settings.save_window(QByteArray(self.saveGeometry()), QByteArray(self.saveState()),
-                                  QByteArray(self.splitter.saveState()))
-
+    # -- closing ---------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if not self.confirm_discard("Quit"):
             event.ignore()
             return
-        self.save_layout()
+        save_layout(self)
         self.transport.timer.stop()
         try:
             self.player.close()
