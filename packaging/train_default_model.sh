@@ -44,7 +44,7 @@ done
 .venv/bin/python - "$RUNS" > "$RUNS/reports/screening.json" <<'PY'
 import json, sys
 from pathlib import Path
-from stemwright.models.architectures import registry  # noqa: F401 - registers them
+
 from stemwright.models.zoo.checkpoint import load_checkpoint
 from stemwright.models.training.state import read_log
 runs, out = Path(sys.argv[1]), []

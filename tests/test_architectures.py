@@ -140,3 +140,20 @@ def test_capabilities_are_facts_of_the_registry():
     assert arch.ARCHITECTURES["wavenet"].amp_safe and not arch.ARCHITECTURES["masknet"].amp_safe
     assert not arch.amp_safe(torch.nn.Linear(2, 2))
     assert not arch.linear_heads(torch.nn.Linear(2, 2))
+
+
+def test_checkpoints_load_without_importing_the_registry_first(tmp_path):
+    """Loading a checkpoint of any registered architecture does not depend on which modules
+    the process imported before (no registration by import side effect)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.safetensors"
+    kwargs = arch.config("masknet", small=True)
+    arch.save_model(path, "masknet", arch.build("masknet", small=True), kwargs)
+    code = ("import sys; from stemwright.models.zoo.checkpoint import load_checkpoint; "
+            "m, _ = load_checkpoint(sys.argv[1]); print(type(m).__name__); "
+            "print('stemwright.models.architectures.registry' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split()
+    assert out == ["MaskNet", "False"]

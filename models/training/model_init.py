@@ -148,7 +148,7 @@ def _from_file(path: Path, stems: Sequence[str] | None, overrides: dict[str, Any
 def _from_openunmix(name: str, folder: Path, entry, stems: Sequence[str] | None,
                     origin: dict[str, Any]) -> ModelInit:
     """Open-Unmix targets (one network per stem) as an `OpenUnmixStems` model."""
-    from ..architectures.registry import OpenUnmixStems
+    from ..architectures.openunmix6 import OpenUnmixStems
     from ..zoo.checkpoint import load_openunmix_target
 
     targets = {f.target: load_openunmix_target(folder / f.filename) for f in entry.files}

@@ -48,6 +48,11 @@ from openunmix.model import OpenUnmix
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..architectures.convtasnet import ConditionedTasNet, ConvTasNet
+from ..architectures.masknet import MaskNet
+from ..architectures.openunmix6 import OpenUnmixStems
+from ..architectures.wavenet import WaveNet
+from ..architectures.waveunet import WaveUNet
 from ..errors import ModelError, OutputExistsError
 
 #: Model classes an official demucs file may name; nothing else is ever constructed from one.
@@ -56,13 +61,20 @@ DEMUCS_CLASSES: tuple[type[torch.nn.Module], ...] = (HTDemucs, HDemucs, Demucs)
 DEMUCS_PICKLE_GLOBALS: tuple[type, ...] = (*DEMUCS_CLASSES, Fraction)
 
 #: Model classes a Stemwright checkpoint may name (checkpoint name -> class): the official
-#: demucs and Open-Unmix classes here, and every trainable architecture, which
-#: `architectures.registry` (the one source of facts about architectures) registers.
+#: demucs and Open-Unmix classes and every trainable architecture of `architectures.registry`
+#: (a test checks that each registry entry is here under its checkpoint name), so loading a
+#: checkpoint never depends on which modules happen to be imported.
 LOADABLE_CLASSES: dict[str, type[torch.nn.Module]] = {
     "htdemucs": HTDemucs,
     "hdemucs": HDemucs,
     "demucs": Demucs,
     "openunmix": OpenUnmix,
+    "wavenet": WaveNet,
+    "waveunet": WaveUNet,
+    "convtasnet": ConvTasNet,
+    "condtasnet": ConditionedTasNet,
+    "openunmix6": OpenUnmixStems,
+    "masknet": MaskNet,
 }
 
 STEMWRIGHT_FORMAT = "stemwright-checkpoint"
