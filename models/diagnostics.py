@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .wording import count
+
 #: The install command printed when a dependency is broken.
 REINSTALL = "bash packaging/install.sh (or: pip install -c packaging/requirements.lock .)"
 
@@ -190,8 +192,7 @@ def _portaudio() -> str:
     except Exception:  # noqa: BLE001 - no default output is a detail, not a failure
         default = "none"
     version = sd.get_portaudio_version()[1].split(",")[0]
-    return (f"{version}; {len(outputs)} output device"
-            f"{'s' * (len(outputs) != 1)}, default: {default}")
+    return f"{version}; {count(len(outputs), 'output device')}, default: {default}"
 
 
 _QT_PROBE = (
@@ -245,7 +246,7 @@ def _synth_tools() -> str:
 
     tools = check_tools()
     fonts = tools.soundfonts
-    return f"FluidSynth, espeak-ng, {len(fonts)} soundfont{'s' * (len(fonts) != 1)}"
+    return f"FluidSynth, espeak-ng, {count(len(fonts), 'soundfont')}"
 
 
 def _cache() -> str:

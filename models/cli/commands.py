@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import Cancelled, StemwrightError
 from ..separation.devices import DEVICE_CHOICES, resolve_device
 from ..stems import STEM_IDS, get_stem
+from ..wording import count
 from ..zoo import catalog as zoo
 
 EXIT_ERROR, EXIT_CANCELLED = 1, 130
@@ -95,7 +96,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
         written = export_stems(result.stems, result.samplerate, folder, song, which=wanted,
                                format=args.format, bit_depth=args.bit_depth,
                                overwrite=args.force)
-        print(f"{path.name}: {len(written)} stem{'s' * (len(written) != 1)} in {folder} "
+        print(f"{path.name}: {count(len(written), 'stem')} in {folder} "
               f"({_residual_note(result, wanted)})")
         if result.unavailable:
             names = ", ".join(get_stem(s).name.lower() for s in result.unavailable)
@@ -219,7 +220,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not out.parent.is_dir():
             raise CliError(f"{out.parent}: the folder for the report does not exist")
     scan = scan_folder(args.folder)
-    print(f"{scan.root}: {len(scan.songs)} song{'s' * (len(scan.songs) != 1)}")
+    print(f"{scan.root}: {count(len(scan.songs), 'song')}")
     bar = _progress_bar(100.0, "evaluating", "%")
 
     def progress(p) -> None:
@@ -276,7 +277,7 @@ def cmd_multitrack(args: argparse.Namespace) -> int:
                          "problem": t.problem} for t in s.tracks]}
             for s in scan.songs]}, indent=2))
     else:
-        print(f"{scan.root}: {len(scan.songs)} song{'s' * (len(scan.songs) != 1)}"
+        print(f"{scan.root}: {count(len(scan.songs), 'song')}"
               + (f" (mapping from {scan.mapping_file.name})" if scan.mapping_file else ""))
         for song in scan.songs:
             mixture = song.mixture.name if song.mixture else "sum of the stems"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stems import STEM_IDS
+from ..wording import count
 
 # Options whose default lives in TrainConfig; None on the command line means "not given",
 # so a resumed run keeps what it was started with.
@@ -260,11 +261,6 @@ def config_from_args(args: argparse.Namespace):
     return cfg
 
 
-def _count(n: int, noun: str) -> str:
-    """"1 song", "2 songs"."""
-    return f"{n} {noun}{'s' * (n != 1)}"
-
-
 class _Printer:
     """Progress for a terminal: a bar per epoch and one summary line per epoch."""
 
@@ -276,16 +272,16 @@ class _Printer:
 
         kind = e.get("event")
         if kind == "data" and e["done"] == e["total"]:
-            print(f"data: {_count(e['total'], 'song')} ready", file=sys.stderr)
+            print(f"data: {count(e['total'], 'song')} ready", file=sys.stderr)
         elif kind in ("start", "resume"):
             what = "resuming at epoch" if kind == "resume" else "training from epoch"
             print(f"{what} {e['epoch'] + 1}/{e['epochs']}: {e['architecture']} "
                   f"({e['parameters'] / 1e6:.2f} M parameters) on {e['device']}"
                   f"{' x' + str(e['world_size']) if e['world_size'] > 1 else ''}, "
                   f"stem{'s' * (len(e['stems']) != 1)} {', '.join(e['stems'])}; "
-                  f"{_count(e['train_songs'], 'training song')}, "
-                  f"{_count(e['valid_songs'], 'validation song')}, "
-                  f"{_count(e['steps_per_epoch'], 'step')} per epoch")
+                  f"{count(e['train_songs'], 'training song')}, "
+                  f"{count(e['valid_songs'], 'validation song')}, "
+                  f"{count(e['steps_per_epoch'], 'step')} per epoch")
             for problem in e.get("problems") or []:
                 print(f"note: {problem}", file=sys.stderr)
         elif kind == "step":
@@ -350,7 +346,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGTERM, previous)
     if main and not args.json:
         best = f"{result.best_score:.2f}" if result.best_score is not None else "-"
-        print(f"{result.reason} after {_count(result.epochs, 'epoch')} (best score {best}); "
+        print(f"{result.reason} after {count(result.epochs, 'epoch')} (best score {best}); "
               f"run in {result.out}" + (f"; installed as model '{result.installed}'"
                                         if result.installed else ""))
     return 0 if result.reason != "stopped" else 130

@@ -43,6 +43,7 @@ from ..audio.resample import fit_length, resample
 from ..errors import AudioError, StemwrightError
 from ..progress import CancelCheck, check_cancel
 from ..stems import STEM_IDS, get_stem
+from ..wording import count
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".opus", ".mp3",
                   ".m4a", ".aac", ".wv")
@@ -318,8 +319,8 @@ def _walk(folder: Path, root: Path, depth: int, scan: Scan, mapped: set[str]) ->
     if song is not None and song.layout == "tracks" and song.key not in mapped and all(
             t.source == "default" for t in song.tracks):
         # e.g. a folder of finished songs: nothing in it is named like an instrument
-        scan.problems.append(f"{song.key}: {len(song.tracks)} audio "
-                             f"file{'s' * (len(song.tracks) != 1)}, none named like "
+        scan.problems.append(f"{song.key}: "
+                             f"{count(len(song.tracks), 'audio file')}, none named like "
                              "an instrument track; not taken as a song (rename the files or "
                              f"list them in {MAPPING_FILE})")
         song = None

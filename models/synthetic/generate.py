@@ -48,6 +48,7 @@ import yaml
 
 from ..errors import Cancelled, StemwrightError
 from ..stems import STEM_IDS
+from ..wording import count
 from .composer import compose_song, describe
 from .render import (
     SAMPLERATE,
@@ -615,7 +616,7 @@ def _check_out(root: Path, splits: Sequence[str], seed: int, seconds: float,
                     stale.append(f"{split}/{sub.name}")
     if stale:
         raise GeneratorError(
-            f"{root}: holds {len(stale)} song folder{'s' * (len(stale) != 1)} this run "
+            f"{root}: holds {count(len(stale), 'song folder')} this run "
             f"would not make (e.g. {stale[0]}: another song count or split); use another "
             "folder or delete them")
 
@@ -675,7 +676,7 @@ def _summary(records: list[dict], tools: Tools, seed: int, seconds: float,
 def describe_summary(summary: dict) -> list[str]:
     """Human-readable lines for the end of a run."""
     hours = summary["audio_seconds"] / 3600
-    lines = [f"{summary['songs']} song{'s' * (summary['songs'] != 1)}, "
+    lines = [f"{count(summary['songs'], 'song')}, "
              f"{summary['audio_seconds'] / 60:.1f} min of audio "
              f"({hours:.2f} h), {summary['bytes'] / 1e6:.1f} MB "
              f"({summary['mb_per_audio_minute'] or 0:.1f} MB per minute)"]
@@ -683,19 +684,18 @@ def describe_summary(summary: dict) -> list[str]:
                                         for s, v in summary["splits"].items()))
     if summary["speed_x_realtime"]:
         lines.append(f"speed: {summary['speed_x_realtime']:.1f} s of audio per s "
-                     f"({summary['rendered_songs']} song"
-                     f"{'s' * (summary['rendered_songs'] != 1)} rendered with "
-                     f"{summary['workers']} worker{'s' * (summary['workers'] != 1)} in "
+                     f"({count(summary['rendered_songs'], 'song')} rendered with "
+                     f"{count(summary['workers'], 'worker')} in "
                      f"{summary['wall_seconds']:.1f} s; "
                      f"{summary['audio_seconds_per_cpu_second']:.1f} s of audio per CPU "
                      "second)")
     lines.append("styles: " + ", ".join(f"{k} {v}" for k, v in summary["styles"].items()))
     for stem, v in summary["stems"].items():
         top = ", ".join(f"{k} {n}" for k, n in list(v["instruments"].items())[:6])
-        lines.append(f"{stem}: in {v['songs']} song{'s' * (v['songs'] != 1)}, "
-                     f"{v['tracks']} track{'s' * (v['tracks'] != 1)} ({top})")
+        lines.append(f"{stem}: in {count(v['songs'], 'song')}, "
+                     f"{count(v['tracks'], 'track')} ({top})")
     lines.append("soundfonts: " + ", ".join(
-        f"{f['name']} ({f['tracks']} track{'s' * (f['tracks'] != 1)})"
+        f"{f['name']} ({count(f['tracks'], 'track')})"
         for f in summary["soundfonts"]))
     return lines
 
