@@ -235,14 +235,27 @@ def download_model(name: str, progress: Callable[[int, int | None], None] | None
 
 
 def remove_model(name: str) -> bool:
-    """Delete a model's cached files; returns False when nothing was installed."""
+    """Delete a model's cached files; returns False when nothing was installed.
+
+    Works on a user model whose checkpoint is unreadable (and so is not listed): removing
+    it is how the user gets rid of it. ModelError for unknown names.
+    """
     if name in ZOO and ZOO[name].family in ("classic", "embedded"):
         raise ModelError(f"'{name}' is built into Stemwright and cannot be removed")
     folder = model_dir(name)
+    if name not in ZOO:
+        if not _valid_name(name) or not folder.is_dir():
+            get_entry(name)  # raises: unknown model, listing the choices
+            return False
     if not folder.exists():
         return False
     shutil.rmtree(folder)
     return True
+
+
+def _valid_name(name: str) -> bool:
+    """A user model's name: letters, digits, - and _ (so it is one folder, never a path)."""
+    return bool(name) and name.replace("_", "").replace("-", "").isalnum() and name.isascii()
 
 
 def import_model_file(name: str, path: str | Path) -> Path:
@@ -298,18 +311,31 @@ def checkpoint_path(name: str) -> Path:
 def _import_custom(name: str, src: Path) -> Path:
     import torch
 
-    from .checkpoint import CheckpointMeta, load_checkpoint, load_demucs_checkpoint, save_checkpoint
+    from .checkpoint import (
+        CheckpointMeta,
+        checkpoint_format,
+        load_checkpoint,
+        load_demucs_checkpoint,
+        save_checkpoint,
+    )
 
-    if not name.replace("_", "").replace("-", "").isalnum():
+    if not _valid_name(name):
         raise StemwrightError(f"model name '{name}' may only use letters, digits, - and _")
     dest = _custom_checkpoint(name)
     if dest.exists():
         raise StemwrightError(f"a model called '{name}' is already installed; "
                               f"remove it first (stemwright models remove {name})")
-    try:
-        model, meta = load_checkpoint(src)
-    except ModelError:
-        model = load_demucs_checkpoint(src)  # raises a clear ModelError if not one either
+    fmt = checkpoint_format(src)
+    if fmt == "stemwright":
+        model, meta = load_checkpoint(src)  # its own error says what is wrong with it
+    elif fmt == "safetensors":
+        raise ModelError(f"{src.name} is a safetensors file without Stemwright or demucs "
+                         "metadata (only weights): it cannot be imported as a model")
+    elif fmt not in ("torch", "demucs-safetensors"):
+        raise ModelError(f"{src.name} is neither a Stemwright checkpoint nor a demucs model "
+                         "file (unrecognised format)")
+    else:
+        model = load_demucs_checkpoint(src)  # raises a clear ModelError if not one
         args, kwargs = getattr(model, "_init_args_kwargs", ((), {}))
         if args:
             raise ModelError(f"{src.name}: positional constructor arguments are not "
@@ -325,24 +351,39 @@ def _import_custom(name: str, src: Path) -> Path:
 
 
 def _custom_entries() -> list[ModelEntry]:
+    return _scan_custom()[0]
+
+
+def unreadable_models() -> list[tuple[str, str]]:
+    """(name, reason) of each user model in the cache whose checkpoint cannot be read;
+    `list_models` skips them, `remove_model` still removes them."""
+    return _scan_custom()[1]
+
+
+def _scan_custom() -> tuple[list[ModelEntry], list[tuple[str, str]]]:
+    """The user models in the cache, and those skipped because their file is unreadable."""
     root = cache_dir() / "models"
     if not root.is_dir():
-        return []
-    out = []
+        return [], []
+    from .checkpoint import read_checkpoint_meta
+
+    out, bad = [], []
     for ckpt in sorted(root.glob("*/model.safetensors")):
+        name = ckpt.parent.name
         try:
-            from .checkpoint import read_checkpoint_meta
             meta = read_checkpoint_meta(ckpt)
             mapping = mapping_for(meta.stems)
-        except (StemwrightError, OSError, json.JSONDecodeError):
+            size = round(ckpt.stat().st_size / 1e6, 1)
+            source = (json.dumps(meta.provenance, default=str) if meta.provenance
+                      else "imported by the user")
+        except (StemwrightError, OSError, ValueError, TypeError, RecursionError) as exc:
+            bad.append((name, str(exc).splitlines()[0][:300] if str(exc) else
+                        type(exc).__name__))
             continue
-        name = ckpt.parent.name
         out.append(ModelEntry(
-            name, name, "stemwright", mapping, meta.samplerate,
-            round(ckpt.stat().st_size / 1e6, 1), "user model",
-            json.dumps(meta.provenance) if meta.provenance else "imported by the user",
+            name, name, "stemwright", mapping, meta.samplerate, size, "user model", source,
             f"{meta.architecture} checkpoint"))
-    return out
+    return out, bad
 
 
 # -- loading -----------------------------------------------------------------------------

@@ -11,6 +11,17 @@ the model, and compares the weights' names and shapes with the model's own befor
 them, so a mismatched file fails with one readable message instead of a torch traceback or,
 worse, a model that loads partially and separates badly.
 
+Work before trust is bounded, because a tiny hostile file must not cost minutes or
+gigabytes: archive members are size-checked before torch reads them (no zip bombs), the
+allow-listed `Fraction` only parses short "a/b" text, configuration values are range-checked
+(numbers, nesting, stem names, sample rate), JSON metadata may nest only `_MAX_JSON_DEPTH`
+levels, the model is first built on the `meta` device with a hook that stops it as soon as
+it registers more parameters (or values) than the file holds, and only a configuration
+whose shapes match the file's tensors is built for real. Weights must be finite.
+
+Long because trust is one concern: every format goes through the same bounds and checks,
+which are easier to audit in one module than spread over several.
+
 Formats:
   * official demucs `.th` (torch pickle of {'klass', 'args', 'kwargs', 'state', ...}) and
     demucs 4.1 `.safetensors` (JSON 'klass'/'args'/'kwargs' in the metadata):
@@ -33,6 +44,7 @@ import re
 import struct
 import tempfile
 import threading
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +60,7 @@ from openunmix.model import OpenUnmix
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..architectures.bandsplit import BandSplitNet
 from ..architectures.convtasnet import ConditionedTasNet, ConvTasNet
 from ..architectures.masknet import MaskNet
 from ..architectures.openunmix6 import OpenUnmixStems
@@ -59,6 +72,46 @@ from ..errors import ModelError, OutputExistsError
 DEMUCS_CLASSES: tuple[type[torch.nn.Module], ...] = (HTDemucs, HDemucs, Demucs)
 #: Globals a demucs `.th` pickle may reference beyond torch's own tensor machinery.
 DEMUCS_PICKLE_GLOBALS: tuple[type, ...] = (*DEMUCS_CLASSES, Fraction)
+
+
+class _ClassName:
+    """What an allowed model class resolves to inside a pickle: it can be named (as
+    'klass'), never called, so a hostile file cannot construct a model while unpickling."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise pickle.UnpicklingError(f"it tries to construct {self.cls.__name__} while "
+                                     "being read, which official checkpoints never do")
+
+    def __repr__(self) -> str:
+        return f"<class '{_qualname(self.cls)}'>"
+
+
+_FRACTION_TEXT = re.compile(r"[-+]?\d{1,18}(/\d{1,18})?")
+
+
+def _bounded_fraction(*args: Any) -> Fraction:
+    """`fractions.Fraction` as a pickle may call it: from short "a/b" text or two small
+    whole numbers only (Fraction("1e50000000") would compute for minutes)."""
+    if len(args) == 1 and isinstance(args[0], str):
+        text = args[0].strip()
+        if len(text) <= _MAX_FRACTION_TEXT and _FRACTION_TEXT.fullmatch(text):
+            return Fraction(text)
+    elif 1 <= len(args) <= 2 and all(type(a) is int and abs(a) <= 10 ** 18 for a in args):
+        return Fraction(*args)
+    shown = ", ".join(repr(a)[:24] for a in args[:2])
+    raise pickle.UnpicklingError(f"it holds a fraction made from ({shown}), which is not "
+                                 "a short fraction like '39/5'")
+
+
+#: How the globals a demucs `.th` may name resolve while it is unpickled (full name ->
+#: stand-in): the classes to inert `_ClassName`s, Fraction to `_bounded_fraction`.
+_DEMUCS_PICKLE_NAMES: dict[str, Any] = {
+    **{f"{cls.__module__}.{cls.__qualname__}": _ClassName(cls) for cls in DEMUCS_CLASSES},
+    "fractions.Fraction": _bounded_fraction,
+}
 
 #: Model classes a Stemwright checkpoint may name (checkpoint name -> class): the official
 #: demucs and Open-Unmix classes and every trainable architecture of `architectures.registry`
@@ -75,6 +128,7 @@ LOADABLE_CLASSES: dict[str, type[torch.nn.Module]] = {
     "condtasnet": ConditionedTasNet,
     "openunmix6": OpenUnmixStems,
     "masknet": MaskNet,
+    "bandsplit": BandSplitNet,
 }
 
 STEMWRIGHT_FORMAT = "stemwright-checkpoint"
@@ -86,6 +140,15 @@ META_KEY = "stemwright"
 _UMX_LEGACY_KEYS = ("sample_rate", "stft.window", "transform.0.window")
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
 _MAX_PROBLEMS = 5
+#: Bounds on what an untrusted file may make us do before it is validated.
+_MAX_PICKLE_BYTES = 64 * 1024 * 1024  # a zip checkpoint's data.pkl (real ones: < 1 MB)
+_MAX_ZIP_RATIO = 4  # declared uncompressed size / file size (torch stores, never deflates)
+_MAX_JSON_DEPTH = 32  # nesting of JSON metadata (real ones: < 6)
+_MAX_CONFIG_INT = 10 ** 6  # any whole number in a model configuration
+_MAX_CONFIG_ITEMS = 4096  # items of one list or dict in a configuration
+_MAX_CONFIG_TEXT = 1024  # characters of one string in a configuration
+_MAX_FRACTION_TEXT = 40  # characters of a pickled Fraction ("39/5")
+_SAMPLERATES = (1000, 384000)  # plausible sample rates of a model, in Hz
 # The weights-only allow-list is process-wide state: loads must not interleave.
 _LOAD_LOCK = threading.Lock()
 
@@ -160,7 +223,7 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
             (size,) = struct.unpack("<Q", raw)
             if not 2 <= size <= min(_MAX_HEADER, path.stat().st_size - 8):
                 raise ValueError("header length out of range")
-            header = json.loads(f.read(size))
+            header = _json_loads(f.read(size))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path.name} is not a valid safetensors file ({exc}); "
                          "it may be damaged or incomplete") from exc
@@ -176,7 +239,9 @@ def _safetensors_header(path: Path) -> dict[str, Any]:
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """All tensors (on the CPU) and the metadata of a safetensors file."""
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
+        with warnings.catch_warnings(), safe_open(str(path), framework="pt",
+                                                  device="cpu") as f:
+            warnings.simplefilter("ignore")
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
@@ -185,18 +250,23 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, metadata
 
 
-def _torch_load(path: Path, allowed: Sequence[type]) -> Any:
-    """`torch.load(weights_only=True)` allowing only torch's tensor types and `allowed`.
+def _torch_load(path: Path, allowed: Mapping[str, Any]) -> Any:
+    """`torch.load(weights_only=True)` allowing only torch's tensor types and `allowed`
+    (full global name -> what it resolves to).
 
-    Zip checkpoints are scanned for globals first so the refusal names them all; the
-    weights-only unpickler is the actual guard either way (it also covers legacy files).
+    Zip checkpoints have their members' sizes checked first (no zip bombs) and are scanned
+    for globals so the refusal names them all; the weights-only unpickler is the actual
+    guard either way (it also covers legacy files). Warnings are silenced: the error, if
+    any, is our one line.
     """
     fmt = checkpoint_format(path)
     if fmt != "torch":
         raise ModelError(f"{path.name} is not a PyTorch checkpoint (unrecognised format)")
-    names = {_qualname(obj) for obj in allowed}
-    with _LOAD_LOCK, _only_safe_globals(allowed):
+    names = set(allowed)
+    with _LOAD_LOCK, _only_safe_globals(allowed), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         if zipfile.is_zipfile(path):
+            _check_archive(path)
             try:
                 unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
             except Exception:  # noqa: BLE001 - the scanner cannot parse it: torch.load decides
@@ -218,8 +288,35 @@ def _torch_load(path: Path, allowed: Sequence[type]) -> Any:
                              f"({_first_line(exc)})") from exc
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse a zip checkpoint whose members declare more data than it can plausibly hold.
+
+    torch writes its members uncompressed, so their declared sizes add up to about the
+    file's size; a compressed member that expands far beyond it (a zip bomb) or an
+    oversized pickle is refused before anything is decompressed.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+        size = path.stat().st_size
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # not readable as a zip after all: torch.load reports it
+    budget = _MAX_ZIP_RATIO * size + 1024 * 1024
+    total = 0
+    for info in infos:
+        total += info.file_size
+        if info.filename.endswith(".pkl") and info.file_size > _MAX_PICKLE_BYTES:
+            raise ModelError(f"{path.name}: its '{info.filename}' would unpack to "
+                             f"{info.file_size / 1e6:.0f} MB, far more than a checkpoint's "
+                             "description needs; it is damaged or hostile and was not loaded")
+        if total > budget:
+            raise ModelError(f"{path.name} would unpack to more than {total / 1e6:.0f} MB "
+                             f"from {size / 1e6:.1f} MB (a zip bomb, not a PyTorch "
+                             "checkpoint); it was not loaded")
+
+
 @contextlib.contextmanager
-def _only_safe_globals(allowed: Sequence[type]) -> Iterator[None]:
+def _only_safe_globals(allowed: Mapping[str, Any]) -> Iterator[None]:
     """Allow exactly torch's defaults plus `allowed`, whatever else the process registered.
 
     `torch.serialization.safe_globals` adds to the process-wide list; globals some other
@@ -229,7 +326,7 @@ def _only_safe_globals(allowed: Sequence[type]) -> Iterator[None]:
     saved = torch.serialization.get_safe_globals()
     torch.serialization.clear_safe_globals()
     try:
-        with torch.serialization.safe_globals(list(allowed)):
+        with torch.serialization.safe_globals([(obj, name) for name, obj in allowed.items()]):
             yield
     finally:
         torch.serialization.clear_safe_globals()
@@ -298,15 +395,74 @@ def _check_signature(label: str, cls: type, args: Sequence[Any],
 
 
 def _construct(label: str, cls: type, args: Sequence[Any], kwargs: Mapping[str, Any],
-               device: str | None = None) -> torch.nn.Module:
+               device: str | None = None,
+               state: Mapping[str, torch.Tensor] | None = None) -> torch.nn.Module:
+    """Build `cls(*args, **kwargs)`, on `device`; with `state` (the file's weights) the
+    build is stopped as soon as it registers more parameters than the file holds."""
     try:
-        if device is None:
-            return cls(*args, **kwargs)
-        with torch.device(device):
-            return cls(*args, **kwargs)
+        with warnings.catch_warnings(), _bounded_by(label, state):
+            warnings.simplefilter("ignore")
+            if device is None:
+                return cls(*args, **kwargs)
+            with torch.device(device):
+                return cls(*args, **kwargs)
+    except ModelError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any constructor failure means a bad config
         raise ModelError(f"{label}: cannot build {cls.__name__} from its configuration "
                          f"({_first_line(exc)})") from exc
+
+
+@contextlib.contextmanager
+def _bounded_by(label: str, state: Mapping[str, torch.Tensor] | None,
+                meta: bool = False) -> Iterator[None]:
+    """Stop a model's construction (in this thread) once its parameters far outnumber the
+    tensors of `state` or (off the `meta` device, where values cost memory) hold far more
+    values: a configuration claiming `depth: 10**6` must fail after a few layers, not
+    after gigabytes of modules. The slack lets a near miss reach the detailed comparison."""
+    if state is None:
+        yield
+        return
+    owner = threading.get_ident()
+    count = len(state)
+    numel = sum(int(t.numel()) for t in state.values() if isinstance(t, torch.Tensor))
+    max_count = 2 * count + 64
+    max_numel = None if meta else 2 * numel + 1_000_000
+    seen = {"count": 0, "numel": 0}
+
+    def on_parameter(module: torch.nn.Module, name: str, param: Any) -> None:
+        if param is None or threading.get_ident() != owner:
+            return
+        seen["count"] += 1
+        seen["numel"] += int(param.numel())
+        if seen["count"] > max_count or (max_numel is not None
+                                         and seen["numel"] > max_numel):
+            raise ModelError(f"{label}: checkpoint configuration does not match its weights: "
+                             f"it describes a far larger model than the {count} tensors "
+                             f"({numel} values) in the file; it was not loaded")
+
+    hook = torch.nn.modules.module.register_module_parameter_registration_hook(on_parameter)
+    try:
+        yield
+    finally:
+        hook.remove()
+
+
+def _build_checked(label: str, cls: type, args: Sequence[Any], kwargs: Mapping[str, Any],
+                   state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+    """Validate a configuration against the file's weights, then build and load it.
+
+    Order matters for hostile files: signature and value ranges first (no work), then the
+    weights' layout on the `meta` device (no memory, stopped early by `_bounded_by`), and
+    only a configuration whose shapes match the file is built for real.
+    """
+    _check_signature(label, cls, args, kwargs)
+    _check_config(label, args, kwargs)
+    problems = _mismatches(_template_state(label, cls, kwargs, args, state), state)
+    if problems:
+        _raise_mismatch(label, problems)
+    model = _construct(label, cls, args, kwargs, state=state)
+    return _load_validated(label, model, state)
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -344,12 +500,74 @@ def _load_validated(label: str, model: torch.nn.Module,
     problems = _mismatches(model.state_dict(), state)
     if problems:
         _raise_mismatch(label, problems)
+    _check_finite(label, state)
     try:
         model.load_state_dict(dict(state), strict=True)
     except RuntimeError as exc:
         raise ModelError(f"{label}: the weights could not be loaded "
                          f"({_first_line(exc)})") from exc
     return model.float().eval()
+
+
+def _check_finite(label: str, state: Mapping[str, torch.Tensor]) -> None:
+    """Refuse weights holding NaN or infinity: such a model separates into silence or
+    noise (or breaks training) instead of failing."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelError(f"{label}: weight '{key}' holds NaN or infinite values (a "
+                             "damaged file or a training run that diverged); it was not "
+                             "loaded")
+
+
+def _check_config(label: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Range-check a model configuration before anything is built from it: whole numbers
+    within +-`_MAX_CONFIG_INT`, finite floats, small fractions, short strings and lists,
+    shallow nesting, and 'sources' a list of distinct stem names."""
+    stack: list[tuple[str, Any, int]] = [("args", list(args), 0), ("kwargs", kwargs, 0)]
+    while stack:
+        where, value, depth = stack.pop()
+        problem = None
+        if depth > 8:
+            problem = "is nested too deeply"
+        elif value is None or isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if abs(value) > _MAX_CONFIG_INT:
+                problem = f"is {value:.3g}, beyond any real model's setting"
+        elif isinstance(value, float):
+            if not math.isfinite(value) or abs(value) > 1e12:
+                problem = f"is {value}, not a usable number"
+        elif isinstance(value, Fraction):
+            if max(abs(value.numerator), value.denominator) > _MAX_CONFIG_INT:
+                problem = "is a fraction with huge terms"
+        elif isinstance(value, str):
+            if len(value) > _MAX_CONFIG_TEXT:
+                problem = f"is a text of {len(value)} characters"
+        elif isinstance(value, list | tuple | Mapping):
+            if len(value) > _MAX_CONFIG_ITEMS:
+                problem = f"has {len(value)} items"
+            elif isinstance(value, Mapping):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        problem = f"has a non-text key {str(key)[:40]!r}"
+                        break
+                    stack.append((f"{where}.{key}" if where != "kwargs" else key, item,
+                                  depth + 1))
+            else:
+                stack.extend((f"{where}[{i}]", item, depth + 1)
+                             for i, item in enumerate(value))
+        else:
+            problem = f"is a {type(value).__name__}, which a configuration never holds"
+        if problem:
+            raise ModelError(f"{label}: invalid configuration: '{where}' {problem}; it "
+                             "was not loaded")
+    sources = kwargs.get("sources")
+    if "sources" in kwargs and (
+            not isinstance(sources, list | tuple) or not sources
+            or not all(isinstance(x, str) and x for x in sources)
+            or len(set(sources)) != len(sources)):
+        raise ModelError(f"{label}: invalid configuration: 'sources' must be a list of "
+                         f"distinct stem names, not {str(sources)[:60]!r}; it was not loaded")
 
 
 def _tensor_dict(label: str, obj: Any, what: str) -> dict[str, torch.Tensor]:
@@ -403,9 +621,28 @@ def decode_json(value: Any) -> Any:
     return value
 
 
+def _json_loads(text: str | bytes) -> Any:
+    """`json.loads` refusing (ValueError) documents nested deeper than `_MAX_JSON_DEPTH`,
+    so metadata can never make the decoders here (or json's) recurse without bound."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_JSON_DEPTH:
+            raise ValueError(f"it is nested more than {_MAX_JSON_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((item, depth + 1) for item in node.values())
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node)
+    return value
+
+
 def _json_field(label: str, metadata: Mapping[str, str], key: str) -> Any:
     try:
-        return decode_json(json.loads(metadata[key]))
+        return decode_json(_json_loads(metadata[key]))
     except KeyError:
         raise ModelError(f"{label}: metadata '{key}' is missing") from None
     except (ValueError, TypeError) as exc:
@@ -435,21 +672,21 @@ def load_demucs_checkpoint(path: str | os.PathLike[str]) -> torch.nn.Module:
                          "('klass', 'args', 'kwargs'); it is not a demucs model")
     else:
         raise ModelError(f"{path.name} is not a demucs model file (unrecognised format)")
-    _check_signature(path.name, klass, args, kwargs)
-    model = _construct(path.name, klass, args, kwargs)
-    return _load_validated(path.name, model, state)
+    return _build_checked(path.name, klass, args, kwargs, state)
 
 
 def _demucs_package_from_torch(path: Path) -> tuple[type, list, dict, dict]:
-    package = _torch_load(path, DEMUCS_PICKLE_GLOBALS)
+    package = _torch_load(path, _DEMUCS_PICKLE_NAMES)
     if not isinstance(package, Mapping) or "klass" not in package or "state" not in package:
         raise ModelError(f"{path.name} is not a demucs model package (expected 'klass', "
                          "'args', 'kwargs' and 'state'; a bare state dict or training "
                          "checkpoint cannot be loaded on its own)")
     klass = package["klass"]
-    if not any(klass is cls for cls in DEMUCS_CLASSES):
-        raise ModelError(f"{path.name} names {klass!r} as its model class, which is not "
+    if not isinstance(klass, _ClassName):
+        shown = "a fraction" if klass is _bounded_fraction else repr(klass)[:80]
+        raise ModelError(f"{path.name} names {shown} as its model class, which is not "
                          "a demucs model; it was not loaded")
+    klass = klass.cls
     args, kwargs = package.get("args", ()), package.get("kwargs", {})
     if not isinstance(args, list | tuple) or not isinstance(kwargs, Mapping) or not all(
             isinstance(k, str) for k in kwargs):
@@ -477,7 +714,7 @@ def _demucs_package_from_safetensors(path: Path) -> tuple[type, list, dict, dict
     state: Any = tensors
     if "structure" in metadata:
         try:
-            state = _unflatten(tensors, json.loads(metadata["structure"]))
+            state = _unflatten(tensors, _json_loads(metadata["structure"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"{path.name}: invalid weight structure ({exc}); "
                              "not loaded") from None
@@ -517,7 +754,7 @@ def load_openunmix_target(path: str | os.PathLike[str],
     """
     path = _existing(path)
     label = path.name
-    obj = _torch_load(path, ())
+    obj = _torch_load(path, {})
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]  # an open-unmix training checkpoint (.chkpnt)
     what = "an Open-Unmix target model"
@@ -559,8 +796,7 @@ def load_openunmix_target(path: str | os.PathLike[str],
     kwargs = dict(nb_bins=nb_bins, nb_channels=nb_channels, hidden_size=hidden,
                   nb_layers=max(nb_layers, 1), unidirectional=unidirectional,
                   max_bin=max_bin)
-    model = _construct(label, OpenUnmix, (), kwargs)
-    return _load_validated(label, model, state)
+    return _build_checked(label, OpenUnmix, (), kwargs, state)
 
 
 # -- Stemwright checkpoints ---------------------------------------------------------------
@@ -584,15 +820,35 @@ def _validate_meta(label: str, meta: CheckpointMeta) -> None:
         raise ModelError(f"{label}: 'stems' must be a non-empty list of stem names")
     if len(set(stems)) != len(stems):
         raise ModelError(f"{label}: 'stems' lists a stem twice: {stems}")
-    if (not isinstance(meta.samplerate, int) or isinstance(meta.samplerate, bool)
-            or meta.samplerate <= 0):
+    rate = meta.samplerate
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate <= 0:
         raise ModelError(f"{label}: 'samplerate' must be a positive whole number of Hz")
+    low, high = _SAMPLERATES
+    if not low <= rate <= high:
+        raise ModelError(f"{label}: 'samplerate' is {rate} Hz, outside the {low} to {high} "
+                         "Hz a model can work at; the file is damaged and was not loaded")
     if not isinstance(meta.provenance, dict):
         raise ModelError(f"{label}: 'provenance' must be a dict")
-    sources = meta.kwargs.get("sources")
-    if isinstance(sources, list | tuple) and len(sources) != len(stems):
-        raise ModelError(f"{label}: the model has {len(sources)} sources but 'stems' "
-                         f"names {len(stems)}")
+    if "sources" in meta.kwargs:
+        sources = meta.kwargs["sources"]
+        if not isinstance(sources, list | tuple) or not all(isinstance(s, str)
+                                                            for s in sources):
+            raise ModelError(f"{label}: 'kwargs.sources' must be a list of stem names, not "
+                             f"{str(sources)[:60]!r}; the file is damaged and was not loaded")
+        if len(sources) != len(stems):
+            raise ModelError(f"{label}: the model has {len(sources)} sources but 'stems' "
+                             f"names {len(stems)}")
+        if list(sources) != list(stems):
+            raise ModelError(f"{label}: the model's sources {list(sources)} are not its "
+                             f"'stems' {stems}; the file is damaged and was not loaded")
+    cls = LOADABLE_CLASSES.get(meta.architecture)
+    if cls is not None:
+        param = inspect.signature(cls).parameters.get("samplerate")
+        native = meta.kwargs.get("samplerate", None if param is None else param.default)
+        if isinstance(native, int | float) and not isinstance(native, bool) and native != rate:
+            raise ModelError(f"{label}: 'samplerate' is {rate} Hz but the model's "
+                             f"configuration says {native:g} Hz; the file is damaged and "
+                             "was not loaded")
 
 
 def _meta_to_json(meta: CheckpointMeta) -> str:
@@ -624,7 +880,7 @@ def read_checkpoint_meta(path: str | os.PathLike[str]) -> CheckpointMeta:
         raise ModelError(f"{label} is not a Stemwright checkpoint (no '{META_KEY}' "
                          f"metadata){hint}")
     try:
-        body = json.loads(metadata[META_KEY])
+        body = _json_loads(metadata[META_KEY])
     except ValueError as exc:
         raise ModelError(f"{label}: the Stemwright metadata is not valid JSON ({exc})"
                          ) from None
@@ -654,9 +910,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Chec
     meta = read_checkpoint_meta(path)
     cls = _architecture(label, meta.architecture)
     _check_signature(label, cls, (), meta.kwargs)
+    _check_config(label, (), meta.kwargs)
     tensors, _ = _read_safetensors(path)
-    model = _construct(label, cls, (), meta.kwargs)
-    return _load_validated(label, model, tensors), meta
+    return _build_checked(label, cls, (), meta.kwargs, tensors), meta
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module,
@@ -679,8 +935,9 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module,
     header = _meta_to_json(meta)
     kwargs = decode_json(json.loads(header)["kwargs"])  # exactly what a load will see
     _check_signature(label, cls, (), kwargs)
+    _check_config(label, (), kwargs)
     tensors = _tensors_for_saving(model.state_dict())
-    problems = _mismatches(_template_state(label, cls, kwargs), tensors)
+    problems = _mismatches(_template_state(label, cls, kwargs, (), tensors), tensors)
     if problems:
         _raise_mismatch(label, problems)
 
@@ -706,14 +963,21 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module,
     return path
 
 
-def _template_state(label: str, cls: type, kwargs: Mapping[str, Any]
+def _template_state(label: str, cls: type, kwargs: Mapping[str, Any],
+                    args: Sequence[Any] = (),
+                    state: Mapping[str, torch.Tensor] | None = None
                     ) -> dict[str, torch.Tensor]:
-    """The state_dict layout `kwargs` produce, built without allocating real weights."""
+    """The state_dict layout `kwargs` produce, built without allocating real weights
+    (and, given the file's `state`, stopped once it outgrows it)."""
     try:
-        with torch.device("meta"):
-            model = cls(**kwargs)
+        with (warnings.catch_warnings(), _bounded_by(label, state, meta=True),
+              torch.device("meta")):
+            warnings.simplefilter("ignore")
+            model = cls(*args, **kwargs)
+    except ModelError:
+        raise
     except Exception:  # noqa: BLE001 - some constructors need real tensors: build on CPU
-        model = _construct(label, cls, (), kwargs)
+        model = _construct(label, cls, args, kwargs, state=state)
     return model.state_dict()
 
 
