@@ -30,7 +30,7 @@ def one_thread(monkeypatch):
 
 def test_registry_is_complete_and_checkpointable():
     assert NAMES == ["wavenet", "waveunet", "convtasnet", "condtasnet", "openunmix6",
-                     "masknet", "htdemucs6"]
+                     "masknet", "bandsplit", "htdemucs6"]
     for name, a in arch.ARCHITECTURES.items():
         assert CHECKPOINT_ARCHS[a.arch] is a.cls
         for small in (False, True):
@@ -157,3 +157,23 @@ def test_checkpoints_load_without_importing_the_registry_first(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
                          text=True, timeout=120, check=True).stdout.split()
     assert out == ["MaskNet", "False"]
+
+
+def test_band_split_bands_cover_the_spectrum_and_masks_sum_to_one():
+    from stemwright.models.architectures.bandsplit import BandSplitNet, band_edges
+
+    edges = band_edges(1025, 32, 44100)
+    assert edges[0] == 0 and edges[-1] == 1025 and len(edges) == 33
+    widths = np.diff(edges)
+    assert widths.min() >= 2 and widths[0] < widths[-1]  # narrow at the bottom (mel)
+    with pytest.raises(ValueError, match="cannot split"):
+        band_edges(10, 8, 44100)
+    model = arch.build("bandsplit", small=True, seed=1).eval()
+    with torch.no_grad():  # random non-zero heads: the masks still sum to one per bin
+        for h in model.head:
+            h[-1].weight.normal_(0, 0.5)
+        mix = 0.1 * torch.randn(1, 2, 8000)
+        out = model(mix)
+    assert torch.allclose(out.sum(1), mix, atol=1e-5)
+    assert out.std(1).mean() > 1e-4  # and the stems differ
+    assert model.receptive_field > model.n_fft

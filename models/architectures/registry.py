@@ -11,6 +11,7 @@ checkpoint format and the chunked inference path treat them all alike:
     condtasnet  instrument-conditioned Conv-TasNet      waveform      44.1 kHz
     openunmix6  Open-Unmix, one network per stem        spectrogram   44.1 kHz
     masknet     STFT masks from dilated convs (fast CPU) spectrogram   44.1 kHz
+    bandsplit   band-split masks, convs on bands x time  spectrogram   44.1 kHz
     htdemucs6   Hybrid Transformer Demucs, six stems    hybrid        44.1 kHz
 
 `ARCHITECTURES[name]` holds the constructor, the literature's default configuration, a
@@ -44,6 +45,7 @@ from torch import nn
 from ..separation.separator import ModelPass, Separator
 from ..stems import STEM_IDS, StemMapping, mapping_for
 from ..zoo.checkpoint import CheckpointMeta, save_checkpoint
+from .bandsplit import BandSplitNet
 from .convtasnet import ConditionedTasNet, ConvTasNet
 from .masknet import MaskNet
 from .openunmix6 import OpenUnmixStems
@@ -127,6 +129,13 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         reference="Stemwright's CPU default; after Open-Unmix (Stoter et al. 2019) with "
                   "Conv-TasNet's dilated temporal convolutions (Luo & Mesgarani 2019)"),
     Architecture(
+        "bandsplit", BandSplitNet, "BandSplitNet: band-split masks, convolutions over bands "
+        "and time", "spectrogram", 44100, dict(samplerate=44100),
+        dict(bands=6, dim=8, layers=2, n_fft=512, hop=128, samplerate=44100),
+        segment=20.0, context=1.5, overlap=0.05,
+        reference="After BSRNN (Luo & Yu 2023) and BS-RoFormer (Lu et al. 2024), with "
+                  "their LSTMs/attention replaced by dilated depthwise convolutions"),
+    Architecture(
         "htdemucs6", HTDemucs, "Hybrid Transformer Demucs, six stems", "hybrid", 44100,
         dict(samplerate=44100, segment=Fraction(39, 5), dconv_mode=3),
         dict(channels=4, depth=3, nfft=512, t_layers=1, t_heads=2, dconv_comp=4,
@@ -172,10 +181,10 @@ def config(name: str, small: bool = False, **overrides: Any) -> dict[str, Any]:
     kwargs = dict(a.small if small else a.kwargs)
     kwargs.setdefault("sources", list(a.stems))
     kwargs.update(overrides)
-    if a.cls is MaskNet:
+    if a.cls in (MaskNet, BandSplitNet):
         # every setting spelled out in checkpoints, so that changing a default later
         # cannot change what a saved model computes
-        for key, p in inspect.signature(MaskNet).parameters.items():
+        for key, p in inspect.signature(a.cls).parameters.items():
             if p.default is not inspect.Parameter.empty:
                 kwargs.setdefault(key, p.default)
     return kwargs
@@ -288,7 +297,7 @@ def checkpoint_meta(name: str, kwargs: dict[str, Any],
     """Metadata for saving a model of architecture `name` built from `kwargs`."""
     a = get_architecture(name)
     return CheckpointMeta(a.arch, dict(kwargs), list(kwargs.get("sources", a.stems)),
-                          a.samplerate, dict(provenance or {}))
+                          int(kwargs.get("samplerate", a.samplerate)), dict(provenance or {}))
 
 
 def save_model(path: str | Path, name: str, model: nn.Module, kwargs: dict[str, Any],
