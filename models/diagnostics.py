@@ -246,7 +246,11 @@ def _synth_tools() -> str:
 
     tools = check_tools()
     fonts = tools.soundfonts
-    return f"FluidSynth, espeak-ng, {count(len(fonts), 'soundfont')}"
+    kits = tools.drumkits
+    drums = count(len(kits), "Hydrogen drum kit") if kits else (
+        "GM drum kits only (recorded kits: apt-get install hydrogen-drumkits hydrogen-data "
+        "avldrums.lv2-soundfont)")
+    return f"FluidSynth, espeak-ng, {count(len(fonts), 'soundfont')}, {drums}"
 
 
 def _cache() -> str:

@@ -4,7 +4,8 @@
 # with every dependency at the version CI tested (packaging/requirements.lock).
 #
 #   bash packaging/install.sh             # the app and the `stemwright` command
-#   bash packaging/install.sh --dev       # editable install plus the test tools
+#   bash packaging/install.sh --dev       # editable install, the test tools and the synth's
+#                                         # optional recorded drum kits (about 250 MB)
 #   bash packaging/install.sh --unlocked  # newest versions pyproject.toml allows (untested)
 #
 # The lock is for Linux x86_64 and Python 3.11; elsewhere the ranges in pyproject.toml are
@@ -44,6 +45,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 elif ! command -v dpkg-query >/dev/null 2>&1; then
   echo "note: not a Debian-like system; make sure PortAudio is installed for playback" >&2
+fi
+# `stemwright synth` plays drum parts on recorded kits when these are installed (GM kits
+# otherwise): only for developers who make training songs, and never blocking the rest.
+optional_packages=(hydrogen-drumkits hydrogen-data avldrums.lv2-soundfont)
+if [ "$dev" = 1 ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-query >/dev/null 2>&1; then
+  absent=()
+  for p in "${optional_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || absent+=("$p")
+  done
+  if [ ${#absent[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+    echo "Installing the synth's recorded drum kits: ${absent[*]}"
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${absent[@]}" >/dev/null; } \
+      || echo "note: optional recorded drum kits not installed; synth uses GM kits" >&2
+  fi
 fi
 
 python=${PYTHON:-python3}

@@ -180,6 +180,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
                    "to this many semitones (default off)")
     g.add_argument("--stretch", type=float, metavar="FRACTION", help="random tempo change "
                    "up to this fraction, e.g. 0.1 (default off)")
+    g.add_argument("--codec-prob", type=float, metavar="P", help="probability that a "
+                   "training mixture (not its stems) goes through MP3 or AAC at 96-256 kb/s "
+                   "and back (default 0: off)")
     g.add_argument("--force-stem", metavar="STEM", help="make --force-fraction of the "
                    "segments contain this stem (e.g. vocals)")
     g.add_argument("--force-fraction", type=float, help="default 0.5 with --force-stem")
@@ -235,7 +238,8 @@ def config_from_args(args: argparse.Namespace):
               "segments_per_song", "valid_fraction", "valid_songs", "valid_folders",
               "valid_segments",
               "valid_metric", "seed", "workers", "cache_dir", "remix", "pitch", "stretch",
-              "force_stem", "force_fraction", "loss", "weight_decay", "warmup", "schedule",
+              "force_stem", "force_fraction", "codec_prob", "loss", "weight_decay", "warmup",
+              "schedule",
               "clip", "ema", "patience", "max_steps", "device", "threads", "log_every")
     for key in simple:
         value = getattr(args, key, None)

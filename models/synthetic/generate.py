@@ -21,11 +21,18 @@ folder is written under a temporary name and renamed when complete); a folder ho
 songs of other settings is refused rather than mixed into. Songs render in parallel
 worker processes, each loading the soundfonts once.
 
+Drums: the drum kit part plays on a General MIDI soundfont kit, a recorded multi-layer
+SF2 kit (AVL drums) or a recorded Hydrogen kit (`drumkit.py`: velocity layers, round
+robin, hi-hat choke, humanised timing), whichever are installed; the track records which.
+
 Mixing: every track is rendered dry, normalised, run through its effects (EQ,
 compression, distortion, chorus, delay, reverb; the reverb belongs to the track's own
-stem), placed in the stereo field and set to a level drawn per song; one gain then puts
-the mix peak between -4 and -0.5 dBFS. Track files hold int16 samples and mix.flac their
-integer sum, so the mixture is exactly the sum of the stems and nothing clips.
+stem), placed in the stereo field and set to a level drawn per song. 80 % of songs are
+then mastered like a record (`mastering.py`: per-stem bus EQ/saturation/compression, then
+one gain envelope from a mix-bus compressor and look-ahead limiter, shared by every track,
+to -14..-7 LUFS under a -1..-0.5 dBFS ceiling); the rest get one gain that puts the mix
+peak between -4 and -0.5 dBFS. Track files hold int16 samples and mix.flac their integer
+sum, so the mixture is exactly the sum of the stems and nothing clips.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from ..errors import Cancelled, StemwrightError
 from ..stems import STEM_IDS
 from ..wording import count
 from .composer import compose_song, describe
+from .drumkit import DRUM_SOUNDFONTS, DrumkitError, KitChoice, choose_kit_source, load_kit
 from .render import (
     SAMPLERATE,
     FluidRenderer,
@@ -60,11 +68,12 @@ from .render import (
     pan_stereo,
     write_midi,
 )
-from .song import Part, Song
+from .song import Part, Role, Song
 from .styles import STYLES
 
 GENERATOR = "stemwright synth"
-VERSION = 1
+#: 2: recorded drum kits, stem buses and mastering (songs of version 1 are made again)
+VERSION = 2
 SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 META_FILE = "metadata.yaml"
@@ -351,19 +360,47 @@ def render_song(job: SongJob) -> dict:
     for number, part in enumerate(song.parts, 1):
         choices = [f for f in fonts if fluid.has(f, part.bank, part.program)] or fonts
         font = str(rng.choice(choices))
+        kit, kit_fields = None, {}
+        if part.is_drum and part.role == Role.KIT:  # a recorded kit when one is installed
+            kit_rng = np.random.default_rng([job.seed, 2, number])  # main draws unchanged
+            kit = choose_kit_source(part, song.style, kit_rng, sorted(fluid.drum_fonts),
+                                    _WORKER["tools"].drumkits)
+        if kit is not None and kit.source == "hydrogen":
+            try:
+                sampler = load_kit(kit.path)
+            except DrumkitError:  # changed since it was found: the GM kit plays
+                kit = KitChoice("gm")
         if part.sung:
             voices = [lead_voice] if part.role == "lead vocal" else backing_voices
             audio = singer.sing(part, song, voices, language, length, rng)[None, :]
             source = f"espeak-ng {language} ({', '.join(voices)}), sung"
             font_used = None
+        elif kit is not None and kit.source == "hydrogen":
+            audio = sampler.render(part, song, length, kit_rng)
+            if np.array_equal(audio[0], audio[1]):
+                audio = audio[:1]
+            source = f"Hydrogen kit '{kit.name}' ({kit.licence})"
+            font_used = None
+            kit_fields = {"drum_keys_skipped": sum(sampler.skipped.values())}
         else:
+            if kit is not None and kit.source == "sf2":
+                font = kit.name
             audio = fluid.render(part, song, font, length)
             if np.array_equal(audio[0], audio[1]):
                 audio = audio[:1]  # a mono patch: effects run in mono up to the reverb
             source = f"FluidSynth, GM {'drum kit' if part.is_drum else 'program'} " \
                      f"{part.program}"
+            if kit is not None and kit.source == "sf2":
+                source = f"FluidSynth, {DRUM_SOUNDFONTS[font][0]} kit ({kit.licence})"
             font_used = font
         fx = effects_for(part, rng)
+        if kit is not None:
+            kit_name = {"gm": f"GM {part.tone or 'standard'} kit ({font})",
+                        "sf2": DRUM_SOUNDFONTS.get(font, (font,))[0]}.get(kit.source, kit.name)
+            kit_fields = {"drum_source": kit.source, "drum_kit": kit_name,
+                          "drum_kit_licence": kit.licence or None, **kit_fields}
+            if kit.source != "gm" and not any(f["type"] == "reverb" for f in fx):
+                fx.append(_reverb(kit_rng, (0.04, 0.1), (0.1, 0.3)))  # dry samples: a room
         pan, width = _pan(part, rng, taken)
         mean, spread = LEVELS[_level_key(part)]
         target = float(rng.normal(mean, spread / 2))
@@ -384,19 +421,34 @@ def render_song(job: SongJob) -> dict:
                 "gm_program": None if part.sung else part.program,
                 "gm_bank": part.bank if part.is_drum else None, "notes": len(part.notes),
                 "pan": round(pan, 2), "width": round(width, 2), "effects": fx,
-                "_rms": rms_now}
+                "_rms": rms_now, **kit_fields}
         tracks.append((part, audio, info))
     if not tracks:
         raise GeneratorError(f"song {job.index + 1}: every track came out silent")
-    # one gain for everything: the mix peaks at -4..-0.5 dBFS, no track past -0.5 dBFS
-    mix = np.zeros((2, length), dtype=np.float32)
-    for _, audio, _ in tracks:
-        mix += audio
-    peak_db = _u(rng, -4.0, -0.5)
-    mix_peak = float(np.max(np.abs(mix)))
-    track_peak = max(float(np.max(np.abs(a))) for _, a, _ in tracks)
-    gain = min(10 ** (peak_db / 20) / max(mix_peak, 1e-9), 0.944 / max(track_peak, 1e-9))
-    del mix
+    from .mastering import MASTERED_SHARE, master_tracks
+
+    # most songs are mastered like a record (stem buses, then one gain envelope shared by
+    # every track: loud, limited); the rest stay dynamic: one gain puts the mix peak at
+    # -4..-0.5 dBFS. Either way no track passes -0.5 dBFS and mix = sum(tracks).
+    mastering: dict = {"mastered": False}
+    if rng.random() < MASTERED_SHARE:
+        mastered, _, mastering = master_tracks([a for _, a, _ in tracks],
+                                               [i["stem"] for _, _, i in tracks], rng)
+        tracks = [(p, a, i) for (p, _, i), a in zip(tracks, mastered, strict=True)]
+        del mastered
+        for _, audio, info in tracks:
+            info["_rms"] = active_rms_db(audio)
+        gain = 1.0
+    else:
+        mix = np.zeros((2, length), dtype=np.float32)
+        for _, audio, _ in tracks:
+            mix += audio
+        peak_db = _u(rng, -4.0, -0.5)
+        mix_peak = float(np.max(np.abs(mix)))
+        track_peak = max(float(np.max(np.abs(a))) for _, a, _ in tracks)
+        gain = min(10 ** (peak_db / 20) / max(mix_peak, 1e-9),
+                   0.944 / max(track_peak, 1e-9))
+        del mix
     tmp = split_dir / f".{name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -434,7 +486,7 @@ def render_song(job: SongJob) -> dict:
         "swing": round(song.swing, 3), "voice": f"{song.voice} ({lead_voice}, {language})",
         "mix": {"peak_dbfs": _db(float(np.max(np.abs(mixf)))),
                 "active_rms_dbfs": round(active_rms_db(mixf), 2)},
-        "gain_db": round(float(20 * np.log10(gain)), 6),
+        "gain_db": round(float(20 * np.log10(gain)), 6), "mastering": mastering,
         "stems": stems, "tracks": [{k: v for k, v in i.items() if k != "effects"}
                                    for _, _, i in tracks],
     }
@@ -482,7 +534,8 @@ def _existing(folder: Path, job: SongJob) -> dict | None:
     if not isinstance(meta, dict) or not str(meta.get("generator", "")).startswith(GENERATOR):
         raise GeneratorError(f"{folder}: exists and was not made by {GENERATOR}; choose "
                              "another output folder")
-    same = meta.get("seed") == job.seed and abs(float(meta.get("duration", -1)) -
+    same = meta.get("generator") == f"{GENERATOR} {VERSION}" and meta.get("seed") == job.seed \
+        and abs(float(meta.get("duration", -1)) -
                                                  round(job.seconds * SAMPLERATE) /
                                                  SAMPLERATE) < 1e-3
     files = [s.get("filename") for s in (meta.get("stems") or {}).values()]
@@ -634,8 +687,11 @@ def _summary(records: list[dict], tools: Tools, seed: int, seconds: float,
                 for s in SPLITS}
     stems: dict[str, dict] = {}
     fonts: Counter = Counter()
+    kits: Counter = Counter()
     for r in records:
         for t in r["tracks"]:
+            if t.get("drum_kit"):
+                kits[f"{t['drum_kit']} ({t.get('drum_kit_licence') or 'licence not stated'})"] += 1
             entry = stems.setdefault(t["stem"], {"songs": 0, "tracks": 0, "instruments":
                                                  Counter()})
             entry["tracks"] += 1
@@ -661,6 +717,8 @@ def _summary(records: list[dict], tools: Tools, seed: int, seconds: float,
         "styles": dict(Counter(r["style"] for r in records).most_common()),
         "soundfonts": [{"name": sf.name, "path": str(sf.path), "size_mb": sf.size_mb,
                         "tracks": fonts.get(sf.name, 0)} for sf in tools.soundfonts],
+        "drum_kits": dict(kits.most_common()),
+        "mastered_songs": sum(1 for r in records if r.get("mastering")),
         "tools": tools.versions,
         "workers": workers, "wall_seconds": round(wall, 3),
         "rendered_songs": len(rendered),
@@ -697,6 +755,11 @@ def describe_summary(summary: dict) -> list[str]:
     lines.append("soundfonts: " + ", ".join(
         f"{f['name']} ({count(f['tracks'], 'track')})"
         for f in summary["soundfonts"]))
+    if summary.get("drum_kits"):
+        lines.append("recorded drum kits: " + ", ".join(
+            f"{k} x{n}" for k, n in summary["drum_kits"].items()))
+    lines.append(f"mastered: {summary.get('mastered_songs', 0)} of "
+                 f"{count(summary['songs'], 'song')}")
     return lines
 
 

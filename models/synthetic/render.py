@@ -45,12 +45,16 @@ import numpy as np
 import soundfile  # noqa: F401, I001
 
 from ..errors import StemwrightError
+from .drumkit import DRUM_SOUNDFONTS, DRUMKIT_APT_PACKAGES, DrumkitInfo, find_drumkits
 from .song import Part, Song
 
 SAMPLERATE = 44100
 ESPEAK_RATE = 22050
 APT_PACKAGES = ("fluidsynth", "espeak-ng", "fluid-soundfont-gm", "timgm6mb-soundfont",
                 "musescore-general-soundfont-small")
+#: optional: recorded drum kits for the drum stem (Hydrogen kits, AVL SF2 kits); the synth
+#: falls back to the GM soundfonts' kits without them
+OPTIONAL_APT_PACKAGES = DRUMKIT_APT_PACKAGES
 PIP_PACKAGES = ("pedalboard", "mido")
 SOUNDFONT_DIRS = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3", "/usr/share/soundfonts",
                   "/usr/local/share/soundfonts", "~/.local/share/soundfonts")
@@ -82,6 +86,7 @@ class Tools:
     espeak_data: Path
     soundfonts: list[Soundfont]
     versions: dict[str, str] = field(default_factory=dict)
+    drumkits: list[DrumkitInfo] = field(default_factory=list)  # Hydrogen kits (optional)
 
 
 # --------------------------------------------------------------------------------------
@@ -155,7 +160,8 @@ def check_tools() -> Tools:
                        "/usr/share/sounds/sf3 or $STEMWRIGHT_SOUNDFONTS)")
     if missing:
         fixes.append("sudo apt-get install " + " ".join(APT_PACKAGES)
-                     + " (packaging/install.sh installs them)")
+                     + " (packaging/install.sh installs them; optional, for recorded drum "
+                     "kits: " + " ".join(OPTIONAL_APT_PACKAGES) + ")")
     py_missing = []
     for mod in PIP_PACKAGES:
         try:
@@ -189,7 +195,7 @@ def check_tools() -> Tools:
             versions[mod] = version(mod)
         except PackageNotFoundError:
             pass
-    return Tools(fluid, espeak, data, fonts, versions)
+    return Tools(fluid, espeak, data, fonts, versions, find_drumkits())
 
 
 # --------------------------------------------------------------------------------------
@@ -225,7 +231,8 @@ class FluidRenderer:
     """Every soundfont loaded once (samples on first use, then kept); `render` plays one
     part on a fresh synthesizer that shares the loaded soundfonts, so a part sounds the
     same whatever was rendered before it (a reused synthesizer does not: voice and block
-    state carry over)."""
+    state carry over). General MIDI fonts are in `fonts`; known drum-only fonts (the AVL
+    kits, `drumkit.DRUM_SOUNDFONTS`) in `drum_fonts`, for drum parts only."""
 
     def __init__(self, soundfonts: Sequence[Soundfont], library: str,
                  samplerate: int = SAMPLERATE) -> None:
@@ -248,6 +255,7 @@ class FluidRenderer:
         if not self.synth:
             raise ToolError("FluidSynth could not start a synthesizer")
         self.fonts: dict[str, int] = {}
+        self.drum_fonts: dict[str, int] = {}
         self.presets: dict[str, set[tuple[int, int]]] = {}
         self._sfont: dict[str, int] = {}  # name -> fluid_sfont_t pointer
         self._pinned: set[tuple[int, int, int]] = set()
@@ -274,6 +282,10 @@ class FluidRenderer:
                     if (bank, 0) in presets:
                         lib.fluid_synth_pin_preset(self.synth, sfid, bank, 0)
                         self._pinned.add((sfid, bank, 0))
+            elif sf.name in DRUM_SOUNDFONTS and presets:
+                self.drum_fonts[sf.name] = sfid
+                self.presets[sf.name] = presets
+                self._sfont[sf.name] = font
         if not self.fonts:
             raise ToolError("none of the soundfonts could be loaded as a General MIDI "
                             "soundfont: " + ", ".join(s.name for s in soundfonts))
@@ -291,10 +303,16 @@ class FluidRenderer:
         """The part played on `font` for `length` samples: float32 [2, length]."""
         lib, sr = self.lib, self.samplerate
         bank, program = part.bank, part.program
-        if not self.has(font, bank, program):
+        if font in self.drum_fonts:  # a drum-only font: its kit (bank 0 program 0 for AVL)
+            if not part.is_drum:
+                raise ToolError(f"{font} is a drum kit; it cannot play {part.name}")
+            if not self.has(font, bank, program):
+                bank, program = min(self.presets[font])
+        elif not self.has(font, bank, program):
             program = 0 if part.is_drum else program  # the standard kit
         channel = 9 if part.is_drum else 0
-        key = (self.fonts[font], bank, program)
+        key = (self.fonts[font] if font in self.fonts else self.drum_fonts[font], bank,
+               program)
         if key not in self._pinned:  # load the preset's samples once and keep them
             lib.fluid_synth_pin_preset(self.synth, *key)
             self._pinned.add(key)
@@ -777,4 +795,5 @@ def write_midi(song: Song, path: str | os.PathLike[str], ticks: int = 480) -> Pa
 
 __all__ = ["ToolError", "Tools", "Soundfont", "check_tools", "find_soundfonts",
            "find_espeak_data", "FluidRenderer", "Singer", "apply_effects", "pan_stereo",
-           "write_midi", "SAMPLERATE", "APT_PACKAGES", "SINGER_VOICES"]
+           "write_midi", "SAMPLERATE", "APT_PACKAGES", "OPTIONAL_APT_PACKAGES",
+           "SINGER_VOICES"]

@@ -62,6 +62,7 @@ class TrainConfig:
     pitch: float = 0.0
     stretch: float = 0.0
     repitch_prob: float = 0.2
+    codec_prob: float = 0.0  # share of mixtures sent through MP3/AAC (targets clean)
     force_stem: str | None = None
     force_fraction: float = 0.0
     device: str = "auto"
@@ -84,7 +85,7 @@ class TrainConfig:
     def augment(self) -> Augment:
         return Augment(swap=self.swap, gain=tuple(self.gain) if self.gain else None,
                        remix=self.remix, pitch=self.pitch, stretch=self.stretch,
-                       repitch_prob=self.repitch_prob)
+                       repitch_prob=self.repitch_prob, codec_prob=self.codec_prob)
 
     def model_name(self) -> str:
         name = self.name or Path(self.out).resolve().name
@@ -112,6 +113,8 @@ def check_config(cfg: TrainConfig) -> None:
         problems.append("--valid-metric must be sdr or usdr")
     if not 0.0 <= cfg.force_fraction <= 1.0 or not 0.0 <= cfg.remix <= 1.0:
         problems.append("--force-fraction and --remix must be between 0 and 1")
+    if not 0.0 <= cfg.codec_prob <= 1.0:
+        problems.append(f"--codec-prob must be between 0 and 1, not {cfg.codec_prob}")
     if cfg.gain and (len(cfg.gain) != 2 or not 0 < cfg.gain[0] <= cfg.gain[1]):
         problems.append("--gain takes two positive numbers LOW HIGH")
     try:

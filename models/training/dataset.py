@@ -17,7 +17,9 @@ resumed or distributed run sees exactly the data an uninterrupted single-process
 * optionally the whole segment pitch-shifted and/or time-stretched (phase vocoder +
   resampling);
 * the stems mixed with the six-class adaptive-rescaling mixdown (`mixdown.mix_stems`), so
-  the mixture is exactly the sum of the targets and nothing clips.
+  the mixture is exactly the sum of the targets and nothing clips;
+* optionally (`codec_prob`) the mixture alone sent through MP3 or AAC and back, aligned
+  to the sample (`codec_roundtrip`), as records are often heard: the targets stay clean.
 
 Each item is (mix [C, L], targets [S, C, L], mask [S]): `mask` is 0 for a target stem the
 song does not have, so the loss never trains it towards silence (a stem that is present in
@@ -271,10 +273,92 @@ class Augment:
     pitch: float = 0.0  # most semitones of pitch shift (0: off)
     stretch: float = 0.0  # most relative tempo change, e.g. 0.1 (0: off)
     repitch_prob: float = 0.2  # share of segments pitch-shifted / stretched when enabled
+    codec_prob: float = 0.0  # share of mixtures sent through MP3/AAC (targets stay clean)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.codec_prob) <= 1.0:
+            raise DataError(f"the codec probability must be between 0 and 1, not "
+                            f"{self.codec_prob}")
 
     @classmethod
     def none(cls) -> Augment:
         return cls(swap=False, gain=None, remix=0.0)
+
+
+# -- lossy codec round trip (mixture only) --------------------------------------------
+
+#: codec name -> (PyAV encoder, container, encoder options): fast settings (data loading)
+CODECS = {"mp3": ("libmp3lame", "mp3", {"compression_level": "7"}),
+          "aac": ("aac", "adts", {"aac_coder": "fast"})}
+CODEC_BITRATES = (96, 112, 128, 160, 192, 224, 256)  # kb/s, drawn uniformly
+CODEC_RATES = {"mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+               "aac": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000,
+                       64000, 88200, 96000)}
+_CODEC_DELAY: dict[tuple[str, int, int], int] = {}
+
+
+def _encode_decode(x: np.ndarray, samplerate: int, codec: str, bitrate: int) -> np.ndarray:
+    """`x` [C, T] (C = 1 or 2) encoded in memory and decoded as is: [C, T'] float32."""
+    import io
+
+    import av
+
+    encoder, container, options = CODECS[codec]
+    layout = "mono" if x.shape[0] == 1 else "stereo"
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container) as out:
+        stream = out.add_stream(encoder, rate=samplerate, options=dict(options))
+        stream.bit_rate = int(bitrate)
+        stream.layout = layout
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x, dtype=np.float32),
+                                           format="fltp", layout=layout)
+        frame.sample_rate = samplerate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    chunks = []
+    with av.open(io.BytesIO(buf.getvalue()), "r") as inp:
+        for frame in inp.decode(audio=0):
+            a = frame.to_ndarray()
+            if not frame.format.is_planar:
+                a = a.reshape(-1, x.shape[0]).T
+            chunks.append(a.astype(np.float32, copy=False))
+    return np.concatenate(chunks, axis=1) if chunks else np.zeros((x.shape[0], 0),
+                                                                  dtype=np.float32)
+
+
+def codec_delay(codec: str, samplerate: int, channels: int = 2) -> int:
+    """Samples the decoded signal lags the input by (encoder priming the decoder does not
+    remove: 0 for MP3 with its LAME tag, 1024 for ffmpeg's AAC in ADTS), measured once
+    per process by cross-correlating a noise burst."""
+    key = (codec, int(samplerate), int(channels))
+    if key not in _CODEC_DELAY:
+        from scipy.signal import correlate
+
+        rng = np.random.default_rng(0)
+        probe = np.zeros((channels, max(samplerate, 16384)), dtype=np.float32)
+        probe[:, 2048:4096] = 0.3 * rng.standard_normal((channels, 2048))
+        y = _encode_decode(probe, samplerate, codec, 128000)
+        c = correlate(y[0], probe[0], mode="full", method="fft")[probe.shape[-1] - 1:]
+        _CODEC_DELAY[key] = int(np.argmax(c[:8192]))  # lags up to 8192 samples
+    return _CODEC_DELAY[key]
+
+
+def codec_roundtrip(x: np.ndarray, samplerate: int, codec: str = "mp3",
+                    bitrate: int = 128000) -> np.ndarray:
+    """`x` [C, T] through a lossy codec ("mp3" or "aac") and back, in memory, aligned
+    sample for sample (the priming delay trimmed) and of the same length: [C, T]."""
+    if codec not in CODECS:
+        raise DataError(f"unknown codec {codec!r}: use {' or '.join(CODECS)}")
+    if samplerate not in CODEC_RATES[codec]:
+        raise DataError(f"{codec} cannot encode {samplerate} Hz audio")
+    x = np.asarray(x, dtype=np.float32)
+    delay = codec_delay(codec, samplerate, x.shape[0])
+    y = _encode_decode(x, samplerate, codec, bitrate)[:, delay:delay + x.shape[-1]]
+    if y.shape[-1] < x.shape[-1]:
+        y = np.pad(y, ((0, 0), (0, x.shape[-1] - y.shape[-1])))
+    return np.ascontiguousarray(y, dtype=np.float32)
 
 
 def phase_vocoder(x: np.ndarray, rate: float, n_fft: int = 1024) -> np.ndarray:
@@ -361,6 +445,10 @@ class SegmentDataset(Dataset):
         self.samplerate = self.songs[0].samplerate
         self.by_stem = {s: [i for i, song in enumerate(self.songs) if s in song.stems]
                         for s in STEM_IDS}
+        if self.augment.codec_prob > 0 and any(
+                self.samplerate not in rates for rates in CODEC_RATES.values()):
+            raise DataError(f"the codec augmentation cannot encode {self.samplerate} Hz "
+                            "audio: set its probability to 0")
         if self.force_stem and not self.by_stem[self.force_stem]:
             raise DataError(f"no training song has {get_stem(self.force_stem).name.lower()}"
                             " to force into segments")
@@ -375,8 +463,22 @@ class SegmentDataset(Dataset):
             stems = self._draw(rng, i)
             item = self._mix(stems)
             if item is not None:
-                return item
+                return self._codec(item, epoch, i)
         return self._silence(stems)
+
+    def _codec(self, item: tuple[torch.Tensor, torch.Tensor, torch.Tensor], epoch: int,
+               i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """With probability `augment.codec_prob`, the mixture (only) through MP3 or AAC at
+        96-256 kb/s; drawn from its own generator, so the rest of the item is unchanged."""
+        if self.augment.codec_prob <= 0:
+            return item
+        rng = np.random.default_rng([self.seed, epoch, i, 17])
+        if rng.random() >= self.augment.codec_prob:
+            return item
+        codec = str(rng.choice(sorted(CODECS)))
+        bitrate = int(rng.choice(CODEC_BITRATES)) * 1000
+        mix = codec_roundtrip(item[0].numpy(), self.samplerate, codec, bitrate)
+        return (torch.from_numpy(mix), item[1], item[2])
 
     # -- drawing -----------------------------------------------------------------------
     def _draw(self, rng: np.random.Generator, i: int) -> dict[str, np.ndarray]:
@@ -551,7 +653,7 @@ def data_summary(songs: Sequence[CachedSong]) -> dict[str, int]:
     return {s: sum(s in song.stems for song in songs) for s in STEM_IDS}
 
 
-__all__ = ["ACTIVE_DB", "Augment", "CachedSong", "DataError", "EpochSampler",
-           "SegmentDataset", "ValidationSet", "activity", "cache_song", "data_summary",
-           "default_cache_dir", "make_loader", "phase_vocoder", "prepare_songs", "repitch",
-           "song_cache_key", "split_songs", "target_groups"]
+__all__ = ["ACTIVE_DB", "CODECS", "Augment", "CachedSong", "DataError", "EpochSampler",
+           "SegmentDataset", "ValidationSet", "activity", "cache_song", "codec_roundtrip",
+           "data_summary", "default_cache_dir", "make_loader", "phase_vocoder",
+           "prepare_songs", "repitch", "song_cache_key", "split_songs", "target_groups"]
