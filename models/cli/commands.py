@@ -42,7 +42,14 @@ def _progress_bar(total: float, desc: str, unit: str = "s", scale: bool = False)
 
 def cmd_separate(args: argparse.Namespace) -> int:
     from ..audio.io import SAVE_FORMATS, audio_info, load_audio
-    from ..remix.export import export_stems, output_clash, song_name, stem_filename
+    from ..remix.export import (
+        check_output_folder,
+        export_stems,
+        output_clash,
+        shown,
+        song_name,
+        stem_filename,
+    )
 
     resolve_device(args.device)  # an unavailable device is an error even for CPU-only models
     if args.bit_depth not in SAVE_FORMATS[args.format]:
@@ -57,6 +64,10 @@ def cmd_separate(args: argparse.Namespace) -> int:
                        f"{', '.join(get_stem(s).name.lower() for s in entry.mapping.produced)})")
     files = [Path(f) for f in args.files]
     # Check every input and output before spending minutes on separation.
+    for path in files:
+        if shown(path) != str(path):  # bytes that are not UTF-8 (surrogate-escaped)
+            raise CliError(f"{shown(path)}: the file name is not valid UTF-8, which "
+                           "Stemwright cannot open; rename the file (e.g. with convmv)")
     clash = output_clash(files, args.output)
     if clash is not None:
         first, second, folder = clash
@@ -65,12 +76,17 @@ def cmd_separate(args: argparse.Namespace) -> int:
         raise CliError(f"{first} and {second} would both be separated into {folder}; "
                        "rename one of them, or separate them one at a time with different "
                        "-o folders")
+    check_output_folder(args.output, [song_name(f) for f in files])
     plans = []
     for path in files:
         audio_info(path)
         song = song_name(path)
         folder = Path(args.output) / song
         targets = [folder / stem_filename(song, s, args.format) for s in wanted]
+        in_way = next((t for t in targets if t.is_dir()), None)
+        if in_way is not None:
+            raise CliError(f"{in_way} is a folder where a stem file goes; move or rename it, "
+                           "or choose another -o folder")
         clash = next((t for t in targets if t.exists()), None)
         if clash is not None and not args.force:
             raise CliError(f"{clash} already exists (use --force to overwrite)")
@@ -96,7 +112,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
         written = export_stems(result.stems, result.samplerate, folder, song, which=wanted,
                                format=args.format, bit_depth=args.bit_depth,
                                overwrite=args.force)
-        print(f"{path.name}: {count(len(written), 'stem')} in {folder} "
+        print(f"{shown(path.name)}: {count(len(written), 'stem')} in {shown(folder)} "
               f"({_residual_note(result, wanted)})")
         if result.unavailable:
             names = ", ".join(get_stem(s).name.lower() for s in result.unavailable)
@@ -131,6 +147,9 @@ def cmd_models(args: argparse.Namespace) -> int:
                 state = "installed" if zoo.is_installed(e.name) else "not downloaded"
             rows.append((e.name, ", ".join(e.mapping.produced),
                          f"{e.size_mb:.0f} MB" if e.size_mb else "-", state, e.licence))
+        for name, reason in zoo.unreadable_models():  # skipped, one line each
+            print(f"stemwright: warning: skipped model '{name}': {reason} (remove it with "
+                  f"`stemwright models remove {name}`)", file=sys.stderr)
         if args.json:
             print(json.dumps([dict(zip(("name", "stems", "size", "state", "licence"), r,
                                        strict=True)) for r in rows], indent=2))
@@ -166,8 +185,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "compare":
         return _cmd_compare(args)
     if args.action == "remove":
-        zoo.get_entry(args.name)
-        removed = zoo.remove_model(args.name)
+        removed = zoo.remove_model(args.name)  # unknown names: ModelError listing choices
         print(f"{args.name}: removed" if removed else f"{args.name}: nothing installed")
         return 0
     raise CliError(f"unknown models action {args.action}")

@@ -1,18 +1,27 @@
 """Writing separated stems, remixes and DAW projects to disk so they line up in any DAW.
 
-All stems of one export have the same sample rate and length and start at time zero; each
-file is written atomically (audio by `audio_io.save_audio`, project text through a
-temporary file), and nothing is overwritten unless asked. Besides the stems: the remix
+All stems of one export have the same sample rate and length and start at time zero, and
+nothing is overwritten unless asked. Every export is all or nothing: each new file is
+written to a hidden temporary file in its folder (`.stemwright-tmp-<pid>-<random>...`),
+and only when all of them are complete are they renamed over their targets; a failure or
+a cancel before that removes the temporaries and leaves the previous files whole (a
+failure during the renames puts the previous files back). Temporaries left by a killed
+export are removed by the next export into the same folder. Besides the stems: the remix
 (the mixer state rendered offline), "song minus X" (the sum of the other stems) and a
 REAPER project (.RPP) that opens the stems on named, coloured tracks at time zero.
+`check_output_folder` finds output-folder problems before any work starts.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
 import os
 import re
-import tempfile
+import sys
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,20 +29,44 @@ from pathlib import Path
 import numpy as np
 
 from ..audio.io import SAVE_FORMATS, save_audio
+from ..audio.io import log as _io_log
 from ..audio.resample import resample, resampled_length
-from ..errors import OutputExistsError, StemwrightError
+from ..errors import AudioError, OutputExistsError, StemwrightError
 from ..progress import CancelCheck, check_cancel
 from ..stems import get_stem
 from .mixer import MixerState, render_mix, sum_stems
 
 DEFAULT_PATTERN = "{song} - {stem}"
-_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\ud800-\udfff]')  # surrogates: undecodable bytes
+#: the longest file or folder name written, in UTF-8 bytes: file systems allow 255, and
+#: temporary names (ours and other programs') add a few bytes to a name
+MAX_NAME_BYTES = 200
+
+
+class OutputFolderError(StemwrightError):
+    """The output folder cannot hold the export (a file in the way, not writable, ...)."""
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def shorten_name(name: str, max_bytes: int) -> str:
+    """`name` cut to at most `max_bytes` UTF-8 bytes, whole characters only, ending in
+    "~" and 8 hex digits of a hash of the full name so that different long names stay
+    different; `name` itself when it fits."""
+    if _utf8_len(name) <= max_bytes:
+        return name
+    tag = "~" + hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    head = name.encode("utf-8", "surrogatepass")[:max(0, max_bytes - len(tag))]
+    return head.decode("utf-8", "ignore").rstrip(" .-_") + tag
 
 
 def safe_filename(name: str) -> str:
-    """A file-name-safe version of `name` (no path separators or reserved characters)."""
+    """A file-name-safe version of `name` (no path separators, reserved characters or
+    undecodable bytes), at most `MAX_NAME_BYTES` long."""
     cleaned = _UNSAFE.sub("_", name).strip().strip(".")
-    return cleaned or "untitled"
+    return shorten_name(cleaned, MAX_NAME_BYTES) or "untitled"
 
 
 #: File names (without extension, lower case, runs of spaces, dots, hyphens and
@@ -49,7 +82,7 @@ def song_name(path: str | os.PathLike[str]) -> str:
 
     The file name without its extension ("My Song.wav" -> "My Song"), or the name of the
     folder the file is in when the file name is generic (`GENERIC_SONG_NAMES`):
-    "songs/ballad_Eb-major/mix.flac" -> "ballad_Eb-major". File-name safe.
+    "songs/ballad_Eb-major/mix.flac" -> "ballad_Eb-major". File-name safe (`safe_filename`).
     """
     path = Path(path)
     key = re.sub(r"[\s._-]+", "_", path.stem.strip().lower()).strip("_")
@@ -65,28 +98,363 @@ def output_clash(files: Sequence[str | os.PathLike[str]], root: str | os.PathLik
     """The first two of `files` whose stems would go to the same folder `root/<song>/`
     (`song_name`), as (earlier file, later file, folder); None when each has its own.
 
-    The same file given twice clashes too. Folder names are compared ignoring case, as
-    Windows and macOS do.
+    The same file given twice clashes too. Folder names are compared the way Windows and
+    macOS do: ignoring case and Unicode normalisation ("é" as one character or as "e" and
+    an accent look the same and are the same folder there).
     """
     seen: dict[str, Path] = {}
     for f in files:
         f = Path(f)
         folder = Path(root) / song_name(f)
-        key = os.path.normcase(os.path.abspath(folder)).casefold()
+        key = unicodedata.normalize("NFC", os.path.normcase(os.path.abspath(folder)))
+        key = unicodedata.normalize("NFC", key.casefold())
         if key in seen:
             return seen[key], f, folder
         seen[key] = f
     return None
 
 
-def stem_filename(song: str, stem_id: str, ext: str, pattern: str = DEFAULT_PATTERN) -> str:
-    """File name for one stem, e.g. "Song - Electric guitar.wav"."""
+def shown(path: str | os.PathLike[str]) -> str:
+    """`path` printable anywhere: bytes that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def _not_utf8(text: str) -> bool:
     try:
-        base = pattern.format(song=song, stem=get_stem(stem_id).name, id=stem_id)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def check_output_folder(root: str | os.PathLike[str], song_names: Sequence[str]) -> None:
+    """Refuse (OutputFolderError, one line naming the path) an output folder `root` that
+    cannot take `root/<song>/` for every song: `root` or a folder above it is a file, a
+    file stands where a song's folder goes, a folder is read-only (or on a read-only
+    mount), or a name is too long or not UTF-8. Cheap, so it runs before any separation.
+
+    Writability is tested by creating and removing an empty folder, which works the same
+    for every user (root included) and every kind of file system.
+    """
+    root = Path(root)
+    if _not_utf8(str(root)):
+        raise OutputFolderError(f"{shown(root)}: the folder name is not valid UTF-8; rename "
+                                "it or choose another output folder")
+    if root.exists() and not root.is_dir():
+        raise OutputFolderError(f"{root} is a file, not a folder; choose a folder for the "
+                                "output (it is created if missing)")
+    probed: set[Path] = set()
+    for song in song_names:
+        if "/" in song or os.sep in song or _utf8_len(song) > 255 or _not_utf8(song):
+            raise OutputFolderError(f"'{shown(song)}' cannot be a folder name; rename the "
+                                    "input file")
+        folder = root / song
+        if os.path.lexists(folder) and not folder.exists():
+            raise OutputFolderError(f"{folder} is a broken link where the stems of '{song}' "
+                                    "go; remove it, or choose another output folder")
+        if folder.exists():
+            if not folder.is_dir():
+                raise OutputFolderError(f"{folder} is a file, but the stems of '{song}' go "
+                                        "in a folder of that name; move or rename the file, "
+                                        "or choose another output folder")
+            where = folder
+        else:
+            where = root
+            while not where.exists() and where != where.parent:
+                where = where.parent
+            if not where.is_dir():
+                raise OutputFolderError(f"{folder} cannot be created: {where} is a file, not "
+                                        "a folder; choose another output folder")
+        if where not in probed:
+            _probe_writable(where, folder)
+            probed.add(where)
+
+
+def _probe_writable(where: Path, folder: Path) -> None:
+    probe = where / _temp_name("probe")
+    try:
+        os.mkdir(probe)
+    except OSError as exc:
+        what = "write in" if where == folder else f"create {folder} in"
+        raise OutputFolderError(f"{os.path.abspath(where)}: cannot {what} it ({_why(exc)}); "
+                                "choose another output folder, or make this one writable"
+                                ) from None
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
+
+
+# -- temporary files: all or nothing ----------------------------------------------------
+
+_TEMP_PREFIX = ".stemwright-tmp-"
+#: our temporaries, and `save_audio`'s own temporary next to one of them
+_TEMP_RE = re.compile(r"^\.?" + re.escape(_TEMP_PREFIX)
+                      + r"(\d+)-[0-9a-f]{12}\.[A-Za-z0-9]+(?:\.[0-9a-f]{8}\.part)?$")
+#: a temporary whose process is gone is removed after this long; any after a day
+_STALE_DEAD_S, _STALE_ANY_S, _STALE_NO_PID_S = 60.0, 86400.0, 600.0
+
+
+def _temp_name(ext: str) -> str:
+    return f"{_TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}.{ext}"
+
+
+def _process_alive(pid: int) -> bool | None:
+    """Whether process `pid` runs on this machine; None where that cannot be asked
+    safely (on Windows, os.kill(pid, 0) would end the process)."""
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str],
+                             targets: Sequence[str | os.PathLike[str]] = ()) -> list[Path]:
+    """Remove the temporary files an export killed midway (kill -9, power cut) left in
+    `folder`; returns those removed.
+
+    Only our own names are touched: `.stemwright-tmp-<pid>-<random>.<ext>` (and
+    `save_audio`'s `.part` next to one) once process <pid> has ended and a minute has
+    passed, or after a day whatever the process; and `.<target>.<random>.part` left by
+    earlier versions for the file names in `targets`, after ten minutes.
+    """
+    folder = Path(folder)
+    legacy = [re.compile(r"^\." + re.escape(Path(t).name) + r"\.[A-Za-z0-9_]{8}\.part$")
+              for t in targets]
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TEMP_RE.match(entry.name)
+        if match is None and not any(r.match(entry.name) for r in legacy):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+            if match is None:
+                stale = age > _STALE_NO_PID_S
+            else:
+                alive = _process_alive(int(match.group(1)))
+                stale = (age > _STALE_ANY_S or (alive is False and age > _STALE_DEAD_S)
+                         or (alive is None and age > _STALE_NO_PID_S))
+            if not stale:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                os.rmdir(entry.path)  # a probe folder: only ever empty
+            else:
+                os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputFolderError(f"{folder} cannot be created: a file is in the way; move it "
+                                "or choose another folder") from None
+    except OSError as exc:
+        raise OutputFolderError(f"{folder} cannot be created ({_why(exc)}); choose another "
+                                "folder, or make its parent writable") from None
+
+
+def _refuse_folders(targets: Sequence[Path]) -> None:
+    for t in targets:
+        if t.is_dir():
+            raise OutputFolderError(f"{t} is a folder where a file goes; move or rename it, "
+                                    "or choose another folder")
+
+
+#: writes a complete file at the given (temporary) path
+Writer = Callable[[Path], object]
+
+
+def _write_all(folder: Path, jobs: Sequence[tuple[Path, Writer]], overwrite: bool,
+               progress: Callable[[float], None] | None = None,
+               cancel: CancelCheck | None = None) -> list[Path]:
+    """Write every (target, writer) job all or nothing: each to a temporary file in
+    `folder`, then all renamed into place (`_swap_in`); returns the targets."""
+    targets = [t for t, _ in jobs]
+    _refuse_folders(targets)
+    _make_folder(folder)
+    remove_stale_temporaries(folder, targets)
+    staged: list[Path] = []
+    try:
+        for i, (target, write) in enumerate(jobs):
+            check_cancel(cancel)
+            stage = folder / _temp_name(target.suffix.lstrip(".") or "tmp")
+            staged.append(stage)
+            try:
+                write(stage)
+            except StemwrightError as exc:  # name the file the user asked for
+                if stage.name not in str(exc):
+                    raise
+                try:
+                    renamed = type(exc)(str(exc).replace(stage.name, target.name))
+                except Exception:  # noqa: BLE001 - an error class with other arguments
+                    raise exc from None
+                raise renamed from exc
+            except OSError as exc:
+                raise AudioError(f"{target}: could not be written ({_why(exc)}); check that "
+                                 "the folder is writable and has free space") from exc
+            if progress is not None:
+                progress((i + 1) / len(jobs))
+        check_cancel(cancel)
+        _swap_in(list(zip(staged, targets, strict=True)), overwrite)
+    finally:
+        for stage in staged:
+            with contextlib.suppress(OSError):
+                stage.unlink(missing_ok=True)
+    return targets
+
+
+def _swap_in(pairs: Sequence[tuple[Path, Path]], overwrite: bool) -> None:
+    """Rename each complete temporary over its target. A failure midway puts back what
+    was there before (the old files are kept as hard links, or renamed aside, until all
+    new files are in place)."""
+    done: list[tuple[Path, Path | None]] = []  # (target, the previous file kept aside)
+    backups: list[Path] = []
+    current = pairs[0][1] if pairs else Path()
+    try:
+        for stage, target in pairs:
+            current = target
+            if os.path.lexists(target):
+                if not overwrite:
+                    raise OutputExistsError(f"{target} already exists (use --force to "
+                                            "overwrite)")
+                backup = target.parent / _temp_name("bak")
+                try:
+                    os.link(target, backup, follow_symlinks=False)
+                except (OSError, NotImplementedError):  # no hard links: rename it aside
+                    os.replace(target, backup)
+                backups.append(backup)
+                done.append((target, backup))
+                os.replace(stage, target)
+            else:
+                try:
+                    os.link(stage, target)  # fails if the target appeared meanwhile
+                except FileExistsError:
+                    if not overwrite:
+                        raise OutputExistsError(f"{target} already exists (use --force to "
+                                                "overwrite)") from None
+                    os.replace(stage, target)
+                except (OSError, NotImplementedError):  # no hard links
+                    os.replace(stage, target)
+                done.append((target, None))
+    except BaseException as exc:
+        for target, backup in reversed(done):
+            with contextlib.suppress(OSError):
+                if backup is not None:
+                    os.replace(backup, target)
+                else:
+                    target.unlink()
+        if isinstance(exc, OSError):
+            raise AudioError(f"{current}: could not be put in place ({_why(exc)}); close it in "
+                             "other programs and check the folder's permissions; the "
+                             "previous files are unchanged") from exc
+        raise
+    finally:
+        for backup in backups:
+            with contextlib.suppress(OSError):
+                backup.unlink(missing_ok=True)
+
+
+class _RenameInLog(logging.Filter):
+    """Shows the target's name, not the temporary's, in `save_audio`'s warnings."""
+
+    def __init__(self, stage: str, target: str) -> None:
+        super().__init__()
+        self.stage, self.target = stage, target
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.target if a == self.stage else a for a in record.args)
+        return True
+
+
+def _audio_writer(data: np.ndarray, samplerate: int, rate: int, format: str,
+                  bit_depth: int, target: Path) -> Writer:
+    def write(stage: Path) -> object:
+        out = resample(data, samplerate, rate) if rate != samplerate else data
+        rename = _RenameInLog(stage.name, target.name)
+        _io_log.addFilter(rename)
+        try:
+            return save_audio(stage, out, rate, format=format, bit_depth=bit_depth)
+        finally:
+            _io_log.removeFilter(rename)
+    return write
+
+
+def _text_writer(text: str) -> Writer:
+    def write(stage: Path) -> None:
+        with open(stage, "x", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    return write
+
+
+def _pattern_name(pattern: str, song: str, stem: str, ident: str, ext: str) -> str:
+    """safe_filename(pattern) + "." + ext, the song part shortened (`shorten_name`) when
+    the whole name would pass `MAX_NAME_BYTES`."""
+    try:
+        base = pattern.format(song=song, stem=stem, id=ident)
     except (KeyError, IndexError, ValueError) as exc:
         raise StemwrightError(f"bad naming pattern '{pattern}': use {{song}}, {{stem}}, {{id}}"
                               ) from exc
-    return safe_filename(base) + "." + ext
+    name = _UNSAFE.sub("_", base).strip().strip(".") or "untitled"
+    limit = MAX_NAME_BYTES - _utf8_len("." + ext)
+    uses = pattern.count("{song}")
+    if _utf8_len(name) > limit and uses:
+        excess = _utf8_len(name) - limit
+        keep = _utf8_len(song) - -(-excess // uses)  # ceil: each use gives up its share
+        if keep >= 12:
+            name = _UNSAFE.sub("_", pattern.format(song=shorten_name(song, keep), stem=stem,
+                                                   id=ident)).strip().strip(".")
+    if _utf8_len(name) > limit:
+        raise StemwrightError(f"naming pattern '{pattern}' gives file names longer than "
+                              f"{MAX_NAME_BYTES} bytes; shorten it")
+    return name + "." + ext
+
+
+def stem_filename(song: str, stem_id: str, ext: str, pattern: str = DEFAULT_PATTERN) -> str:
+    """File name for one stem, e.g. "Song - Electric guitar.wav"; a very long song name is
+    shortened (keeping its start and a hash) so the name fits every file system."""
+    return _pattern_name(pattern, song, get_stem(stem_id).name, stem_id, ext)
+
+
+def _stem_jobs(stems: Mapping[str, np.ndarray], samplerate: int, folder: Path, song: str,
+               which: Sequence[str] | None, format: str, bit_depth: int,
+               samplerate_out: int | None, pattern: str, overwrite: bool
+               ) -> tuple[list[str], list[tuple[Path, Writer]]]:
+    """The stem ids and their (target, writer) jobs, after every check that needs no
+    writing: the stems exist, the names differ, nothing is overwritten unless allowed."""
+    format = _check_format(format, bit_depth)
+    ids = [get_stem(s).id for s in (which if which is not None else stems.keys())]
+    missing = [s for s in ids if s not in stems]
+    if missing:
+        raise StemwrightError(f"not produced by this model: {', '.join(missing)}")
+    targets = [folder / stem_filename(song, s, format, pattern) for s in ids]
+    if len(set(targets)) != len(targets):
+        raise StemwrightError(f"naming pattern '{pattern}' gives several stems the same name")
+    _refuse_existing(targets, overwrite)
+    _refuse_folders(targets)
+    rate = samplerate_out or samplerate
+    return ids, [(t, _audio_writer(stems[s], samplerate, rate, format, bit_depth, t))
+                 for s, t in zip(ids, targets, strict=True)]
 
 
 def export_stems(stems: Mapping[str, np.ndarray], samplerate: int, folder: str | Path,
@@ -97,39 +465,13 @@ def export_stems(stems: Mapping[str, np.ndarray], samplerate: int, folder: str |
                  cancel: CancelCheck | None = None) -> list[Path]:
     """Write the chosen stems as `folder/<pattern>.<format>`; returns the written paths.
 
-    Checks every target before writing anything, so a refused overwrite leaves no partial
-    export. Files written before a cancel are removed.
+    All or nothing (see the module): a refused overwrite, a failure or a cancel leaves
+    the folder as it was, previous stems included.
     """
-    format = _check_format(format, bit_depth)
-    ids = [get_stem(s).id for s in (which if which is not None else stems.keys())]
-    missing = [s for s in ids if s not in stems]
-    if missing:
-        raise StemwrightError(f"not produced by this model: {', '.join(missing)}")
     folder = Path(folder)
-    targets = [folder / stem_filename(song, s, format, pattern) for s in ids]
-    if len(set(targets)) != len(targets):
-        raise StemwrightError(f"naming pattern '{pattern}' gives several stems the same name")
-    existing = [t for t in targets if t.exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{existing[0]} already exists (use --force to overwrite)")
-    folder.mkdir(parents=True, exist_ok=True)
-    rate = samplerate_out or samplerate
-    written: list[Path] = []
-    try:
-        for i, (stem_id, target) in enumerate(zip(ids, targets, strict=True)):
-            check_cancel(cancel)
-            data = stems[stem_id]
-            if rate != samplerate:
-                data = resample(data, samplerate, rate)
-            written.append(save_audio(target, data, rate, format=format, bit_depth=bit_depth,
-                                      overwrite=overwrite))
-            if progress is not None:
-                progress((i + 1) / len(ids))
-    except BaseException:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise
-    return written
+    _, jobs = _stem_jobs(stems, samplerate, folder, song, which, format, bit_depth,
+                         samplerate_out, pattern, overwrite)
+    return _write_all(folder, jobs, overwrite, progress, cancel)
 
 
 # -- remix, "song minus X" and DAW projects ---------------------------------------------
@@ -152,16 +494,14 @@ def _refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
 
 
 def _save_rendered(data: np.ndarray, samplerate: int, path: str | Path, format: str,
-                   bit_depth: int, samplerate_out: int | None, overwrite: bool) -> Path:
+                   bit_depth: int, samplerate_out: int | None, overwrite: bool,
+                   cancel: CancelCheck | None = None) -> Path:
     path = Path(path)
     format = _check_format(format, bit_depth)
     _refuse_existing([path], overwrite)
-    rate = samplerate_out or samplerate
-    if rate != samplerate:
-        data = resample(data, samplerate, rate)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return save_audio(path, data, rate, format=format, bit_depth=bit_depth,
-                      overwrite=overwrite)
+    writer = _audio_writer(data, samplerate, samplerate_out or samplerate, format, bit_depth,
+                           path)
+    return _write_all(path.parent, [(path, writer)], overwrite, cancel=cancel)[0]
 
 
 def export_remix(stems: Mapping[str, np.ndarray], samplerate: int, state: MixerState,
@@ -182,7 +522,8 @@ def export_remix(stems: Mapping[str, np.ndarray], samplerate: int, state: MixerS
     if progress is not None:
         progress(0.5)
     check_cancel(cancel)
-    out = _save_rendered(data, samplerate, path, format, bit_depth, samplerate_out, overwrite)
+    out = _save_rendered(data, samplerate, path, format, bit_depth, samplerate_out, overwrite,
+                         cancel)
     if progress is not None:
         progress(1.0)
     return out
@@ -214,7 +555,8 @@ def export_song_minus(stems: Mapping[str, np.ndarray], samplerate: int,
     if progress is not None:
         progress(0.5)
     check_cancel(cancel)
-    out = _save_rendered(data, samplerate, path, format, bit_depth, samplerate_out, overwrite)
+    out = _save_rendered(data, samplerate, path, format, bit_depth, samplerate_out, overwrite,
+                         cancel)
     if progress is not None:
         progress(1.0)
     return out
@@ -223,12 +565,7 @@ def export_song_minus(stems: Mapping[str, np.ndarray], samplerate: int,
 def remix_filename(song: str, ext: str, label: str = "Remix",
                    pattern: str = DEFAULT_PATTERN) -> str:
     """File name for a rendered mix, e.g. "Song - Remix.wav" or "Song - minus Vocals.wav"."""
-    try:
-        base = pattern.format(song=song, stem=label, id=label.lower().replace(" ", "_"))
-    except (KeyError, IndexError, ValueError) as exc:
-        raise StemwrightError(f"bad naming pattern '{pattern}': use {{song}}, {{stem}}, {{id}}"
-                              ) from exc
-    return safe_filename(base) + "." + ext
+    return _pattern_name(pattern, song, label, label.lower().replace(" ", "_"), ext)
 
 
 def minus_label(exclude: Sequence[str]) -> str:
@@ -319,30 +656,8 @@ def reaper_project_text(tracks: Sequence[tuple[str, str, Path]], samplerate: int
 def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
     """Write `text` via a temporary file in the same folder, then move it into place."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists (use --force to overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part",
-                                    dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if the target appeared meanwhile
-            except FileExistsError as exc:
-                raise OutputExistsError(f"{path} already exists (use --force to overwrite)"
-                                        ) from exc
-            except OSError:  # file system without hard links
-                os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    _refuse_existing([path], overwrite)
+    return _write_all(path.parent, [(path, _text_writer(text))], overwrite)[0]
 
 
 def write_reaper_project(path: str | Path, tracks: Sequence[tuple[str, str, Path]],
@@ -356,8 +671,8 @@ def write_reaper_project(path: str | Path, tracks: Sequence[tuple[str, str, Path
 
 
 def project_filename(song: str) -> str:
-    """"Song.RPP" for a song title."""
-    return safe_filename(song) + ".RPP"
+    """"Song.RPP" for a song title (a very long one shortened, as in `stem_filename`)."""
+    return _pattern_name("{song}", song, "", "", "RPP")
 
 
 def export_daw_session(stems: Mapping[str, np.ndarray], samplerate: int,
@@ -369,30 +684,21 @@ def export_daw_session(stems: Mapping[str, np.ndarray], samplerate: int,
                        cancel: CancelCheck | None = None) -> list[Path]:
     """Export the stems and a REAPER project that opens them, aligned at zero, in one go.
 
-    Returns the stem files followed by the project file (last).
+    Returns the stem files followed by the project file (last). All or nothing, like
+    `export_stems`: the project and the stems are put in place together.
     """
     folder = Path(folder)
     project = folder / project_filename(song)
-    format = _check_format(format, bit_depth)
-    ids = [get_stem(s).id for s in (which if which is not None else stems.keys())]
-    _refuse_existing([project] + [folder / stem_filename(song, s, format, pattern)
-                                  for s in ids if s in stems], overwrite)
-    written = export_stems(stems, samplerate, folder, song, which=ids, format=format,
-                           bit_depth=bit_depth, samplerate_out=samplerate_out,
-                           pattern=pattern, overwrite=overwrite, progress=progress,
-                           cancel=cancel)
+    ids, jobs = _stem_jobs(stems, samplerate, folder, song, which, format, bit_depth,
+                           samplerate_out, pattern, overwrite)
+    _refuse_existing([project], overwrite)
     rate = samplerate_out or samplerate
     length = resampled_length(_length_of(stems), samplerate, rate) / rate
-    tracks = [(get_stem(s).name, get_stem(s).color, p) for s, p in zip(ids, written,
-                                                                        strict=True)]
-    try:
-        check_cancel(cancel)
-        rpp = write_reaper_project(project, tracks, rate, length, overwrite=overwrite)
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
-    return [*written, rpp]
+    tracks = [(get_stem(s).name, get_stem(s).color, target)
+              for s, (target, _) in zip(ids, jobs, strict=True)]
+    text = reaper_project_text(tracks, rate, length, folder)
+    return _write_all(folder, [*jobs, (project, _text_writer(text))], overwrite, progress,
+                      cancel)
 
 
 def _length_of(stems: Mapping[str, np.ndarray]) -> int:
