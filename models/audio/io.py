@@ -19,6 +19,10 @@ one or two thousand samples late, as in most players.
 
 Outputs: WAV (16/24-bit integer or 32-bit float) and FLAC (16/24-bit), see `save_audio`.
 
+Headers are checked, not trusted (`headers`): memory is reserved for what the file's size
+could hold, a length that is missing (a FLAC written to a pipe) or impossible is replaced by
+what decodes (with a one-line warning), as is a cut-off Ogg file's; NaN samples are refused.
+
 Every failure is an `AudioError` (`UnsupportedFormatError` for files that are not audio we
 can decode) whose message is one line naming the file, what is wrong and what to do.
 """
@@ -28,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import struct
 import sys
 import threading
 import uuid
@@ -41,6 +44,8 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioError, Cancelled, OutputExistsError, UnsupportedFormatError
+from ..partfiles import lock_part, remove_stale_parts
+from . import headers
 from .resample import resample
 
 log = logging.getLogger(__name__)
@@ -98,6 +103,7 @@ class _Probe:
     decoder: str  # "soundfile" or "pyav"
     exact_length: bool  # info.frames is promised by the file, so a shortfall is truncation
     empty: bool = False  # opened fine but holds no samples
+    note: str | None = None  # a warning to log once the file has been decoded
 
 
 class _Refused(Exception):
@@ -115,7 +121,7 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
     that the header already shows: missing, empty, unsupported, truncated WAV/AIFF, no
     audio, or a sample rate outside 8-192 kHz.
     """
-    return _probe(_check_input_path(path)).info
+    return _probe(_check_input_path(path), count=True).info
 
 
 def load_audio(path: str | os.PathLike[str], samplerate: int | None = None,
@@ -131,8 +137,11 @@ def load_audio(path: str | os.PathLike[str], samplerate: int | None = None,
         _check_samplerate(int(samplerate), f"{path.name}: the requested")
     probe = _probe(path)
     info = probe.info
-    buf = _Buffer(info.channels, info.frames, probe.decoder == "soundfile"
-                  and info.format != "MP3")
+    # Never trust a header with memory: start at what the file's size could plausibly hold
+    # and grow (a damaged header once asked for terabytes here).
+    cap = headers.file_size(path) * 32 // max(info.channels, 1) + 65536
+    buf = _Buffer(info.channels, min(info.frames, cap), probe.decoder == "soundfile"
+                  and info.format != "MP3" and info.frames <= cap)
     last_report = -1.0
     for block in _decode(probe):
         buf.append(block)
@@ -150,6 +159,8 @@ def load_audio(path: str | os.PathLike[str], samplerate: int | None = None,
     if samplerate is not None and int(samplerate) != sr:
         data = resample(data, sr, int(samplerate))
         sr = int(samplerate)
+        if data.shape[-1] == 0:
+            raise _too_short(path, info.frames, info.samplerate, sr)
     if progress is not None:
         progress(1.0)
     return Audio(data=data, samplerate=sr, tags=dict(info.tags), info=info)
@@ -183,7 +194,8 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
       independent dither (so it does not add up coherently when they are summed).
     * The file is written next to its destination under a temporary name and renamed into
       place when complete, so an interrupted save never leaves a partial file; the
-      temporary file is removed on any error. An existing file is only replaced when
+      temporary file is removed on any error, and the temporary files of killed earlier
+      saves to the same path are removed first. An existing file is only replaced when
       `overwrite` is True (otherwise errors.OutputExistsError).
     """
     path = Path(path)
@@ -209,10 +221,14 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
     container = "FLAC" if fmt == "flac" else "WAV"
     if fmt == "wav" and data.size * bit_depth // 8 > 0xFFFF0000:
         container = "RF64"  # a plain WAV cannot hold more than 4 GiB
+    remove_stale_parts(path)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.part"
+    lock_fd = -1
     try:
         # O_EXCL: never clobber anything; 0o666 lets the umask set the usual permissions.
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        # The descriptor stays open, locked, while we write: the mark of a live save.
+        lock_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        lock_part(lock_fd)
         clipped = _write(tmp, data, samplerate, container, subtype, bit_depth, dither)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -230,6 +246,9 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
                              "folder is writable and has free space, and that the file is not "
                              "open in another program") from exc
         raise
+    finally:
+        if lock_fd >= 0:
+            os.close(lock_fd)
     return path
 
 
@@ -266,8 +285,12 @@ def _check_samplerate(samplerate: int, what: str) -> None:
                          "44100 or 48000 Hz first")
 
 
-def _probe(path: Path) -> _Probe:
-    """Open `path` with soundfile, else PyAV; return its info or raise a clear AudioError."""
+def _probe(path: Path, count: bool = False) -> _Probe:
+    """Open `path` with soundfile, else PyAV; return its info or raise a clear AudioError.
+
+    A length the header does not give, or one the file's size cannot back, is unknown
+    (frames 0, decoded length used); `count=True` then decodes the file to count them.
+    """
     reasons = []
     probe = None
     for opener in (_probe_soundfile, _probe_pyav):
@@ -283,10 +306,34 @@ def _probe(path: Path) -> _Probe:
         raise AudioError(f"{path.name}: contains no audio (0 samples); choose a file with "
                          "sound in it")
     _check_samplerate(info.samplerate, f"{path.name}: the file's")
-    declared = _declared_pcm_frames(path, info.format)
+    declared = headers.declared_pcm_frames(path, info.format)
     if declared is not None and declared - info.frames > 64:
         raise _truncated(path, info.frames, declared, info.samplerate)
+    limit = headers.max_samples(path, info.format)
+    if info.frames > 0 and info.frames * max(info.channels, 1) > limit:
+        log.info("%s: header claims %d frames, more than the file can hold", path,
+                 info.frames)
+        probe = replace(probe, info=replace(info, frames=0), exact_length=False,
+                        note=_wrong_length_note(path))
+        info = probe.info
+    if info.frames == 0 and count:
+        frames = sum(block.shape[-1] for block in _decode(probe))
+        if frames == 0:
+            raise AudioError(f"{path.name}: contains no audio (0 samples); choose a file "
+                             "with sound in it")
+        probe = replace(probe, info=replace(info, frames=frames))
     return probe
+
+
+def _wrong_length_note(path: Path) -> str:
+    return (f"{path.name}: the header gives no or a wrong length (a file written to a pipe, "
+            "or damaged); the length that decoded was used")
+
+
+def _too_short(path: Path, frames: int, samplerate: int, rate: int) -> AudioError:
+    return AudioError(f"{path.name}: too short to use ({frames} sample"
+                      f"{'' if frames == 1 else 's'} at {samplerate} Hz, nothing left at "
+                      f"{rate} Hz); choose a longer file")
 
 
 _QUIET_LOCK = threading.Lock()
@@ -355,7 +402,10 @@ def _probe_soundfile(path: Path) -> _Probe:
         # libsndfile reports 0 frames for some damaged OGG files: let FFmpeg look too (it
         # also tells an empty file from a damaged one).
         raise _Refused("libsndfile: no frames")
-    exact = fmt != "MP3" or _mp3_has_frame_count(path)
+    if fmt == "FLAC" and headers.flac_length_unusable(path, info.channels):
+        # libsndfile cannot read such a file (or stops at the length it claims): FFmpeg can
+        raise _Refused("libsndfile: the FLAC header's length is missing or wrong")
+    exact = fmt != "MP3" or headers.mp3_has_frame_count(path)
     return _Probe(info, "soundfile", exact)
 
 
@@ -385,12 +435,15 @@ def _probe_pyav(path: Path) -> _Probe:
     fmt = _av_format_name(fmt_name, path)
     # Lengths from an MP4 index, OGG granule or FLAC header are exact; others may be guesses.
     exact = fmt in ("M4A", "MP4", "OGG", "FLAC") or (
-        fmt == "MP3" and _mp3_has_frame_count(path))
+        fmt == "MP3" and headers.mp3_has_frame_count(path))
+    note = None
+    if fmt == "FLAC" and first is not None and headers.flac_length_unusable(path, channels):
+        frames, note = 0, _wrong_length_note(path)
     if frames <= 0:
         frames, exact = 0, False  # unknown length (rare): the decoded length is taken as is
     info = AudioInfo(path=path, format=fmt, subtype=codec, samplerate=sr, channels=channels,
                      frames=frames, tags=tags)
-    return _Probe(info, "pyav", exact, empty=first is None)
+    return _Probe(info, "pyav", exact, empty=first is None, note=note)
 
 
 def _open_av(path: Path):
@@ -429,31 +482,10 @@ def _clean_tags(raw) -> dict[str, str]:
     return tags
 
 
-_MAGIC = ((b"RIFF", "WAV"), (b"RF64", "WAV"), (b"fLaC", "FLAC"), (b"FORM", "AIFF"),
-          (b"OggS", "OGG"), (b"ID3", "MP3"), (b"caff", "CAF"))
-
-
-def _sniff(path: Path) -> str | None:
-    """Container the first bytes announce, if any (to tell damaged from unsupported)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-    except OSError:
-        return None
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    if head[4:8] == b"ftyp":
-        return "M4A"
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        return "MP3" if head[1] & 0x06 else "AAC"
-    return None
-
-
 def _undecodable(path: Path, reasons: list[str]) -> AudioError:
     detail = "; ".join(reasons)
-    kind = _sniff(path)
-    if kind == "FLAC" and _flac_total_samples(path) == 0:
+    kind = headers.sniff(path)
+    if kind == "FLAC" and headers.flac_total_samples(path) == 0:
         return AudioError(f"{path.name}: contains no audio (0 samples); choose a file with "
                           "sound in it")
     if kind is not None:
@@ -470,77 +502,6 @@ def _undecodable(path: Path, reasons: list[str]) -> AudioError:
 def _truncated(path: Path, frames: int, expected: int, samplerate: int) -> AudioError:
     return AudioError(f"{path.name}: the file is truncated (only {frames / samplerate:.1f} of "
                       f"{expected / samplerate:.1f} s are there); {_FIX}")
-
-
-def _declared_pcm_frames(path: Path, fmt: str) -> int | None:
-    """Frames a WAV or AIFF header promises (None: other format, or a placeholder size).
-
-    libsndfile silently shortens a WAV/AIFF whose data ends early; comparing with the header
-    is how a cut-off file (an interrupted copy or download) is recognised.
-    """
-    if fmt not in ("WAV", "AIFF"):
-        return None
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(12)
-            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-                endian = "<"
-            elif head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-                endian = ">"
-            else:
-                return None
-            block_align = 0
-            for _ in range(256):
-                chunk = fh.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, size = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
-                if cid == b"fmt " and size >= 16:
-                    fmt_chunk = fh.read(16)
-                    block_align = struct.unpack("<H", fmt_chunk[12:14])[0]
-                    fh.seek(size - 16 + (size & 1), os.SEEK_CUR)
-                elif cid == b"data":
-                    if size in (0, 0xFFFFFFFF) or not block_align:
-                        return None  # streamed WAV: the writer never filled in the size
-                    return size // block_align
-                elif cid == b"COMM" and size >= 6:
-                    frames = struct.unpack(">I", fh.read(6)[2:6])[0]
-                    return frames or None
-                else:
-                    fh.seek(size + (size & 1), os.SEEK_CUR)
-    except (OSError, struct.error):
-        return None
-    return None
-
-
-def _mp3_has_frame_count(path: Path) -> bool:
-    """True when an MP3 states its exact length (Xing/Info/VBRI header after any ID3 tag)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(10)
-            offset = 0
-            if head[:3] == b"ID3" and len(head) == 10:
-                size = 0
-                for byte in head[6:10]:
-                    size = (size << 7) | (byte & 0x7F)
-                offset = 10 + size + (10 if head[5] & 0x10 else 0)
-            fh.seek(offset)
-            first = fh.read(4096)
-    except OSError:
-        return False
-    return any(tag in first for tag in (b"Xing", b"Info", b"VBRI"))
-
-
-def _flac_total_samples(path: Path) -> int | None:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(42)
-    except OSError:
-        return None
-    if len(head) < 42 or head[:4] != b"fLaC":
-        return None
-    streaminfo = head[8:42]
-    return int.from_bytes(streaminfo[13:18], "big") & ((1 << 36) - 1)
 
 
 def _reason(exc: BaseException) -> str:
@@ -572,6 +533,7 @@ def _decode_soundfile(probe: _Probe, block: int) -> Iterator[np.ndarray]:
                     data = f.read(block, dtype="float32", always_2d=True)
                 if data.shape[0] == 0:
                     return
+                _check_finite(probe, data, done)
                 done += data.shape[0]
                 yield np.ascontiguousarray(data.T)
         finally:
@@ -599,6 +561,7 @@ def _decode_pyav(probe: _Probe) -> Iterator[np.ndarray]:
                         f"{done / info.samplerate:.1f} s into the file; convert it to WAV or "
                         "FLAC first")
                 block = _frame_to_array(frame, info.channels)
+                _check_finite(probe, block, done)
                 done += block.shape[-1]
                 yield block
     except (av.FFmpegError, ValueError) as exc:
@@ -629,14 +592,30 @@ def _damaged(probe: _Probe, frames: int, exc: BaseException) -> AudioError:
                       f"stopped{where}: {_reason(exc)}); {_FIX}")
 
 
+def _check_finite(probe: _Probe, data: np.ndarray, done: int) -> None:
+    """Refuse NaN or infinite samples (a damaged float file), naming the file."""
+    if not np.isfinite(data).all():
+        info = probe.info
+        raise AudioError(f"{info.path.name}: the audio contains NaN or infinite samples "
+                         f"(from {done / info.samplerate:.1f} s on); the file is damaged, "
+                         f"{_FIX}")
+
+
 def _check_complete(probe: _Probe, frames: int) -> None:
-    """Raise when fewer frames decoded than the file promised (a cut-off file), or none."""
+    """Raise when fewer frames decoded than the file promised (a cut-off file), or none;
+    warn (one line) when the file's length could not be trusted or it looks cut off."""
     info = probe.info
     if probe.exact_length and info.frames - frames > max(4096, info.frames // 100):
         raise _truncated(info.path, frames, info.frames, info.samplerate)
     if frames == 0:
         raise AudioError(f"{info.path.name}: contains no audio (0 samples); choose a file "
                          "with sound in it")
+    if probe.note is not None:
+        log.warning("%s (%.1f s)", probe.note, frames / info.samplerate)
+    elif info.format == "OGG" and headers.ogg_cut_off(info.path):
+        log.warning("%s: the file looks cut off (its last Ogg page is incomplete or not "
+                    "the end of the stream); only the %.1f s that are there were read; %s",
+                    info.path.name, frames / info.samplerate, _FIX)
 
 
 def _iter_blocks(probe: _Probe, block_frames: int) -> Iterator[np.ndarray]:

@@ -21,6 +21,11 @@ mapped to "ignore" is left out, one mapped to "mixture" becomes the song's mixtu
 `scan_folder` reads only file headers (fast, for listings); `load_song` decodes a song and
 fixes what does not line up (sample rate, length, channel count) with a warning each; a
 track that cannot be read is reported and skipped without losing the song.
+
+Hostile folders cost little and hide nothing: a song whose metadata is unusable (an alias
+bomb, deep nesting, a bad MIDI program, a path outside its song folder) is skipped with one
+line in `Scan.problems` and the others are kept; links to folders are followed after the
+real tree, each real folder once (loops and fan-out list a song once).
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,18 +48,24 @@ from ..errors import AudioError, StemwrightError
 from ..progress import CancelCheck, check_cancel
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
+from ..yaml_safe import MAX_YAML_BYTES, YamlFileError, safe_yaml_load, safe_yaml_loads
+from .names import IGNORE, normalise_name, stem_for_midi_program, stem_for_name
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".opus", ".mp3",
                   ".m4a", ".aac", ".wv")
 MAPPING_FILE = "stemwright-mapping.yaml"
 MAPPING_FILE_JSON = "stemwright-mapping.json"
-IGNORE, MIXTURE = "ignore", "mixture"  # special mapping targets
+MIXTURE = "mixture"  # special mapping target (IGNORE, from names, is the other)
 MUSDB_STEMS = ("vocals", "drums", "bass", "other")
 _MAX_DEPTH = 6
 
 
 class MultitrackError(StemwrightError):
     """A folder holds no song Stemwright can read, or a song cannot be loaded at all."""
+
+
+class _BadSong(Exception):
+    """A song's metadata is unusable: the song is skipped and reported, the scan goes on."""
 
 
 @dataclass
@@ -143,131 +153,6 @@ class LoadedSong:
 
 
 # --------------------------------------------------------------------------------------
-# Track names -> stems
-# --------------------------------------------------------------------------------------
-
-# Rules are tried in order and the first that matches wins, so specific phrases come
-# before the words they contain ("bass drum" before "bass", "acoustic guitar" before
-# "guitar"). Patterns run on the normalised name: lower case, accents removed, camelCase
-# and letters/digits split, punctuation as spaces (see `normalise_name`).
-_EXCEPTIONS = [
-    (IGNORE, r"click|click track|metronome|count ?in|timecode|smpte|ltc"),
-    ("drums", r"bass ?drum|kick|bd|sub ?kick|808 ?(?:kick|snare|hats?|clap)|steel ?drums?"),
-    ("wind", r"bass ?(?:clarinet|flute|sax\w*|trombone|oboe)|basson|bassoon|english horn|"
-             r"cor anglais|clarinette? basse"),
-    ("other", r"backing ?track|accompaniment|instrumental|karaoke|playback|"
-              r"acoustic (?:guitar|gtr|git)|ac (?:guitar|gtr)|acc? gtr|acou?s? ?gtr|"
-              r"ag|nylon|classical guitar|spanish guitar|12 ?string|akusti\w*|"
-              r"guitare? acoustique|guitarra acustica|chitarra acustica|violao|dobro|"
-              r"steel string|folk guitar"),
-    ("bass", r"bass ?(?:guitar|gtr|di|amp|mic|synth|line|cab|d i)|synth ?bass|sub ?bass|"
-             r"double ?bass|contra ?bass|upright|electric bass|fretless|moog bass|808|"
-             r"bass ?vox|bajo|basse|basso|baixo|kontrabass"),
-]
-_RULES = [
-    ("drums", r"drums?|drumkit|kit|snare|snr|sn|sd|hi ?hats?|hh|hat|overheads?|oh|ride|"
-              r"crash|cymbals?|cym|splash|china|toms?|rack|floor ?tom|ft|percussion|"
-              r"percs?|shaker|tambourine|tamb|conga|congas|bongos?|cajon|claps?|hand ?claps|"
-              r"snaps?|cowbell|timbales?|triangle|woodblock|guiro|djembe|tabla|timpani|"
-              r"darbuka|breakbeat|drum ?machine|schlagzeug|batterie|bateria|"
-              r"batteria|trommel|caisse claire|tambor|caja|rullante|cassa|grosse caisse|gong|"
-              r"chimes|tubular bells"),
-    ("wind", r"sax\w*|saxophon\w*|sassofono|trumpets?|tpt|trp|tromba|trompete|trompette|"
-             r"trompeta|flugel\w*|cornet|trombones?|tbn|trb|posaune|trombon|horns?|"
-             r"french horn|cor|corno|horn section|brass|blech|blaser|cuivres|metales|"
-             r"tuba|euphonium|sousaphone|flutes?|piccolo|flauta|flauto|flote|flute|fl|"
-             r"clarinets?|clar|klarinette|clarinette|clarinete|clarinetto|oboes?|hautbois|"
-             r"oboe|recorder|blockflote|pan ?flute|harmonica|mundharmonika|bagpipes?|"
-             r"whistle|woodwinds?|winds|reeds?|fiati|vientos|bari|ewi|ocarina|kazoo|dizi|"
-             r"shakuhachi|bansuri|duduk|zurna|ney|shawm|didgeridoo"),
-    ("bass", r"bass|bs|bas"),
-    ("electric_guitar", r"guitars?|gtrs?|gtr|git|gits|gitarre\w*|e ?gitarre|guitare|"
-                        r"guitarra|chitarra|eg|e gtr|elec gtr|dist\w*|overdrive|od|"
-                        r"crunch|fuzz|lead gtr|rhythm gtr|rhy gtr|slide|lap ?steel|"
-                        r"pedal ?steel|riff|shred|chug"),
-    ("vocals", r"vocals?|vox|voc|vocal\w*|voice|voices|vo|lv|ld|bvs?|bgvs?|bkg ?v\w*|"
-               r"backing|backings|bg vox|bgv|harmony|harmonies|adlibs?|"
-               r"ad libs?|choir|chorus|chor|coro|coros|cori|choeur|singer|sing|rapper|"
-               r"rap|spoken|speaker|speech|narrat\w*|beatbox\w*|talkbox|gesang|stimme|voix|"
-               r"chant|voz|voce|ooh|oohs|aah|aahs|whisper|shout|yell"),
-    ("other", r"piano|pno|keys?|keyboards?|rhodes|wurli\w*|organ|b3|hammond|synths?|"
-              r"synthesizer|pads?|arp\w*|strings?|violins?|vln|viola|cello|vc|harp|"
-              r"orchestra\w*|fx|sfx|effects?|sample\w*|glock\w*|vibes|vibraphone|"
-              r"marimba|xylophone|celesta|banjo|mandolin\w*|ukulele|uke|sitar|"
-              r"accordion|melodica|clavinet|clav|mellotron|noise|ambience|atmos\w*|"
-              r"klavier|streicher|cordes|cuerdas|archi|orgel|orgue|pianoforte|harpsichord"),
-]
-_WEAK = [
-    ("drums", r"room|rooms|amb|top|bottom|btm|kik|loop|loops|beat|beats"),
-    ("vocals", r"lead|leads|main|dbl|double|harm|soprano|alto|tenor|baritone|mezzo"),
-    ("electric_guitar", r"amp|steel"),
-]
-
-
-def _compile(rules: list[tuple[str, str]]) -> list[tuple[str, re.Pattern]]:
-    return [(stem, re.compile(rf"(?:^| )(?:{pattern})(?= |$)")) for stem, pattern in rules]
-
-
-_EXCEPTION_RE = _compile(_EXCEPTIONS)
-_RULE_RE = _compile(_RULES)
-_WEAK_RE = _compile(_WEAK)
-
-
-def normalise_name(name: str) -> str:
-    """"01_LeadVox-Dbl (Take2).wav" -> "lead vox dbl take 2": lower case, no accents,
-    camelCase and digits split off, punctuation as spaces, track numbers removed."""
-    name = re.sub(r"\.(?:wav|flac|aiff?|aifc|ogg|opus|mp3|m4a|aac|wv)$", "", name, flags=re.I)
-    name = unicodedata.normalize("NFKD", name)
-    name = "".join(ch for ch in name if not unicodedata.combining(ch))
-    name = name.replace("ß", "ss")
-    name = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
-    name = name.lower()
-    name = re.sub(r"[^a-z0-9]+", " ", name)
-    name = re.sub(r"([a-z])(\d)", r"\1 \2", name)
-    name = re.sub(r"(\d)([a-z])", r"\1 \2", name)
-    name = re.sub(r"^(?:(?:track|trk|tr|ch|s)?\s?\d{1,3}\s)+", "", name.strip())
-    return re.sub(r"\s+", " ", name).strip()
-
-
-def stem_for_name(name: str) -> str | None:
-    """The canonical stem a track name suggests (IGNORE for click tracks and timecode), or
-    None when no rule matches.
-
-    Tolerates case, accents, punctuation, abbreviations and English, German, French,
-    Spanish, Italian and Portuguese words: "Lead Vocal", "BGVs" -> vocals; "Kick", "OH L"
-    -> drums; "Bass DI", "Synth Bass" -> bass; "Dist Gtr", "E-Gitarre" -> electric guitar;
-    "Alto Sax", "Trompete" -> wind; "Piano", "Acoustic Guitar" -> other.
-    """
-    text = normalise_name(name)
-    if not text:
-        return None
-    for table in (_EXCEPTION_RE, _RULE_RE, _WEAK_RE):
-        for stem, pattern in table:
-            if pattern.search(text):
-                return stem
-    return None
-
-
-# General MIDI programs (0-127) -> stem, by the GM instrument families.
-def stem_for_midi_program(program: int, is_drum: bool = False) -> str:
-    """The stem a General MIDI program goes to (Slakh metadata)."""
-    if is_drum:
-        return "drums"
-    p = int(program)
-    if 24 <= p <= 25:
-        return "other"  # nylon and steel acoustic guitars
-    if 26 <= p <= 31:
-        return "electric_guitar"  # jazz, clean, muted, overdriven, distortion, harmonics
-    if 32 <= p <= 39 or p == 43:
-        return "bass"  # basses and the contrabass
-    if p == 47 or 113 <= p <= 119:
-        return "drums"  # timpani; agogo, steel drums, woodblock, taiko, toms, synth drum
-    if 56 <= p <= 79 or p in (109, 111):
-        return "wind"  # brass, reed, pipe; bagpipe, shanai
-    return "other"
-
-
-# --------------------------------------------------------------------------------------
 # Scanning
 # --------------------------------------------------------------------------------------
 
@@ -287,7 +172,9 @@ def scan_folder(folder: str | os.PathLike[str], mapping: bool = True) -> Scan:
     scan = Scan(root=root, songs=[])
     path = mapping_path(root) if mapping else None
     overrides = read_mapping(path) if path is not None else {}
-    _walk(root, root, 0, scan, set(overrides))
+    walk = _Walk(root, scan, set(overrides))
+    walk.visit(root, 0)
+    walk.follow_links()
     if not scan.songs:
         raise MultitrackError(
             f"{root}: no songs found. A song is a folder with mixture.wav plus vocals, drums, "
@@ -310,11 +197,51 @@ def _audio_files(folder: Path) -> list[Path]:
     return out
 
 
-def _walk(folder: Path, root: Path, depth: int, scan: Scan, mapped: set[str]) -> None:
+class _Walk:
+    """Depth-first search for songs that enters every real directory once.
+
+    Symbolic links to directories are followed only after the real tree has been walked
+    (so a song keeps its real path as its key), and a directory already seen under another
+    name (same device and inode) is skipped: links back up the tree or fanning out to one
+    folder cost nothing and never list a song twice.
+    """
+
+    def __init__(self, root: Path, scan: Scan, mapped: set[str]) -> None:
+        self.root, self.scan, self.mapped = root, scan, mapped
+        self.seen: set[tuple[int, int]] = set()
+        self.links: list[tuple[Path, int]] = []
+
+    def visit(self, folder: Path, depth: int) -> None:
+        try:
+            st = folder.stat()
+        except OSError as exc:
+            self.scan.problems.append(f"{_rel(folder, self.root)}: cannot be read ({exc})")
+            return
+        if (st.st_dev, st.st_ino) in self.seen:
+            return
+        self.seen.add((st.st_dev, st.st_ino))
+        _walk(folder, self.root, depth, self.scan, self.mapped, self)
+
+    def follow_links(self) -> None:
+        while self.links:
+            folder, depth = self.links.pop(0)
+            self.visit(folder, depth)
+
+
+def _walk(folder: Path, root: Path, depth: int, scan: Scan, mapped: set[str],
+          walk: _Walk) -> None:
     try:
         song = _song_in(folder, root)
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         scan.problems.append(f"{_rel(folder, root)}: cannot be read ({exc})")
+        return
+    except (YamlFileError, _BadSong) as exc:
+        scan.problems.append(f"{_rel(folder, root)}: skipped ({exc})")
+        return
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError,
+            RecursionError) as exc:  # metadata of an unexpected shape
+        scan.problems.append(f"{_rel(folder, root)}: skipped (its metadata could not be "
+                             f"used: {type(exc).__name__}: {str(exc)[:120]})")
         return
     if song is not None and song.layout == "tracks" and song.key not in mapped and all(
             t.source == "default" for t in song.tracks):
@@ -335,7 +262,10 @@ def _walk(folder: Path, root: Path, depth: int, scan: Scan, mapped: set[str]) ->
         scan.problems.append(f"{_rel(folder, root)}: cannot be read ({exc})")
         return
     for sub in subs:
-        _walk(sub, root, depth + 1, scan, mapped)
+        if sub.is_symlink():
+            walk.links.append((sub, depth + 1))
+        else:
+            walk.visit(sub, depth + 1)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -349,7 +279,7 @@ def _song_in(folder: Path, root: Path) -> Song | None:
     yamls = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".yaml", ".yml")
              and p.is_file() and p.name != MAPPING_FILE]
     for meta_path in yamls:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8", errors="replace"))
+        meta = safe_yaml_load(meta_path)
         if not isinstance(meta, dict) or not meta.get("stems"):
             continue
         stems = meta["stems"]
@@ -387,10 +317,38 @@ def _musdb_song(folder: Path, root: Path, names: dict[str, Path]) -> Song:
     return song
 
 
+def _inside(folder: Path, name: object, meta_path: Path, what: str) -> Path:
+    """`folder / name` for a path named in metadata; _BadSong when it is absolute or
+    climbs out with '..' (metadata may only point at files inside its own song folder)."""
+    text = str(name).replace("\\", "/")
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in text.split("/") \
+            or "\x00" in text:
+        raise _BadSong(f"{meta_path.name}: {what} '{text[:100]}' points outside the song "
+                       "folder; metadata may only name files inside it")
+    return folder / text
+
+
+def _midi_program(value: object, key: object, meta_path: Path) -> int:
+    """A Slakh `program_num` as 0-127; _BadSong for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        ok = False
+    else:
+        try:
+            number = float(value)
+            ok = number.is_integer() and 0 <= number <= 127
+        except ValueError:
+            ok = False
+    if not ok:
+        raise _BadSong(f"{meta_path.name}: stem {str(key)[:40]}: program_num "
+                       f"{str(value)[:40]!r} is not a MIDI program (0-127)")
+    return int(float(value))
+
+
 def _slakh_song(folder: Path, root: Path, meta_path: Path, meta: dict) -> Song:
     song = _new_song(folder, root, "slakh")
-    audio_dir = folder / str(meta.get("audio_dir") or "stems")
-    for key, entry in sorted(meta["stems"].items()):
+    audio_dir = _inside(folder, meta.get("audio_dir") or "stems", meta_path, "audio_dir")
+    for key, entry in sorted(meta["stems"].items(), key=lambda item: str(item[0])):
+        _inside(audio_dir, key, meta_path, "stem")
         path = _find_audio(audio_dir, str(key))
         if path is None:
             if entry.get("audio_rendered", True):
@@ -400,7 +358,9 @@ def _slakh_song(folder: Path, root: Path, meta_path: Path, meta: dict) -> Song:
         is_drum = bool(entry.get("is_drum", False))
         label = str(entry.get("midi_program_name") or entry.get("inst_class") or "")
         if program is not None or is_drum:
-            stem = stem_for_midi_program(int(program or 0), is_drum)
+            number = 0 if program is None or is_drum else _midi_program(program, key,
+                                                                         meta_path)
+            stem = stem_for_midi_program(number, is_drum)
         else:
             stem = stem_for_name(label) or "other"
         song.tracks.append(Track(path, path.relative_to(folder).as_posix(), stem, "metadata",
@@ -428,8 +388,9 @@ def _medleydb_song(folder: Path, root: Path, meta_path: Path, meta: dict) -> Son
     if not entries:
         return None
     song = _new_song(folder, root, "medleydb")
-    stem_dir = folder / str(meta.get("stem_dir") or "")
+    stem_dir = _inside(folder, meta.get("stem_dir") or "", meta_path, "stem_dir")
     for filename, instrument in entries:
+        _inside(folder, filename, meta_path, "stem file")
         path = next((p for p in (stem_dir / filename, folder / filename) if p.is_file()), None)
         if path is None:
             song.problems.append(f"{filename}: named in {meta_path.name} but not found")
@@ -442,7 +403,7 @@ def _medleydb_song(folder: Path, root: Path, meta_path: Path, meta: dict) -> Son
         song.tracks.append(Track(path, path.relative_to(folder).as_posix(), stem, source,
                                  instrument=instrument))
     mix = meta.get("mix_filename")
-    if mix and (folder / str(mix)).is_file():
+    if mix and _inside(folder, mix, meta_path, "mix_filename").is_file():
         song.mixture = folder / str(mix)
     if not song.tracks:
         song.problems.append(f"{meta_path.name}: none of its stem files were found")
@@ -458,8 +419,13 @@ def _tracks_song(folder: Path, root: Path, files: list[Path]) -> Song:
     song = _new_song(folder, root, "tracks")
     title = normalise_name(folder.name)
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.is_symlink() and _links_up(sub, folder):
+            song.problems.append(f"{sub.name}: a link back to a folder holding this song; "
+                                 "left out")
+            continue
         files = files + [p for p in sorted(sub.rglob("*")) if p.is_file()
                          and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")]
+    files = _distinct_files(files)
     for path in files:
         key = path.relative_to(folder).as_posix()
         base = normalise_name(path.name)
@@ -476,6 +442,31 @@ def _tracks_song(folder: Path, root: Path, files: list[Path]) -> Song:
         song.tracks.append(Track(path, key, stem, source))
     _probe(song)
     return song
+
+
+def _links_up(link: Path, folder: Path) -> bool:
+    """True when `link` leads to `folder` itself or to a folder above it (a loop)."""
+    try:
+        target, here = link.resolve(), folder.resolve()
+    except (OSError, RuntimeError):
+        return True
+    return here == target or target in here.parents
+
+
+def _distinct_files(files: list[Path]) -> list[Path]:
+    """`files` with later names of an already listed file (through a link) left out."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError:
+            out.append(path)  # reported as unreadable when probed
+            continue
+        if (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            out.append(path)
+    return out
 
 
 def _find_audio(folder: Path, stem: str) -> Path | None:
@@ -551,10 +542,18 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
     """{song key: {track key: stem}} from a mapping file; MultitrackError when malformed."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise MultitrackError(f"{path.name}: too big for a mapping file; fix or delete it")
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise MultitrackError(f"{path.name}: cannot be read ({exc}); fix or delete it") from exc
+        data = json.loads(text) if path.suffix.lower() == ".json" else \
+            safe_yaml_loads(text, path.name)
+    except YamlFileError as exc:
+        raise MultitrackError(str(exc)) from None
+    except RecursionError:
+        raise MultitrackError(f"{path.name}: nested too deeply; fix or delete it") from None
+    except (OSError, ValueError) as exc:
+        raise MultitrackError(f"{path.name}: cannot be read ({_one_line(exc)}); fix or "
+                              "delete it") from exc
     songs = (data or {}).get("songs", {}) if isinstance(data, dict) else None
     if not isinstance(songs, dict):
         raise MultitrackError(f"{path.name}: expected a 'songs:' section mapping each song "
@@ -562,12 +561,18 @@ def read_mapping(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for song, tracks in songs.items():
         if not isinstance(tracks, dict):
-            raise MultitrackError(f"{path.name}: song '{song}' should map track files to "
-                                  "stems")
+            raise MultitrackError(f"{path.name}: song '{str(song)[:100]}' should map track "
+                                  "files to stems")
         out[str(song)] = {}
         for track, stem in tracks.items():
-            out[str(song)][str(track)] = _check_target(str(stem), path, str(song), str(track))
+            out[str(song)][str(track)] = _check_target(str(stem)[:100], path, str(song)[:100],
+                                                       str(track)[:100])
     return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _check_target(stem: str, path: Path, song: str, track: str) -> str:

@@ -183,6 +183,9 @@ class Separator(ABC):
         notes: list[str] = []
 
         model_in = resample(chan.to_stereo(mix), samplerate, self.samplerate)
+        if model_in.shape[-1] == 0:
+            raise AudioError(f"the audio is too short for {self.name} (fewer samples than one "
+                             f"at its {self.samplerate} Hz); choose a longer file")
         model_in, state = self.prepare(model_in)
         on_final = None
         if partial is not None:

@@ -56,6 +56,7 @@ import yaml
 from ..errors import Cancelled, StemwrightError
 from ..stems import STEM_IDS
 from ..wording import count
+from ..yaml_safe import YamlFileError, safe_yaml_load
 from .composer import compose_song, describe
 from .drumkit import DRUM_SOUNDFONTS, DrumkitError, KitChoice, choose_kit_source, load_kit
 from .render import (
@@ -528,8 +529,8 @@ def _existing(folder: Path, job: SongJob) -> dict | None:
     if not meta_path.is_file():
         return None
     try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        meta = safe_yaml_load(meta_path)
+    except (OSError, YamlFileError):
         return None
     if not isinstance(meta, dict) or not str(meta.get("generator", "")).startswith(GENERATOR):
         raise GeneratorError(f"{folder}: exists and was not made by {GENERATOR}; choose "
