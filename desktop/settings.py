@@ -9,11 +9,37 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 ORGANIZATION = "Stemwright"
 APPLICATION = "Stemwright"
 MAX_RECENT = 10
+APP_FOLDER = "Stemwright"  # the user-visible folder under Music / Documents
+
+
+def _standard(location: QStandardPaths.StandardLocation, fallback: str) -> Path:
+    found = QStandardPaths.writableLocation(location)
+    return Path(found) if found else Path.home() / fallback
+
+
+def default_export_folder() -> Path:
+    """Where exports go unless the user chose elsewhere: a "Stemwright" folder in the
+    user's Music folder (Documents when there is no Music folder), never the bare home."""
+    music = _standard(QStandardPaths.StandardLocation.MusicLocation, "Music")
+    documents = _standard(QStandardPaths.StandardLocation.DocumentsLocation, "Documents")
+    base = music if music.is_dir() or not documents.is_dir() else documents
+    if base == Path.home():
+        base = base / "Music"
+    return base / APP_FOLDER
+
+
+def default_runs_folder() -> Path:
+    """Where fine-tuning runs are kept unless the user chose elsewhere: a visible
+    "Stemwright/runs" folder in the user's Documents (not a hidden cache)."""
+    documents = _standard(QStandardPaths.StandardLocation.DocumentsLocation, "Documents")
+    if documents == Path.home():
+        documents = documents / "Documents"
+    return documents / APP_FOLDER / "runs"
 
 
 class Settings:
@@ -99,6 +125,15 @@ class Settings:
 
     def set_overlap(self, overlap: float) -> None:
         self.set_value("separation/overlap", float(overlap))
+
+    # -- fine-tuning ------------------------------------------------------------------
+    def runs_folder(self) -> Path:
+        """The folder fine-tuning runs are written to and resumed from."""
+        folder = str(self.value("train/runs_folder", "") or "")
+        return Path(folder) if folder else default_runs_folder()
+
+    def set_runs_folder(self, folder: str | os.PathLike) -> None:
+        self.set_value("train/runs_folder", str(folder))
 
     # -- view -------------------------------------------------------------------------
     def log_frequency(self) -> bool:

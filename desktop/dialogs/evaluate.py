@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QBrush, QCloseEvent, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -56,8 +56,21 @@ from ..engine.workers import Task
 from ..panels.separation import format_duration, format_eta
 from ..tasks.evaluate import EvaluateTask, installed_models
 from . import messages as dialogs
-from .evaluate_report import box_stats, partial_report, songs_phrase, table_rows
-from .multitrack import CallTask, describe_song, scan, start_task
+from .evaluate_report import (
+    box_stats,
+    partial_report,
+    song_title,
+    songs_phrase,
+    table_rows,
+)
+from .multitrack import (
+    CallTask,
+    RowToggles,
+    VisibleChecks,
+    describe_song,
+    scan,
+    start_task,
+)
 
 ORACLES = (("irm1", "IRM1 (ratio mask, magnitude)"), ("irm2", "IRM2 (Wiener, power)"),
            ("ibm", "IBM (binary mask)"))
@@ -171,6 +184,7 @@ class EvaluateDialog(QDialog):
         self.resize(1180, 760)
         self._build()
         self._restore()
+        self._empty_table()
         self._update_buttons()
 
     # -- layout -----------------------------------------------------------------------
@@ -203,19 +217,24 @@ class EvaluateDialog(QDialog):
         form.addWidget(QLabel("Models (installed)"))
         self.model_list = QListWidget()
         self.model_list.setMaximumHeight(170)
+        self.check_style = VisibleChecks()  # kept: widgets do not own their style
+        self.model_list.setStyle(self.check_style)
+        self.model_list.setToolTip("Click a model to tick or untick it")
+        self.row_toggles = RowToggles(self.model_list)
         for title, name in installed_models():
             item = QListWidgetItem(f"{title}  [{name}]")
             item.setData(Qt.ItemDataRole.UserRole, name)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Unchecked)
             self.model_list.addItem(item)
-        self.model_list.itemChanged.connect(lambda _i: self._update_buttons())
+        self.model_list.itemChanged.connect(lambda _i: self._systems_changed())
         form.addWidget(self.model_list)
         form.addWidget(QLabel("Oracles (upper bounds: masks from the true stems)"))
         self.oracle_checks: dict[str, QCheckBox] = {}
         for name, title in ORACLES:
             check = QCheckBox(title)
-            check.toggled.connect(lambda _on: self._update_buttons())
+            check.setStyle(self.check_style)
+            check.toggled.connect(lambda _on: self._systems_changed())
             self.oracle_checks[name] = check
             form.addWidget(check)
         left.addWidget(systems)
@@ -276,9 +295,17 @@ class EvaluateDialog(QDialog):
         right.addLayout(top)
         self.tabs = QTabWidget()
         self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Song", "Stem"])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(False)
+        self.placeholder = QLabel("No scores yet. Choose a folder of multitrack songs and "
+                                  "the systems to compare, then press Run: the scores fill "
+                                  "in here song by song.", self.table.viewport())
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #8b93a1; padding: 24px")
+        self.table.viewport().installEventFilter(self)
         self.tabs.addTab(self.table, "Table")
         self.box_plot = BoxPlot()
         self.tabs.addTab(self.box_plot, "Box plots")
@@ -301,18 +328,30 @@ class EvaluateDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(split)
 
-    def _restore(self) -> None:
+    def current_model(self) -> str:
+        """The model chosen in the Separation panel (remembered in the settings), or the
+        default model."""
+        from stemwright.models.zoo.catalog import DEFAULT_MODEL
+
         if self.settings is None:
-            self.oracle_checks["irm2"].setChecked(True)
+            return DEFAULT_MODEL
+        return str(self.settings.model(DEFAULT_MODEL))
+
+    def _restore(self) -> None:
+        """Tick the current model and the IRM2 oracle, or what the last run used (plus
+        the current model when another one was chosen since)."""
+        current = self.current_model()
+        names = {current, "irm2"}
+        if self.settings is not None:
+            chosen = self.settings.value("evaluate/systems", "", str)
+            if chosen:
+                names = set(chosen.split(","))
+                if self.settings.value("evaluate/current_model", "", str) != current:
+                    names.add(current)  # a model chosen in the panel since
+        self.set_systems([n for n in names if n not in self.oracle_checks],
+                         [n for n in names if n in self.oracle_checks])
+        if self.settings is None:
             return
-        chosen = self.settings.value("evaluate/systems", "", str) or "irm2"
-        names = set(chosen.split(","))
-        for i in range(self.model_list.count()):
-            item = self.model_list.item(i)
-            if item.data(Qt.ItemDataRole.UserRole) in names:
-                item.setCheckState(Qt.CheckState.Checked)
-        for name, check in self.oracle_checks.items():
-            check.setChecked(name in names)
         folder = self.settings.value("evaluate/folder", "", str)
         if folder and Path(folder).is_dir():
             self.set_folder(folder)
@@ -410,6 +449,7 @@ class EvaluateDialog(QDialog):
             return None
         if self.settings is not None:
             self.settings.set_value("evaluate/systems", ",".join([*models, *oracles]))
+            self.settings.set_value("evaluate/current_model", self.current_model())
         self.songs, self.report = [], None
         self.run_settings = {"procedure": self.procedure.currentData(),
                              "device": self.device.currentData()}
@@ -539,10 +579,9 @@ class EvaluateDialog(QDialog):
         table.setRowCount(0)
         metric = self.metric_key()
         if report is None:
-            table.setColumnCount(0)
-            self._captions = []
-            self.caption.setText("")
+            self._empty_table()
             return
+        self.placeholder.hide()
         systems = report.systems
         headers = ["Song", "Stem"] + [f"{s.name}\n(oracle)" if s.kind == "oracle"
                                       else s.name for s in systems]
@@ -555,9 +594,9 @@ class EvaluateDialog(QDialog):
         light = table.palette().base().color().lightness() > 128  # the theme's table
         summary_bg = QColor("#dde5f0" if light else "#262b36")
         best_fg = QColor("#1b7f35" if light else "#7ed957")
-        for r, (song, stem, values, is_summary, tip) in enumerate(rows):
+        for r, (song, stem, values, is_summary, tip, comparable) in enumerate(rows):
             finite = [v for v in values if math.isfinite(v)]
-            best = max(finite) if len(finite) > 1 else None
+            best = max(finite) if len(finite) > 1 and comparable else None
             cells = [song, stem] + [f"{v:.2f}" if math.isfinite(v) else "\u2013"
                                     for v in values]
             for c, text in enumerate(cells):
@@ -585,10 +624,11 @@ class EvaluateDialog(QDialog):
         self._captions = [
             f"{METRIC_TITLES[metric]} in dB, higher is better{partial}. BSS Eval v4 metrics "
             "are medians over 1 s windows; the summary rows are medians over the songs and "
-            "their mean over the stems. Green: best system in the row. Oracles read the true "
-            "stems: upper bounds for mask-based models."
+            "their mean over the stems. Green: best system in the row, only where every "
+            "system is scored on the same stems. Oracles read the true stems: upper bounds "
+            "for mask-based models."
             + (" *: stems scored together, or means over different stems, where the systems "
-               "separate different stems (hover for details)."
+               "separate different stems: not compared (hover for details)."
                if any(r[1].endswith(" *") for r in rows) else ""),
             f"{METRIC_TITLES[metric]} in dB of each song{partial}, per stem and system: the box "
             "spans the middle half of the songs, the white line is the median, the whiskers "
@@ -596,6 +636,35 @@ class EvaluateDialog(QDialog):
             "(dashed) read the true stems: upper bounds for mask-based models.",
             "What happened while mixing, separating and scoring each song."]
         self._show_caption()
+
+    def _empty_table(self) -> None:
+        """No scores yet: the columns the run will fill, and a word on what to do."""
+        table = self.table
+        headers = ["Song", "Stem", *self.chosen_models(),
+                   *(f"{n}\n(oracle)" for n in self.chosen_oracles())]
+        table.setRowCount(0)
+        table.setColumnCount(len(headers))
+        table.setHorizontalHeaderLabels(headers)
+        header = table.horizontalHeader()
+        header.setMinimumSectionSize(76)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self._captions = []
+        self.caption.setText("")
+        self.placeholder.show()
+        self._place_placeholder()
+
+    def _place_placeholder(self) -> None:
+        self.placeholder.setGeometry(self.table.viewport().rect())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._place_placeholder()
+        return super().eventFilter(watched, event)
+
+    def _systems_changed(self) -> None:
+        if self.current_report() is None and hasattr(self, "placeholder"):
+            self._empty_table()
+        self._update_buttons()
 
     def _show_caption(self) -> None:
         index = self.tabs.currentIndex()
@@ -627,9 +696,9 @@ class EvaluateDialog(QDialog):
             lines.append("Folder:")
             lines += [f"  \u26a0 {p}" for p in report.problems]
         for song in report.songs:
-            lines.append(f"{song.key}  ({song.duration:.1f} s, {song.samplerate} Hz, "
-                         f"stems: {', '.join(song.present) or 'none'}; mixture: "
-                         f"{song.mixture_source})")
+            present = ", ".join(get_stem(x).name.lower() for x in song.present) or "none"
+            lines.append(f"{song_title(song)}  ({song.duration:.1f} s, {song.samplerate} Hz, "
+                         f"stems: {present}; mixture: {song.mixture_source})")
             for name, seconds in song.seconds.items():
                 lines.append(f"  {name}: separated in {seconds:.1f} s")
             for name, why in song.errors.items():

@@ -11,8 +11,9 @@ import numpy as np
 
 from stemwright.models.stems import STEM_IDS, get_stem
 
-#: A table row: song, stem, one value per system, summary row?, tooltip.
-Row = tuple[str, str, list[float], bool, str]
+#: A table row: song, stem, one value per system, summary row?, tooltip, comparable? (every
+#: system scored on the same stems, so the best value may be marked).
+Row = tuple[str, str, list[float], bool, str, bool]
 
 
 def songs_phrase(n: int) -> str:
@@ -36,51 +37,116 @@ def partial_report(folder: str, songs: list[Any], settings: dict[str, Any] | Non
                             settings=dict(settings or {}))
 
 
+def stem_includes(report: Any) -> dict[str, dict[str, tuple[str, ...]]]:
+    """{system: {stem: the other stems merged into it}} over every song: a four-stem model
+    on a six-stem song scores "other" with guitar and piano in it."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for song in report.songs:
+        for name, stems in song.scores.items():
+            for stem, score in stems.items():
+                out.setdefault(name, {}).setdefault(stem, set()).update(score.includes)
+    return {n: {s: tuple(m for m in STEM_IDS if m in v) for s, v in d.items()}
+            for n, d in out.items()}
+
+
+def _names(stems: Any) -> str:
+    return ", ".join(get_stem(s).name.lower() for s in stems)
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(sum(finite) / len(finite)) if finite else math.nan
+
+
+def _alike(includes: dict[str, dict[str, tuple[str, ...]]], names: list[str],
+           stem: str) -> bool:
+    """True when every system scored `stem` with the same stems merged into it."""
+    return len({includes.get(n, {}).get(stem, ()) for n in names}) <= 1
+
+
+def _merged_tip(includes: dict[str, dict[str, tuple[str, ...]]], names: list[str],
+                stem: str) -> str:
+    parts = [f"{n}: {get_stem(stem).name.lower()}"
+             + (f" with {_names(includes[n][stem])} in it" if includes.get(n, {}).get(stem)
+                else " alone") for n in names if stem in includes.get(n, {})]
+    return ("Not the same stem for every system, so not compared: " + "; ".join(parts)
+            + ". A system that does not separate a stem leaves it in \"other\".")
+
+
 def table_rows(report: Any, metric: str) -> list[Row]:
-    """The results table for `metric`: per stem the median over the songs and the mean of
-    those medians (summary rows), then every song's stems and its failed systems."""
+    """The results table for `metric`: per stem the median over the songs, the headline
+    (the mean of those medians over the stems every system scores alike, like for like),
+    each system's mean over its own stems when those differ (marked not comparable), then
+    every song's stems and its failed systems."""
     systems = report.systems
+    names = [x.name for x in systems]
     summary = report.summary()
-    stems = [s for s in STEM_IDS if any(s in summary.get(x.name, {}) for x in systems)]
+    includes = stem_includes(report)
+    stems = [s for s in STEM_IDS if any(s in summary.get(n, {}) for n in names)]
     rows: list[Row] = []
     for stem in stems:
-        counts = [int(summary.get(x.name, {}).get(stem, {}).get("songs", 0))
-                  for x in systems]
-        rows.append((f"Median of {songs_phrase(max(counts))}", get_stem(stem).name,
-                     [summary.get(x.name, {}).get(stem, {}).get(metric, math.nan)
-                      for x in systems], True, ""))
+        counts = [int(summary.get(n, {}).get(stem, {}).get("songs", 0)) for n in names]
+        alike = _alike(includes, names, stem)
+        rows.append((f"Median of {songs_phrase(max(counts))}",
+                     get_stem(stem).name + ("" if alike else " *"),
+                     [summary.get(n, {}).get(stem, {}).get(metric, math.nan) for n in names],
+                     True, "" if alike else _merged_tip(includes, names, stem), alike))
     if stems:
-        covered = {x.name: [s for s in STEM_IDS if s in summary.get(x.name, {})]
-                   for x in systems}
-        differ = len({tuple(v) for v in covered.values()}) > 1
-        tip = "; ".join(f"{n}: mean over {', '.join(get_stem(s).name.lower() for s in v)}"
-                        for n, v in covered.items())
-        rows.append(("Mean of the medians", "its stems *" if differ else "all stems",
-                     [summary.get(x.name, {}).get("mean", {}).get(metric, math.nan)
-                      for x in systems], True, tip if differ else ""))
+        covered = {n: [s for s in STEM_IDS if s in summary.get(n, {})] for n in names}
+        same = [s for s in stems if all(s in covered[n] for n in names)
+                and _alike(includes, names, s)]
+        if same == stems:  # every system scored every stem alike
+            rows.append(("Mean of the medians", "all stems",
+                         [summary.get(n, {}).get("mean", {}).get(metric, math.nan)
+                          for n in names], True, "", True))
+        else:
+            if same:
+                rows.append((
+                    "Mean of the medians", f"{_names(same)} (like for like)",
+                    [_finite_mean([summary[n][s][metric] for s in same]) for n in names],
+                    True, f"Mean over the stems every system separates and is scored on "
+                    f"alike: {_names(same)}. The other stems differ between the systems "
+                    "and are left out of this comparison.", True))
+            tip = "; ".join(f"{n}: {_names(covered[n])}" + "".join(
+                f" ({get_stem(s).name.lower()} with {_names(m)})"
+                for s, m in includes.get(n, {}).items() if m) for n in names)
+            rows.append(("Mean over its own stems", "not comparable *",
+                         [summary.get(n, {}).get("mean", {}).get(metric, math.nan)
+                          for n in names], True,
+                         "Each system's mean over the stems it separates; these differ, so "
+                         f"the values cannot be compared: {tip}", False))
     for song in report.songs:
-        name = song.key if song.key != "." else song.name
+        name = song_title(song)
         for stem in STEM_IDS:
-            if not any(stem in song.scores.get(x.name, {}) for x in systems):
+            if not any(stem in song.scores.get(n, {}) for n in names):
                 continue
-            values, merged = [], set()
-            for x in systems:
-                score = song.scores.get(x.name, {}).get(stem)
+            values, merged, kinds = [], set(), set()
+            for n in names:
+                score = song.scores.get(n, {}).get(stem)
                 values.append(getattr(score, metric) if score is not None else math.nan)
                 merged.update(score.includes if score is not None else ())
+                if score is not None:
+                    kinds.add(tuple(score.includes))
             label = get_stem(stem).name
             tip = ""
             if merged:  # a system lacked a stem the song has (or the reverse)
-                names = ", ".join(get_stem(m).name.lower() for m in STEM_IDS if m in merged)
                 label += " *"
-                tip = (f"{label[:-2]} is scored together with {names} for the systems "
+                together = _names(m for m in STEM_IDS if m in merged)
+                tip = (f"{label[:-2]} is scored together with {together} for the systems "
                        "that do not separate those")
-            rows.append((name, label, values, False, tip))
+            rows.append((name, label, values, False, tip, len(kinds) <= 1))
             name = ""  # the song's name on its first row only
-        for name, why in song.errors.items():
-            rows.append((song.key, f"{name} failed", [math.nan] * len(systems), False,
-                         why))
+        for system, why in song.errors.items():
+            rows.append((song_title(song), f"{system} failed", [math.nan] * len(systems),
+                         False, why, False))
     return rows
+
+
+def song_title(song: Any) -> str:
+    """A song's name for people: its folder relative to the scanned one, or its own name
+    when it is that folder (never ".")."""
+    key = str(getattr(song, "key", "") or "")
+    return key if key not in ("", ".") else str(getattr(song, "name", "") or "the song")
 
 
 def box_stats(values: list[float]) -> dict[str, float] | None:

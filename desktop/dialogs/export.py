@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -209,6 +209,8 @@ class ExportDialog(QDialog):
         form.addRow("Folder:", folder_row)
         self.subfolder_box = QCheckBox("Put the files in a new folder named after the song",
                                        self)
+        self.subfolder_box.setToolTip("One folder per song keeps the stems of different "
+                                      "songs apart")
         form.addRow("", self.subfolder_box)
 
         self.pattern_edit = QLineEdit(self)
@@ -228,11 +230,22 @@ class ExportDialog(QDialog):
         self.buttons = QDialogButtonBox(self)
         self.export_button = self.buttons.addButton(
             "Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.open_button = self.buttons.addButton(
+            "Open folder", QDialogButtonBox.ButtonRole.ActionRole)
+        self.open_button.setToolTip("Show the exported files in the file manager")
+        self.open_button.setEnabled(False)  # until something was exported
+        self.open_button.clicked.connect(self.open_folder)
         self.buttons.addButton(QDialogButtonBox.StandardButton.Close)
         self.export_button.clicked.connect(self.start_export)
         self.buttons.rejected.connect(self.reject)
         outer.addWidget(self.buttons)
 
+        from .multitrack import VisibleChecks
+
+        self.check_style = VisibleChecks()  # unticked boxes that show on the dark theme
+        for box in (self.subfolder_box, *(b for boxes in self.stem_boxes.values()
+                                          for b in boxes.values())):
+            box.setStyle(self.check_style)
         self._load_settings()
         self.format_combo.currentIndexChanged.connect(self._on_format)
         for w in (self.folder_edit, self.pattern_edit):
@@ -341,11 +354,15 @@ class ExportDialog(QDialog):
             self.folder_edit.setText(folder)
 
     def _load_settings(self) -> None:
+        """The last export's choices; the first time a "Stemwright" folder in the user's
+        Music (or Documents) folder, one folder per song."""
+        from ..settings import default_export_folder
+
         s = self.settings
         folder = s.value("export/folder", "") if s is not None else ""
+        first_time = not folder
         if not folder:
-            music = Path.home() / "Music"
-            folder = str(music if music.is_dir() else Path.home())
+            folder = str(default_export_folder())
         self.folder_edit.setText(str(folder))
         fmt = s.value("export/format", "wav") if s is not None else "wav"
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
@@ -354,9 +371,13 @@ class ExportDialog(QDialog):
             depth = int(s.value("export/bit_depth", 24))
             self.depth_combo.setCurrentIndex(max(0, self.depth_combo.findData(depth)))
             self.pattern_edit.setText(str(s.value("export/pattern", DEFAULT_PATTERN)))
-            self.subfolder_box.setChecked(s.value("export/subfolder", False) in (True, "true"))
+            # a folder per song unless the user turned it off (settings written before
+            # this option existed hold a folder but no choice: kept as they were)
+            subfolder = s.value("export/subfolder", first_time)
+            self.subfolder_box.setChecked(subfolder in (True, "true"))
         else:
             self.pattern_edit.setText(DEFAULT_PATTERN)
+            self.subfolder_box.setChecked(True)
 
     def _save_settings(self) -> None:
         s = self.settings
@@ -561,9 +582,21 @@ class ExportDialog(QDialog):
             if task is not None:
                 task.cancel()
 
+    def exported_folder(self) -> Path | None:
+        """The folder of the last export (None before the first)."""
+        return Path(self.written[0]).parent if self.written else None
+
+    def open_folder(self) -> bool:
+        """Show the exported files' folder in the file manager."""
+        folder = self.exported_folder()
+        if folder is None or not folder.is_dir():
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
     def _on_done(self, paths: list[Path]) -> None:
         self.written = list(paths)
         self.last_outcome = "ok"
+        self.open_button.setEnabled(bool(paths))
         folder = paths[0].parent if paths else self.folder()
         text = f"Exported {len(paths)} file{'s' if len(paths) != 1 else ''} to {folder}."
         if self.normalized_by_db is not None:

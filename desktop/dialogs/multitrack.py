@@ -7,6 +7,10 @@ the tracks and mixes them into six stems and a mixture with the engine's adaptiv
 memory (`multitrack.apply_overrides`); "Save mapping" writes the folder's
 stemwright-mapping.yaml through `multitrack.write_mapping`, so the command line, the
 evaluation and training read the same mapping.
+
+The dialogs' shared pieces live here too: `CallTask` / `start_task` (a call on a worker
+thread), `VisibleChecks` (tick boxes that show on the dark theme) and `RowToggles` (a list
+row ticks when clicked anywhere on it).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -29,15 +33,25 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QProxyStyle,
     QPushButton,
     QSplitter,
+    QStyle,
+    QStyleOption,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from stemwright.models.multitrack.folders import IGNORE, MAPPING_FILE, MIXTURE, Scan, Song
+from stemwright.models.multitrack.folders import (
+    IGNORE,
+    MAPPING_FILE,
+    MIXTURE,
+    Scan,
+    Song,
+    Track,
+)
 from stemwright.models.stems import STEM_IDS, get_stem
 
 from ..engine.workers import LoadedSong, Task
@@ -51,6 +65,82 @@ TARGETS: tuple[tuple[str, str], ...] = (
 )
 SOURCES = {"metadata": "metadata", "name": "file name", "default": "nothing matched",
            "override": "mapping file", "edited": "edited here"}
+LAYOUTS = {"musdb": "MUSDB18", "slakh": "Slakh2100", "medleydb": "metadata",
+           "tracks": "file names"}
+
+
+# -- tick boxes that show on the dark theme -------------------------------------------
+
+class VisibleChecks(QProxyStyle):
+    """Tick boxes drawn with a light outline (unticked) or filled with a tick (ticked):
+    Fusion's outline on the dark theme is nearly black on black, so an unticked box is
+    invisible and a list of models reads as plain text."""
+
+    CHECKS = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
+              QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck)
+
+    def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption,  # noqa: N802
+                      painter: QPainter, widget: QWidget | None = None) -> None:
+        if element not in self.CHECKS:
+            super().drawPrimitive(element, option, painter, widget)
+            return
+        state = option.state
+        enabled = bool(state & QStyle.StateFlag.State_Enabled)
+        side = min(option.rect.width(), option.rect.height()) - 2
+        box = QRectF(option.rect.center().x() - side / 2 + 0.5,
+                     option.rect.center().y() - side / 2 + 0.5, side, side)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        on = bool(state & QStyle.StateFlag.State_On)
+        partly = bool(state & QStyle.StateFlag.State_NoChange)
+        if on or partly:
+            fill = QColor("#2f6fd0" if enabled else "#3a4252")
+            painter.setPen(QPen(fill.lighter(130), 1.2))
+            painter.setBrush(fill)
+        else:
+            painter.setPen(QPen(QColor("#a3acbb" if enabled else "#5a606c"), 1.5))
+            painter.setBrush(QColor("#15171b"))
+        painter.drawRoundedRect(box, 3, 3)
+        mark = QPen(QColor("#ffffff" if enabled else "#9aa3b2"), max(1.6, side / 8))
+        mark.setCapStyle(Qt.PenCapStyle.RoundCap)
+        mark.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+        painter.setPen(mark)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if on:
+            path = QPainterPath(QPointF(box.left() + side * 0.22, box.top() + side * 0.52))
+            path.lineTo(box.left() + side * 0.42, box.top() + side * 0.72)
+            path.lineTo(box.left() + side * 0.78, box.top() + side * 0.30)
+            painter.drawPath(path)
+        elif partly:
+            y = box.center().y()
+            painter.drawLine(QPointF(box.left() + side * 0.25, y),
+                             QPointF(box.right() - side * 0.25, y))
+        painter.restore()
+
+
+class RowToggles(QObject):
+    """Clicking anywhere on a checkable list row ticks or unticks it (not only on its
+    small box): the state at the press is remembered, and a click that the box itself
+    did not toggle toggles the row."""
+
+    def __init__(self, view: QListWidget) -> None:
+        super().__init__(view)
+        self.view = view
+        self._pressed: tuple[QListWidgetItem, Qt.CheckState] | None = None
+        view.itemPressed.connect(self._press)
+        view.itemClicked.connect(self._click)
+
+    def _press(self, item: QListWidgetItem) -> None:
+        self._pressed = (item, item.checkState())
+
+    def _click(self, item: QListWidgetItem) -> None:
+        pressed, self._pressed = self._pressed, None
+        if pressed is None or pressed[0] is not item or \
+                not item.flags() & Qt.ItemFlag.ItemIsEnabled:
+            return
+        if item.checkState() == pressed[1]:  # the box did not take the click
+            item.setCheckState(Qt.CheckState.Unchecked if pressed[1] == Qt.CheckState.Checked
+                               else Qt.CheckState.Checked)
 
 
 _ALIVE: set[Task] = set()
@@ -301,12 +391,12 @@ class MappingDialog(QDialog):
         if song.mixture is not None:
             info = song.mixture_info
             rows.append((song.mixture.relative_to(song.folder).as_posix(), MIXTURE,
-                         "file name", _format(info), None))
+                         mixture_found_by(song), _format(info), None))
         for t in song.tracks:
-            rows.append((t.key, t.stem, _source(t.source, t.instrument), _format(t.info),
+            rows.append((t.key, t.stem, found_by(t, song.layout), _format(t.info),
                          t.problem))
         self.table.setRowCount(len(rows))
-        for i, (key, stem, source, fmt, problem) in enumerate(rows):
+        for i, (key, stem, (source, why), fmt, problem) in enumerate(rows):
             item = QTableWidgetItem(key)
             item.setToolTip(problem or key)
             if problem:
@@ -319,7 +409,9 @@ class MappingDialog(QDialog):
             combo.currentIndexChanged.connect(
                 lambda _i, k=key, c=combo: self._target_changed(k, c.currentData()))
             self.table.setCellWidget(i, 1, combo)
-            self.table.setItem(i, 2, QTableWidgetItem(source))
+            found = QTableWidgetItem(source)
+            found.setToolTip(why)
+            self.table.setItem(i, 2, found)
             self.table.setItem(i, 3, QTableWidgetItem("unreadable" if problem else fmt))
         self._filling = False
         self._show_info(song)
@@ -329,7 +421,7 @@ class MappingDialog(QDialog):
         mixture = (f"mixture: {song.mixture.name}" if song.mixture is not None
                    else "mixture: the sum of the stems")
         mapping = (f"mapping from {self.scan.mapping_file.name}" if self.scan.mapping_file
-                   else f"mapping guessed from the names (Save mapping writes {MAPPING_FILE})")
+                   else f"mapping {_guessed(song.layout)} (Save mapping writes {MAPPING_FILE})")
         edited = "  \u00b7  edited, not saved yet" if self.edited else ""
         self.info.setText(f"{mixture}  \u00b7  {mapping}{edited}")
         self.info.setStyleSheet("")
@@ -428,11 +520,63 @@ def _format(info: Any) -> str:
             f"{format_time(info.frames / max(info.samplerate, 1))}")
 
 
-def _source(source: str, instrument: str = "") -> str:
-    text = SOURCES.get(source, source)
-    return f"{text}: {instrument}" if instrument else text
+def found_by(track: Track, layout: str) -> tuple[str, str]:
+    """How a track was mapped to its stem, in words, and a tooltip saying more: the
+    layout's standard file names (MUSDB18), the song's metadata (the instrument it names),
+    the track's file name, its folder's name, nothing (so "other"), or the mapping file."""
+    source, instrument = track.source, track.instrument
+    if source == "metadata":
+        if layout == "musdb":
+            return ("MUSDB18 file name", f"A MUSDB18 song: {track.path.name} is the "
+                    f"{track.stem} stem by the layout's standard file names.")
+        where = "Slakh metadata" if layout == "slakh" else "metadata"
+        if instrument:
+            return (f"{where}: {instrument}", f"The song's metadata file calls this track "
+                    f"\"{instrument}\"; that instrument goes to {track.stem}.")
+        return (where, "The song's metadata file maps this track to its stem.")
+    if source == "name":
+        from stemwright.models.multitrack.folders import stem_for_name
+
+        if stem_for_name(track.path.name) is None and "/" in track.key:
+            folder = track.key.rsplit("/", 1)[0]
+            return (f"folder name: {folder}", f"The file's name says nothing; the folder "
+                    f"\"{folder}\" it is in goes to {track.stem}.")
+        why = f"The file name \"{track.path.stem}\" goes to {track.stem}."
+        if instrument:  # metadata that names an instrument no rule knows
+            why = f"The metadata's \"{instrument}\" matched no stem; {why[0].lower()}{why[1:]}"
+        return ("file name", why)
+    if source == "default":
+        return ("nothing matched", "Neither metadata nor the name says what this is: it goes "
+                "to \"other\". Choose its stem here if that is wrong.")
+    if source == "override":
+        return ("mapping file", f"Set in the song folder's {MAPPING_FILE}.")
+    if source == "edited":
+        return ("edited here", "Changed in this dialog (Save mapping keeps it).")
+    return (SOURCES.get(source, source), "")
+
+
+def mixture_found_by(song: Song) -> tuple[str, str]:
+    """How the song's mixture file was found, in words, with a tooltip."""
+    if song.layout == "musdb":
+        return ("MUSDB18 file name", "A MUSDB18 song's mixture is mixture.wav.")
+    if song.layout == "medleydb":
+        return ("metadata: mix file", "The song's metadata names its mix file.")
+    if song.layout == "slakh":
+        return ("Slakh file name", "A Slakh2100 song's mixture is mix.flac.")
+    return ("file name", "Its name says it is the song's mix (\"mix\", \"master\", the "
+            "song's own name...).")
+
+
+def _guessed(layout: str) -> str:
+    """Where a song's mapping came from when no mapping file says."""
+    if layout == "tracks":
+        return "guessed from the file names"
+    if layout == "musdb":
+        return "from the MUSDB18 file names"
+    return "from the song's metadata"
 
 
 __all__ = ["MappingDialog", "MultitrackLoadTask", "MultitrackSong", "CallTask", "start_task",
            "scan",
-           "save_mapping", "describe_song", "PROCEDURE"]
+           "save_mapping", "describe_song", "found_by", "mixture_found_by", "PROCEDURE",
+           "VisibleChecks", "RowToggles"]

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QColor
+from PySide6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -50,6 +50,7 @@ from ..engine.workers import Task
 
 CONTROL_FILE = "control"  # as models/training.py reads it
 LOSS_COLOR = "#e6e9ef"
+LOSS_DOTS = 200  # up to this many steps, each is drawn as a dot too
 
 
 class ScanTask(Task):
@@ -76,20 +77,45 @@ class ScanTask(Task):
         return out
 
 
-def trainable_models() -> list[tuple[str, str]]:
-    """(label, --model value): architectures from scratch, then installed neural models."""
+def trainable_models(current: str | None = None) -> list[tuple[str, str]]:
+    """(label, --model value): the installed neural models to fine-tune first (`current`,
+    the model chosen in the window, at the top), then new architectures from scratch.
+    Fine-tuning is what the dialog is for; from scratch needs far more songs."""
     from stemwright.models.architectures.registry import ARCHITECTURES
     from stemwright.models.zoo import catalog as zoo
 
-    out = [(f"{a.title} (new, from scratch)", name) for name, a in ARCHITECTURES.items()]
+    tune: list[tuple[str, str]] = []
     for entry in zoo.list_models():
         if entry.family == "classic" or (entry.needs_download and not
                                          zoo.is_installed(entry.name)):
             continue
         if entry.family == "demucs" and len(entry.files) > 1:
             continue  # a bag of models
-        out.append((f"Fine-tune {entry.title}", entry.name))
-    return out
+        tune.append((f"Fine-tune {entry.title}", entry.name))
+    first = current if any(v == current for _, v in tune) else zoo.DEFAULT_MODEL
+    tune.sort(key=lambda lv: lv[1] != first)  # stable: the rest keep the catalogue order
+    return tune + [(f"{a.title} (new, from scratch)", name)
+                   for name, a in ARCHITECTURES.items()]
+
+
+def find_runs(folder: str | os.PathLike) -> list[Path]:
+    """The runs in `folder` (sub-folders holding a run's config.json), newest first."""
+    root = Path(folder)
+    try:
+        runs = [p for p in root.iterdir() if (p / "config.json").is_file()]
+    except OSError:
+        return []
+    return sorted(runs, key=lambda p: (p / "config.json").stat().st_mtime, reverse=True)
+
+
+def open_folder(folder: str | os.PathLike) -> bool:
+    """Show `folder` in the file manager (created first when missing)."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
 class TrainDialog(QDialog):
@@ -100,14 +126,19 @@ class TrainDialog(QDialog):
     event = Signal(dict)
 
     def __init__(self, parent: QWidget | None = None, python: str | None = None,
-                 runs_dir: str | os.PathLike | None = None) -> None:
+                 runs_dir: str | os.PathLike | None = None, settings: Any = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Fine-tune a model")
         self.resize(1100, 720)
         self.python = python or sys.executable
+        if settings is None:  # the window's settings (`Settings`), when it has some
+            settings = getattr(parent, "settings", None)
+            settings = settings if hasattr(settings, "runs_folder") else None
+        self.settings = settings
         if runs_dir is None:
-            from stemwright.models.zoo.catalog import cache_dir
-            runs_dir = cache_dir() / "runs"
+            from ..settings import default_runs_folder
+            runs_dir = settings.runs_folder() if settings is not None else \
+                default_runs_folder()
         self.runs_dir = Path(runs_dir)
         self.process: QProcess | None = None
         self.scan_task: ScanTask | None = None
@@ -118,6 +149,8 @@ class TrainDialog(QDialog):
         self._buffer = b""
         self._stderr: list[str] = []
         self._build()
+        self._restore()
+        self.refresh_runs()
         self._update_buttons()
 
     # -- layout -----------------------------------------------------------------------
@@ -160,9 +193,12 @@ class TrainDialog(QDialog):
         grid = QGridLayout(params)
         form = QFormLayout()
         self.model_combo = QComboBox()
-        for label, value in trainable_models():
+        for label, value in trainable_models(self.current_model()):
             self.model_combo.addItem(label, value)
+        self.model_combo.setCurrentIndex(0)  # fine-tune the current model
         self.model_combo.setEditable(False)
+        self.model_combo.setToolTip("Fine-tuning an installed model needs a few songs; a "
+                                    "new architecture from scratch needs many more")
         form.addRow("Model", self.model_combo)
         self.small_check = QCheckBox("Tiny configuration (a quick try-out)")
         form.addRow("", self.small_check)
@@ -198,6 +234,11 @@ class TrainDialog(QDialog):
             stems_box.addWidget(check)
         stems_box.addStretch(1)
         grid.addLayout(stems_box, 0, 1)
+        from .multitrack import VisibleChecks
+
+        self.check_style = VisibleChecks()  # unticked boxes that show on the dark theme
+        for check in (self.small_check, *self.stem_checks.values()):
+            check.setStyle(self.check_style)
         lay.addWidget(params)
 
         row = QHBoxLayout()
@@ -208,12 +249,34 @@ class TrainDialog(QDialog):
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
         self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the last run from its last finished epoch")
+        self.resume_button.setToolTip("Continue the chosen run from its last finished epoch")
         self.resume_button.clicked.connect(self.resume)
-        for b in (self.start_button, self.pause_button, self.stop_button, self.resume_button):
+        self.run_combo = QComboBox()
+        self.run_combo.setMinimumContentsLength(18)
+        self.run_combo.setToolTip("The runs found in the runs folder: Resume continues the "
+                                  "one chosen here")
+        self.run_combo.currentIndexChanged.connect(lambda _i: self._update_buttons())
+        for b in (self.start_button, self.pause_button, self.stop_button):
             row.addWidget(b)
         row.addStretch(1)
+        row.addWidget(self.run_combo)
+        row.addWidget(self.resume_button)
         lay.addLayout(row)
+        runs_row = QHBoxLayout()
+        runs_row.addWidget(QLabel("Runs folder:"))
+        self.runs_label = QLabel("")
+        self.runs_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.runs_label.setStyleSheet("color: #9aa3b2")
+        runs_row.addWidget(self.runs_label, 1)
+        self.runs_change_button = QPushButton("Change…")
+        self.runs_change_button.clicked.connect(self._choose_runs_folder)
+        self.open_runs_button = QPushButton("Open folder")
+        self.open_runs_button.setToolTip("Show the runs folder (checkpoints, logs) in the "
+                                         "file manager")
+        self.open_runs_button.clicked.connect(lambda: open_folder(self.runs_dir))
+        runs_row.addWidget(self.runs_change_button)
+        runs_row.addWidget(self.open_runs_button)
+        lay.addLayout(runs_row)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         lay.addWidget(self.progress)
@@ -226,11 +289,18 @@ class TrainDialog(QDialog):
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen(LOSS_COLOR, width=1.5))
         self.sdr_plot = pg.PlotWidget(title="Validation SDR (dB) per stem")
         self.sdr_plot.setLabel("bottom", "epoch")
-        self.sdr_plot.addLegend(offset=(-5, 5))
         self.sdr_curves: dict[str, Any] = {}
+        # the legend is a line under the plot: inside a short plot it was cut off
+        self.sdr_legend = QLabel("")
+        self.sdr_legend.setWordWrap(True)
+        sdr_box = QWidget()
+        sdr_lay = QVBoxLayout(sdr_box)
+        sdr_lay.setContentsMargins(0, 0, 0, 0)
+        sdr_lay.addWidget(self.sdr_plot, 1)
+        sdr_lay.addWidget(self.sdr_legend)
         plots = QSplitter(Qt.Orientation.Vertical)
         plots.addWidget(self.loss_plot)
-        plots.addWidget(self.sdr_plot)
+        plots.addWidget(sdr_box)
         lay.addWidget(plots, 1)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
@@ -240,6 +310,103 @@ class TrainDialog(QDialog):
         self.loss_y: list[float] = []
         self.sdr: dict[str, tuple[list[float], list[float]]] = {}
         return panel
+
+    # -- remembered choices -----------------------------------------------------------
+    def current_model(self) -> str:
+        """The model chosen in the window's Separation panel, or the default model."""
+        from stemwright.models.zoo.catalog import DEFAULT_MODEL
+
+        if self.settings is None:
+            return DEFAULT_MODEL
+        return str(self.settings.model(DEFAULT_MODEL))
+
+    def _restore(self) -> None:
+        """The choices of the last run (or of the last time the dialog was closed)."""
+        s = self.settings
+        if s is None:
+            return
+        index = self.model_combo.findData(s.value("train/model", "", str))
+        if index >= 0:
+            self.model_combo.setCurrentIndex(index)
+        self.small_check.setChecked(bool(s.value("train/small", False, bool)))
+        self.epochs.setValue(int(s.value("train/epochs", self.epochs.value(), int)))
+        self.segment.setValue(float(s.value("train/segment", self.segment.value(), float)))
+        self.batch.setValue(int(s.value("train/batch", self.batch.value(), int)))
+        self.lr.setValue(float(s.value("train/lr", self.lr.value(), float)))
+        self.name_edit.setText(str(s.value("train/name", "", str) or self.name_edit.text()))
+        stems = _json_list(s.value("train/stems", "", str))
+        if stems:
+            for stem, check in self.stem_checks.items():
+                check.setChecked(stem in stems)
+        folders = [f for f in _json_list(s.value("train/folders", "", str))
+                   if Path(f).is_dir()]
+        for folder in folders:
+            self.folder_list.addItem(folder)
+        if folders:
+            self.rescan()
+
+    def save_choices(self) -> None:
+        """Remember the dialog's choices for next time."""
+        s = self.settings
+        if s is None:
+            return
+        s.set_value("train/model", str(self.model_combo.currentData()))
+        s.set_value("train/small", self.small_check.isChecked())
+        s.set_value("train/epochs", self.epochs.value())
+        s.set_value("train/segment", self.segment.value())
+        s.set_value("train/batch", self.batch.value())
+        s.set_value("train/lr", self.lr.value())
+        s.set_value("train/name", self.name_edit.text().strip())
+        s.set_value("train/stems", json.dumps(
+            [k for k, c in self.stem_checks.items() if c.isChecked()]))
+        s.set_value("train/folders", json.dumps(self.folders()))
+        s.sync()
+
+    # -- runs -------------------------------------------------------------------------
+    def refresh_runs(self, select: Path | None = None) -> None:
+        """List the runs found in the runs folder (Resume continues the chosen one)."""
+        self.runs_label.setText(str(self.runs_dir))
+        self.runs_label.setToolTip(f"Each run is a folder here (checkpoints, log.jsonl): "
+                                   f"{self.runs_dir}")
+        previous = select or self.selected_run()
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        runs = find_runs(self.runs_dir)
+        for run in runs:
+            self.run_combo.addItem(run.name, str(run))
+        if not runs:
+            self.run_combo.addItem("No runs yet", None)
+        if previous is not None:
+            index = self.run_combo.findData(str(previous))
+            if index >= 0:
+                self.run_combo.setCurrentIndex(index)
+        self.run_combo.blockSignals(False)
+        self._update_buttons()
+
+    def runs(self) -> list[Path]:
+        """The runs listed (newest first)."""
+        return [Path(self.run_combo.itemData(i)) for i in range(self.run_combo.count())
+                if self.run_combo.itemData(i)]
+
+    def selected_run(self) -> Path | None:
+        """The run Resume continues, or None when there is none."""
+        if not hasattr(self, "run_combo"):
+            return None
+        data = self.run_combo.currentData()
+        return Path(data) if data else None
+
+    def set_runs_folder(self, folder: str | os.PathLike) -> None:
+        """Write new runs to `folder` and list the runs in it."""
+        self.runs_dir = Path(folder)
+        if self.settings is not None:
+            self.settings.set_runs_folder(str(self.runs_dir))
+        self.refresh_runs()
+
+    def _choose_runs_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for training runs",
+                                                  str(self.runs_dir))
+        if folder:
+            self.set_runs_folder(folder)
 
     # -- folders and songs ------------------------------------------------------------
     def folders(self) -> list[str]:
@@ -327,22 +494,24 @@ class TrainDialog(QDialog):
         if not any(c.isChecked() for c in self.stem_checks.values()):
             self.status.setText("Choose at least one stem to separate.")
             return
+        self.save_choices()
         args = self.arguments() + list(extra or [])
         self.run_dir = Path(args[args.index("--out") + 1])
         if (self.run_dir / "config.json").exists():
             self.status.setText(f"{self.run_dir} already holds a run: press Resume to "
                                 "continue it, or choose another model name.")
+            self.refresh_runs(select=self.run_dir)
             return
         self._clear_curves()
         self._launch(args)
 
     def resume(self) -> None:
-        """Continue the last run (or the run of the current model name) where it stopped."""
+        """Continue the chosen run (the last one by default) where it stopped."""
         if self.running():
             return
-        run = self.run_dir or self.runs_dir / (self.name_edit.text().strip() or "my-model")
-        if not (run / "config.json").exists():
-            self.status.setText(f"No run to resume in {run}.")
+        run = self.selected_run() or self.run_dir
+        if run is None or not (run / "config.json").exists():
+            self.status.setText(f"No run to resume in {self.runs_dir}.")
             return
         self.run_dir = run
         self._clear_curves()
@@ -446,7 +615,7 @@ class TrainDialog(QDialog):
             self.loss_x.append(float(e["step"]))
             self.loss_y.append(float(e["loss"]))
             if not replay:
-                self.loss_curve.setData(self.loss_x, self.loss_y)
+                self._show_loss()
                 self.progress.setValue(int(e["step"]))
                 self.status.setText(f"Epoch {e['epoch'] + 1}, step {e['batch']}/"
                                     f"{e['batches']}: loss {e['loss']:.4f}, "
@@ -459,7 +628,8 @@ class TrainDialog(QDialog):
                 xs.append(float(e["epoch"] + 1))
                 ys.append(float(value))
                 self._sdr_curve(stem).setData(xs, ys)
-            self.loss_curve.setData(self.loss_x, self.loss_y)
+            self._show_loss()
+            self._show_sdr_legend()
             if not replay:
                 sdr = e.get("valid_sdr") or {}
                 mean = [v for v in sdr.values() if v is not None]
@@ -477,12 +647,34 @@ class TrainDialog(QDialog):
         if not replay:
             self.event.emit(e)
 
+    def _show_loss(self) -> None:
+        """The loss curve; every step is a dot while there are few, so a short run (even
+        a single step) shows its points instead of an empty plot."""
+        few = len(self.loss_x) <= LOSS_DOTS
+        self.loss_curve.setData(self.loss_x, self.loss_y, symbol="o" if few else None,
+                                symbolSize=5, symbolBrush=LOSS_COLOR,
+                                symbolPen=pg.mkPen(None))
+
+    def _show_sdr_legend(self) -> None:
+        """Every stem plotted, in its colour, under the plot (never cut off)."""
+        stems = [s for s in STEM_IDS if self.sdr.get(s, ([], []))[0]]
+        if not stems:
+            self.sdr_legend.setText("")
+            return
+        self.sdr_legend.setText("&nbsp;&nbsp; ".join(
+            f"<span style='color:{get_stem(s).color}'>●</span> {get_stem(s).name}"
+            f" {self.sdr[s][1][-1]:.1f} dB" for s in stems))
+
+    def legend_stems(self) -> list[str]:
+        """The stems the SDR legend lists (ids, canonical order)."""
+        return [s for s in STEM_IDS if self.sdr.get(s, ([], []))[0]]
+
     def _sdr_curve(self, stem: str):
         if stem not in self.sdr_curves:
             color = get_stem(stem).color
             self.sdr_curves[stem] = self.sdr_plot.plot(
-                [], [], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=5,
-                symbolBrush=color, name=get_stem(stem).name)
+                [], [], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6,
+                symbolBrush=color, symbolPen=pg.mkPen(None), name=get_stem(stem).name)
         return self.sdr_curves[stem]
 
     def _clear_curves(self) -> None:
@@ -491,6 +683,7 @@ class TrainDialog(QDialog):
         for curve in self.sdr_curves.values():
             curve.setData([], [])
         self.sdr = {}
+        self._show_sdr_legend()
 
     def _finished(self, code: int, _status=None) -> None:
         self.progress.setRange(0, 1)
@@ -511,6 +704,7 @@ class TrainDialog(QDialog):
             self._append(f"failed: {detail}")
         self.paused = self.stopping = False
         self.pause_button.setText("Pause")
+        self.refresh_runs(select=self.run_dir)
         self._update_buttons()
 
     def _append(self, text: str) -> None:
@@ -522,10 +716,10 @@ class TrainDialog(QDialog):
         self.start_button.setEnabled(not running and has_songs)
         self.pause_button.setEnabled(running and not self.stopping)
         self.stop_button.setEnabled(running and not self.stopping)
-        self.resume_button.setEnabled(not running)
+        self.resume_button.setEnabled(not running and self.selected_run() is not None)
         for w in (self.add_button, self.remove_button, self.model_combo, self.small_check,
                   self.epochs, self.segment, self.batch, self.lr, self.name_edit,
-                  *self.stem_checks.values()):
+                  self.run_combo, self.runs_change_button, *self.stem_checks.values()):
             w.setEnabled(not running)
 
     def shutdown(self, timeout_ms: int = 8000) -> None:
@@ -540,8 +734,18 @@ class TrainDialog(QDialog):
                 self.process.waitForFinished(2000)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.save_choices()
         self.shutdown()
         super().closeEvent(event)
 
 
-__all__ = ["ScanTask", "TrainDialog", "trainable_models"]
+def _json_list(text: str | None) -> list[str]:
+    """A list of strings stored as JSON in the settings ([] when missing or damaged)."""
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+__all__ = ["ScanTask", "TrainDialog", "trainable_models", "find_runs", "open_folder"]
