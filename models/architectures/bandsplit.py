@@ -145,6 +145,10 @@ class BandSplitNet(nn.Module):
             x = overlap_add_istft(z, self.window, self.hop, length)
         return x.view(*shape, length)
 
+    def stft_masks(self, z: torch.Tensor) -> torch.Tensor:
+        """complex X [B, C, F, T] -> masks [B, S, C, F, T] (as MaskNet's)."""
+        return self.masks(z)
+
     def masks(self, z: torch.Tensor) -> torch.Tensor:
         """complex X [B, C, F, T] -> masks [B, S, C, F, T] that sum to one over S."""
         b, c, f, t = z.shape

@@ -171,11 +171,16 @@ class MaskNet(nn.Module):
         logits = logits + self.local(m).view(b, s, c, f, t)
         return torch.softmax(logits, dim=1)
 
+    def stft_masks(self, z: torch.Tensor) -> torch.Tensor:
+        """complex X [B, C, F, T] -> masks [B, S, C, F, T] (the same call for every mask
+        architecture)."""
+        return self.masks(z.abs())
+
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """mix [B, C, L] -> sources [B, S, C, L]."""
         length = mix.shape[-1]
         z = self.stft(mix)
-        masks = self.masks(z.abs())
+        masks = self.stft_masks(z)
         # real mask x complex STFT as one pass over (re, im) pairs
         masked = torch.view_as_real(z).unsqueeze(1) * masks.unsqueeze(-1)
         return self.istft(torch.view_as_complex(masked), length)
