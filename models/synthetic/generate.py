@@ -59,12 +59,14 @@ from ..wording import count
 from ..yaml_safe import YamlFileError, safe_yaml_load
 from .composer import compose_song, describe
 from .drumkit import DRUM_SOUNDFONTS, DrumkitError, KitChoice, choose_kit_source, load_kit
+from .expression import EXPRESSIVE_BANK, perform, performance, retake
 from .render import (
     SAMPLERATE,
     FluidRenderer,
     Singer,
     Tools,
     apply_effects,
+    cabinet_effect,
     check_tools,
     pan_stereo,
     write_midi,
@@ -73,8 +75,9 @@ from .song import Part, Role, Song
 from .styles import STYLES
 
 GENERATOR = "stemwright synth"
-#: 2: recorded drum kits, stem buses and mastering (songs of version 1 are made again)
-VERSION = 2
+#: 2: recorded drum kits, stem buses, mastering; 3: expressive wind and guitars (slides,
+#: palm mutes, DI, cabinets, double-tracking); songs of older versions are made again
+VERSION = 3
 SPLITS = ("train", "valid", "test")
 DEFAULT_SPLIT = (0.8, 0.1, 0.1)
 META_FILE = "metadata.yaml"
@@ -165,7 +168,8 @@ def _reverb(rng: np.random.Generator, wet: tuple[float, float], room: tuple[floa
 
 def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
     """The effect chain of a track (pedalboard parameters), drawn for its role and tone;
-    some tracks stay uncompressed or dry, as in real sessions."""
+    some tracks stay uncompressed or dry, as in real sessions. Distorted guitars (and some
+    clean ones and basses) play through a cabinet IR after the amp's saturation and EQ."""
     fx: list[dict] = []
     comp = {"type": "compressor", "threshold_db": _u(rng, -26, -14), "ratio": _u(rng, 2, 5),
             "attack_ms": _u(rng, 2, 20), "release_ms": _u(rng, 60, 250)}
@@ -201,6 +205,8 @@ def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
                 "gain_db": _u(rng, -3, 3), "q": 1.0}]
         if rng.random() < 0.3 or part.style == "synth":
             fx.append({"type": "distortion", "drive_db": _u(rng, 3, 12)})
+            if part.style != "synth" and rng.random() < 0.6:  # a bass amp's cabinet
+                fx += cabinet_effect(rng, _u(rng, 0.4, 0.8))
             fx.append({"type": "lowpass", "cutoff_frequency_hz": _u(rng, 2500, 6000)})
         if rng.random() < 0.2:
             fx.append({"type": "chorus", "rate_hz": _u(rng, 0.5, 1.5), "depth": 0.2,
@@ -210,13 +216,18 @@ def effects_for(part: Part, rng: np.random.Generator) -> list[dict]:
         fx.append({"type": "highpass", "cutoff_frequency_hz": _u(rng, 70, 120)})
         if tone in ("overdriven", "distortion"):
             drive = (6, 14) if tone == "overdriven" else (12, 26)
-            fx += [{"type": "distortion", "drive_db": _u(rng, *drive)},
+            fx += [{"type": "peak", "cutoff_frequency_hz": _u(rng, 500, 900),  # pre-EQ
+                    "gain_db": _u(rng, 0, 6), "q": 0.7},
+                   {"type": "distortion", "drive_db": _u(rng, *drive)},
                    {"type": "peak", "cutoff_frequency_hz": _u(rng, 700, 1800),
                     "gain_db": _u(rng, 2, 6), "q": 1.0},
+                   *cabinet_effect(rng),
                    {"type": "lowpass", "cutoff_frequency_hz": _u(rng, 4000, 7000)}]
         else:
             if rng.random() < 0.7:
                 fx.append(comp)
+            if rng.random() < 0.5:  # a clean amp's cabinet
+                fx += cabinet_effect(rng)
             if rng.random() < 0.5:
                 fx.append({"type": "chorus", "rate_hz": _u(rng, 0.4, 1.5), "depth": _u(
                     rng, 0.15, 0.35), "centre_delay_ms": 7.0, "feedback": 0.1, "mix": 0.35})
@@ -341,6 +352,7 @@ def render_song(job: SongJob) -> dict:
     fluid: FluidRenderer = _WORKER["fluid"]
     singer: Singer = _WORKER["singer"]
     song = compose_song(job.seed, job.seconds, job.style)
+    perform(song)  # breath, dynamics, vibrato, slides... for wind and guitar parts
     split_dir = Path(job.out) / job.split
     name = song_folder_name(job.index, song)
     final = split_dir / name
@@ -361,7 +373,8 @@ def render_song(job: SongJob) -> dict:
     for number, part in enumerate(song.parts, 1):
         choices = [f for f in fonts if fluid.has(f, part.bank, part.program)] or fonts
         font = str(rng.choice(choices))
-        kit, kit_fields = None, {}
+        kit, kit_fields, take_fields = None, {}, {}
+        takes: list[np.ndarray] = []  # a double-tracked part's second take
         if part.is_drum and part.role == Role.KIT:  # a recorded kit when one is installed
             kit_rng = np.random.default_rng([job.seed, 2, number])  # main draws unchanged
             kit = choose_kit_source(part, song.style, kit_rng, sorted(fluid.drum_fonts),
@@ -386,11 +399,18 @@ def render_song(job: SongJob) -> dict:
         else:
             if kit is not None and kit.source == "sf2":
                 font = kit.name
-            audio = fluid.render(part, song, font, length)
-            if np.array_equal(audio[0], audio[1]):
+            play, take_fields = performance(part, job.seed, number)
+            audio = fluid.render(play, song, font, length)
+            preset = fluid.preset
+            for k in range(1, take_fields.get("players", 1)):  # section players
+                audio += fluid.render(retake(play, song, k, number), song, font, length)
+            if take_fields.get("double_tracked"):
+                takes.append(fluid.render(retake(play, song, 1, number), song, font, length))
+            if np.array_equal(audio[0], audio[1]) and not takes:
                 audio = audio[:1]  # a mono patch: effects run in mono up to the reverb
             source = f"FluidSynth, GM {'drum kit' if part.is_drum else 'program'} " \
-                     f"{part.program}"
+                     f"{play.program}" + (" (expressive preset, bank 17)"
+                                          if preset[0] == EXPRESSIVE_BANK else "")
             if kit is not None and kit.source == "sf2":
                 source = f"FluidSynth, {DRUM_SOUNDFONTS[font][0]} kit ({kit.licence})"
             font_used = font
@@ -413,7 +433,15 @@ def render_song(job: SongJob) -> dict:
             continue  # nothing audible: leave the track out
         audio *= np.float32(10 ** ((-20.0 - level) / 20))  # effects see a nominal level
         audio = apply_effects(audio, fx)
-        audio = pan_stereo(audio, pan, width)
+        if takes:  # two takes panned wide, each through the same chain
+            wide = max(abs(pan), 0.6)
+            take = takes[0] * np.float32(10 ** ((-20.0 - level) / 20))
+            audio = pan_stereo(audio, -wide, 0.3) + pan_stereo(apply_effects(take, fx),
+                                                               wide, 0.3)
+            del takes[:], take
+            take_fields["double_tracked"] = f"2 takes panned {-wide:+.2f}/{wide:+.2f}"
+        else:
+            audio = pan_stereo(audio, pan, width)
         audio *= np.float32(10 ** ((target - active_rms_db(audio)) / 20))
         rms_now = target
         info = {"filename": _file_name(number, part), "instrument": part.name, "stem": part.stem,
@@ -422,7 +450,9 @@ def render_song(job: SongJob) -> dict:
                 "gm_program": None if part.sung else part.program,
                 "gm_bank": part.bank if part.is_drum else None, "notes": len(part.notes),
                 "pan": round(pan, 2), "width": round(width, 2), "effects": fx,
-                "_rms": rms_now, **kit_fields}
+                "expression": part.expression or None,
+                "cabinet": next((f["ir"] for f in fx if f["type"] == "cabinet"), None),
+                "_rms": rms_now, **kit_fields, **take_fields}
         tracks.append((part, audio, info))
     if not tracks:
         raise GeneratorError(f"song {job.index + 1}: every track came out silent")
@@ -719,7 +749,7 @@ def _summary(records: list[dict], tools: Tools, seed: int, seconds: float,
         "soundfonts": [{"name": sf.name, "path": str(sf.path), "size_mb": sf.size_mb,
                         "tracks": fonts.get(sf.name, 0)} for sf in tools.soundfonts],
         "drum_kits": dict(kits.most_common()),
-        "mastered_songs": sum(1 for r in records if r.get("mastering")),
+        "mastered_songs": sum(1 for r in records if (r.get("mastering") or {}).get("mastered")),
         "tools": tools.versions,
         "workers": workers, "wall_seconds": round(wall, 3),
         "rendered_songs": len(rendered),

@@ -6,16 +6,20 @@
 * `FluidRenderer` plays one part at a time through libfluidsynth (ctypes, in process, every
   soundfont loaded once per process with samples loaded on first use), built-in reverb and
   chorus off, float output at 44.1 kHz stereo; it is reset between parts, so a part renders
-  the same whatever was rendered before.
+  the same whatever was rendered before. A part's controls (`expression.py`: breath,
+  expression, pitch wheel) play with its notes, on the font's expressive preset (bank 17,
+  MuseScore General) when the part breathes and the font has one.
 * `Singer` sings a part with espeak-ng: every note's word is spoken by a monotone voice
   variant pitched at the note (espeak-ng's `pitch base range` with range = base), the vowel
   is looped period by period (or shortened) to the note's length, the small pitch offset
-  left is corrected while resampling 22.05 -> 44.1 kHz, and a delayed vibrato is added.
+  left is corrected while resampling 22.05 -> 44.1 kHz, and a delayed vibrato is added
+  (the signal processing is in `singer.py`).
   espeak-ng carries state from one utterance to the next, so each song's words are
   synthesised by a fresh child process, in a fixed order: the same song sings the same.
 * `apply_effects` runs a JSON-able effect list through Spotify's pedalboard (EQ,
   compression, distortion, chorus, delay, reverb) plus an exciter that gives the 11 kHz
-  speech synthesiser some air above it.
+  speech synthesiser some air above it, and guitar-cabinet impulse responses (guitarix's,
+  `find_cabinets`; skipped when none is installed).
 * `write_midi` writes the song as a type-1 MIDI file (one track per part, lyrics included).
 """
 
@@ -46,10 +50,10 @@ import soundfile  # noqa: F401, I001
 
 from ..errors import StemwrightError
 from .drumkit import DRUM_SOUNDFONTS, DRUMKIT_APT_PACKAGES, DrumkitInfo, find_drumkits
-from .song import Part, Song
+from .expression import BREATH, EXPRESSIVE_BANK
+from .singer import _CHILD, ESPEAK_RATE, SAMPLERATE, _fit, _trim, _vibrato
+from .song import PITCH_WHEEL, Part, Song
 
-SAMPLERATE = 44100
-ESPEAK_RATE = 22050
 APT_PACKAGES = ("fluidsynth", "espeak-ng", "fluid-soundfont-gm", "timgm6mb-soundfont",
                 "musescore-general-soundfont-small")
 #: optional: recorded drum kits for the drum stem (Hydrogen kits, AVL SF2 kits); the synth
@@ -216,6 +220,7 @@ _FLUID_SIGS = {
     "fluid_synth_noteoff": ([_VP, _INT, _INT], _INT),
     "fluid_synth_pitch_bend": ([_VP, _INT, _INT], _INT),
     "fluid_synth_cc": ([_VP, _INT, _INT, _INT], _INT),
+    "fluid_synth_pitch_wheel_sens": ([_VP, _INT, _INT], _INT),
     "fluid_synth_system_reset": ([_VP], _INT),
     "fluid_synth_write_float": ([_VP, _INT, _VP, _INT, _INT, _VP, _INT, _INT], _INT),
     "fluid_synth_pin_preset": ([_VP, _INT, _INT, _INT], _INT),
@@ -257,6 +262,7 @@ class FluidRenderer:
         self.fonts: dict[str, int] = {}
         self.drum_fonts: dict[str, int] = {}
         self.presets: dict[str, set[tuple[int, int]]] = {}
+        self.preset = (0, 0)  # (bank, program) of the last part rendered
         self._sfont: dict[str, int] = {}  # name -> fluid_sfont_t pointer
         self._pinned: set[tuple[int, int, int]] = set()
         for sf in soundfonts:
@@ -299,10 +305,15 @@ class FluidRenderer:
     def has(self, font: str, bank: int, program: int) -> bool:
         return (bank, program) in self.presets.get(font, ())
 
-    def render(self, part: Part, song: Song, font: str, length: int) -> np.ndarray:
-        """The part played on `font` for `length` samples: float32 [2, length]."""
+    def render(self, part: Part, song: Song, font: str, length: int,
+               expression: bool = True) -> np.ndarray:
+        """The part played on `font` for `length` samples: float32 [2, length]. With
+        `expression` the part's controls are played too, on the font's expressive preset
+        (bank 17, breath on CC2) when the part has breath and the font has one; `preset`
+        then holds the (bank, program) played."""
         lib, sr = self.lib, self.samplerate
         bank, program = part.bank, part.program
+        controls = expression and bool(part.controls)
         if font in self.drum_fonts:  # a drum-only font: its kit (bank 0 program 0 for AVL)
             if not part.is_drum:
                 raise ToolError(f"{font} is a drum kit; it cannot play {part.name}")
@@ -310,6 +321,10 @@ class FluidRenderer:
                 bank, program = min(self.presets[font])
         elif not self.has(font, bank, program):
             program = 0 if part.is_drum else program  # the standard kit
+        elif controls and any(c.cc == BREATH for c in part.controls) and self.has(
+                font, EXPRESSIVE_BANK, program):
+            bank = EXPRESSIVE_BANK
+        self.preset = (bank, program)
         channel = 9 if part.is_drum else 0
         key = (self.fonts[font] if font in self.fonts else self.drum_fonts[font], bank,
                program)
@@ -325,7 +340,9 @@ class FluidRenderer:
             if sfid < 0 or lib.fluid_synth_program_select(synth, channel, sfid, bank,
                                                           program) != 0:
                 raise ToolError(f"{font} has no preset {bank}:{program} for {part.name}")
-            return self._play(synth, channel, _events(part, song, sr), length)
+            if controls:
+                lib.fluid_synth_pitch_wheel_sens(synth, channel, part.bend_range)
+            return self._play(synth, channel, _events(part, song, sr, controls), length)
         finally:
             lib.fluid_synth_remove_sfont(synth, sfont)
             lib.delete_fluid_synth(synth)
@@ -335,8 +352,8 @@ class FluidRenderer:
         lib = self.lib
         out = np.zeros((2, length), dtype=np.float32)
         base_l, base_r = out[0].ctypes.data, out[1].ctypes.data
-        noteon, noteoff, bend = lib.fluid_synth_noteon, lib.fluid_synth_noteoff, \
-            lib.fluid_synth_pitch_bend
+        noteon, noteoff, bend, cc = lib.fluid_synth_noteon, lib.fluid_synth_noteoff, \
+            lib.fluid_synth_pitch_bend, lib.fluid_synth_cc
         write = lib.fluid_synth_write_float
         pos = 0
         for when, kind, a, b in (*events, (length, -1, 0, 0)):
@@ -351,28 +368,40 @@ class FluidRenderer:
                 noteon(synth, channel, a, b)
             elif kind == 0:
                 noteoff(synth, channel, a)
+            elif kind == 3:
+                cc(synth, channel, a, b)
             else:
                 bend(synth, channel, a)
         return out
 
 
-def _events(part: Part, song: Song, sr: int) -> list[tuple[int, int, int, int]]:
+def _events(part: Part, song: Song, sr: int, controls: bool = True
+            ) -> list[tuple[int, int, int, int]]:
     """(sample, kind, a, b) sorted: kind 0 note off, 1 note on (key, velocity), 2 pitch
-    bend (value); offs sort before ons at the same sample so repeated notes retrigger."""
+    bend (value), 3 control change (cc, value); controls sort first and offs before ons
+    at the same sample, so a note starts with its breath and repeated notes retrigger.
+    With `controls` the part's controls play (they include the notes' bends, if any);
+    otherwise (or when it has none) each note's `bend` is played as written."""
     scale = 60.0 / song.bpm * sr
     ev: list[tuple[int, int, int, int]] = []
+    wheel = controls and any(c.cc == PITCH_WHEEL for c in part.controls)
     for note in part.notes:
         on = int(round(note.start * scale))
         off = max(on + 1, int(round((note.start + note.length) * scale)))
         ev.append((on, 1, note.pitch, note.velocity))
         ev.append((off, 0, note.pitch, 0))
-        if note.bend:
+        if note.bend and not wheel:
             span = off - on
             for k in range(1, 9):  # bend up over the second quarter of the note
                 value = 8192 + int(min(note.bend, 2.0) / 2.0 * 8191 * k / 8)
                 ev.append((on + span // 4 + span * k // 32, 2, value, 0))
             ev.append((off, 2, 8192, 0))
-    ev.sort(key=lambda e: (e[0], 0 if e[1] == 2 else e[1], e[2]))
+    if controls:
+        for c in part.controls:
+            at = int(round(c.time * scale))
+            ev.append((at, 2, 8192 + c.value, 0) if c.cc == PITCH_WHEEL else
+                      (at, 3, c.cc, c.value))
+    ev.sort(key=lambda e: (e[0], 0 if e[1] >= 2 else e[1] + 1, e[2]))
     return ev
 
 
@@ -385,37 +414,6 @@ SINGER_VOICES = {"male": ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "Mike", "kla
                           "max", "john"),
                  "female": ("f1", "f2", "f3", "f4", "f5", "linda", "belinda", "Annie",
                             "Andrea", "klatt3", "anika")}
-
-# The child process: ctypes to libespeak-ng, one JSON list of [voice, text, rate] on stdin,
-# for each a little-endian uint32 sample count and that many int16 samples on stdout.
-_CHILD = r"""
-import ctypes, json, struct, sys
-lib = ctypes.CDLL(sys.argv[1])
-CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                      ctypes.c_void_p)
-buf = bytearray()
-def cb(wav, n, events):
-    if n > 0 and wav:
-        buf.extend(ctypes.string_at(wav, 2 * n))
-    return 0
-keep = CB(cb)
-if lib.espeak_Initialize(2, 0, sys.argv[2].encode(), 0x8000) <= 0:
-    sys.exit("espeak-ng did not start")
-lib.espeak_SetSynthCallback(keep)
-out = sys.stdout.buffer
-for voice, text, rate in json.loads(sys.stdin.buffer.read()):
-    buf.clear()
-    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-        sys.exit("espeak-ng has no voice " + voice)
-    lib.espeak_SetParameter(1, int(rate), 0)
-    data = text.encode() + b"\0"
-    lib.espeak_Synth(data, len(data), 0, 1, 0, 0, None, None)
-    lib.espeak_Synchronize()
-    out.write(struct.pack("<I", len(buf) // 2))
-    out.write(bytes(buf))
-out.flush()
-"""
-
 
 #: our variants per espeak-ng call: its voice list holds at most 349 entries, and the
 #: system's languages take ~130 of them (its own ~100 variants are left out of the list)
@@ -574,104 +572,57 @@ class Singer:
         return _vibrato(out, vib, float(rng.uniform(4.8, 6.2)), float(rng.uniform(0.25, 0.5)))
 
 
-def _trim(y: np.ndarray, threshold: float = 0.01) -> tuple[np.ndarray, int]:
-    """Leading and trailing silence cut; also the onset of the voiced nucleus (samples
-    from the new start), so the vowel can land on the beat."""
-    if y.size == 0:
-        return y, 0
-    peak = float(np.max(np.abs(y)))
-    if peak <= 0:
-        return y[:0], 0
-    loud = np.flatnonzero(np.abs(y) > threshold * peak)
-    y = y[loud[0]:loud[-1] + 1].copy()
-    hop = 110
-    frames = len(y) // hop
-    if frames < 2:
-        return y, 0
-    rms = np.sqrt(np.mean(y[:frames * hop].reshape(frames, hop) ** 2, axis=1))
-    onset = int(np.argmax(rms >= 0.5 * rms.max())) * hop
-    return y, onset
-
-
-def _fit(y: np.ndarray, want: int, period: float) -> np.ndarray:
-    """Stretch or shorten a spoken word to `want` samples by repeating or cutting whole
-    pitch periods in its loudest stretch (the vowel), crossfaded at every splice."""
-    n = len(y)
-    hop = 110
-    frames = n // hop
-    if frames >= 3 and want != n:
-        rms = np.sqrt(np.mean(y[:frames * hop].reshape(frames, hop) ** 2, axis=1))
-        loud = np.flatnonzero(rms >= 0.5 * rms.max())
-        n0, n1 = int(loud[0]) * hop, int(loud[-1] + 1) * hop
-        k = max(2, int(round(0.03 * ESPEAK_RATE / period)))
-        seg = max(2, int(round(k * period)))  # whole periods, about 30 ms
-        center = _steadiest(y, n0, n1, seg, period)
-        if want > n and center - seg >= 0:
-            copies = int(round((want - n) / seg))
-            if copies > 0:
-                y = _splice(y, [(0, center)] + [(center - seg, center)] * copies
-                            + [(center, n)])
-        elif want < n:
-            cut = min(int(round((n - want) / seg)), max(0, (center - n0) // seg))
-            if cut > 0:
-                y = _splice(y, [(0, center - cut * seg), (center, n)])
-    if len(y) >= want:
-        return y[:want].copy()
-    return np.concatenate([y, np.zeros(want - len(y), dtype=np.float32)])
-
-
-def _steadiest(y: np.ndarray, n0: int, n1: int, seg: int, period: float) -> int:
-    """The point in [n0, n1] where the `seg` samples before it best match the `seg` after
-    it (the most stationary stretch of the vowel: a diphthong loops where it glides least);
-    the middle when the vowel is too short to choose."""
-    step = max(1, int(round(period)))
-    cands = list(range(max(n0, seg), min(n1, len(y) - seg) + 1, step))
-    if len(cands) < 2:
-        return (n0 + n1) // 2
-    best, best_err = cands[len(cands) // 2], np.inf
-    for c in cands:
-        a, b = y[c - seg:c], y[c:c + seg]
-        err = float(np.sum((a - b) ** 2) / (np.sum(a * a) + np.sum(b * b) + 1e-12))
-        if err < best_err - 1e-9:
-            best, best_err = c, err
-    return best
-
-
-def _splice(y: np.ndarray, pieces: Sequence[tuple[int, int]], x: int = 64) -> np.ndarray:
-    """Concatenate the ranges `pieces` of `y`; around every join the end of one piece and
-    the start of the next are crossfaded over 2x samples using what surrounds each in `y`
-    (joins fall on whole periods, so this only smooths the rounding)."""
-    out = np.concatenate([y[a:b] for a, b in pieces]).astype(np.float32)
-    n = len(y)
-    ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, 2 * x))).astype(np.float32)
-    pos = 0
-    for i in range(len(pieces) - 1):
-        pos += pieces[i][1] - pieces[i][0]
-        end, start = pieces[i][1], pieces[i + 1][0]
-        if min(end, start) >= x and max(end, start) + x <= n and x <= pos <= len(out) - x:
-            out[pos - x:pos + x] = (y[end - x:end + x] * (1 - ramp)
-                                    + y[start - x:start + x] * ramp)
-    return out
-
-
-def _vibrato(x: np.ndarray, depth_env: np.ndarray, rate_hz: float, cents: float = 0.35
-             ) -> np.ndarray:
-    """Pitch vibrato by a modulated delay line; `depth_env` (0-1 per sample) sets where and
-    how much, `cents` is in semitones x 100 / 100 (0.35 = 35 cents) at full depth."""
-    if not depth_env.any():
-        return x
-    n = len(x)
-    # delay swing A (samples) for a peak pitch deviation of `cents`:
-    # ratio - 1 = 2 pi f A / sr  ->  A = (2**(c/12) - 1) sr / (2 pi f)
-    amp = (2.0 ** (cents / 12.0) - 1.0) * SAMPLERATE / (2 * np.pi * rate_hz)
-    t = np.arange(n, dtype=np.float64)
-    delay = amp * (1.0 + depth_env * np.sin(2 * np.pi * rate_hz * t / SAMPLERATE))
-    return np.interp(t - delay, t, x, left=0.0).astype(np.float32)
-
-
 # --------------------------------------------------------------------------------------
 # Effects
 # --------------------------------------------------------------------------------------
+
+#: guitarix's cabinet impulse responses (Debian `guitarix-common`), 44.1 kHz mono WAVs
+CABINET_DIRS = ("/usr/share/gx_head/sounds/amps", "/usr/share/guitarix/sounds/amps",
+                "/usr/local/share/gx_head/sounds/amps")
+_IRS: dict[str, np.ndarray] = {}
+
+
+def find_cabinets() -> dict[str, Path]:
+    """Cabinet impulse responses by file name: `$STEMWRIGHT_CABINET_IRS` (a folder) if
+    set, else the first of `CABINET_DIRS` that holds .wav files; {} when none is."""
+    env = os.environ.get("STEMWRIGHT_CABINET_IRS")
+    for folder in ([env] if env else CABINET_DIRS):
+        place = Path(folder)
+        files = sorted(place.glob("*.wav")) if place.is_dir() else []
+        if files:
+            return {f.name: f for f in files}
+    return {}
+
+
+def cabinet_effect(rng: np.random.Generator, mix: float = 1.0) -> list[dict]:
+    """[a cabinet effect with a drawn IR], or [] when no IR is installed; the draw is the
+    same either way, so a song's other effects do not depend on it."""
+    pick = int(rng.integers(1 << 30))
+    names = sorted(find_cabinets())
+    if not names:
+        return []
+    return [{"type": "cabinet", "ir": names[pick % len(names)],
+             **({"mix": round(mix, 2)} if mix < 1.0 else {})}]
+
+
+def _cabinet_ir(name: str) -> np.ndarray | None:
+    """The named cabinet IR, mono float32 at 44.1 kHz scaled to unit energy (a cabinet
+    shapes the tone; the level is set after the effects); None when it is not there."""
+    if name not in _IRS:
+        path = find_cabinets().get(name)
+        if path is None:
+            return None
+        try:
+            ir, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError):
+            return None
+        ir = ir.mean(axis=1)[:SAMPLERATE]
+        if sr != SAMPLERATE or not np.any(ir):
+            return None
+        _IRS[name] = np.ascontiguousarray(ir / np.sqrt(np.sum(ir.astype(np.float64) ** 2)),
+                                          dtype=np.float32)
+    return _IRS[name]
+
 
 def _plugin(spec: dict):
     import pedalboard as pb
@@ -691,7 +642,8 @@ def _plugin(spec: dict):
 def apply_effects(audio: np.ndarray, effects: Sequence[dict],
                   samplerate: int = SAMPLERATE) -> np.ndarray:
     """Run `audio` [C, T] float32 (C = 1 or 2) through the effect list (dicts with "type"
-    and the pedalboard plugin's parameters; "exciter" adds saturated highs); a mono track
+    and the pedalboard plugin's parameters; "exciter" adds saturated highs; "cabinet"
+    convolves with the guitar-cabinet IR file "ir", skipped if absent); a mono track
     is processed in mono up to its first reverb (half the work) and comes out stereo:
     [2, T]."""
     import pedalboard as pb
@@ -706,6 +658,12 @@ def apply_effects(audio: np.ndarray, effects: Sequence[dict],
             chain = []
 
     for spec in effects:
+        if spec["type"] == "cabinet":
+            ir = _cabinet_ir(spec["ir"])
+            if ir is not None:  # an IR that is not installed here: no cabinet
+                chain.append(pb.Convolution(ir, mix=float(spec.get("mix", 1.0)),
+                                            sample_rate=SAMPLERATE))
+            continue
         if spec["type"] == "exciter":
             flush()
             highs = pb.Pedalboard([pb.HighpassFilter(spec.get("from_hz", 2500.0)),
@@ -778,11 +736,20 @@ def write_midi(song: Song, path: str | os.PathLike[str], ticks: int = 480) -> Pa
                 events.append((on, 0, "lyrics", note.lyric, 0))
             events.append((on, 2, "note_on", note.pitch, note.velocity))
             events.append((off, 1, "note_off", note.pitch, 0))
+        for c in part.controls:
+            at = int(round(c.time * ticks))
+            events.append((at, 1, "pitchwheel", c.value, 0) if c.cc == PITCH_WHEEL else
+                          (at, 1, "control_change", c.cc, c.value))
         events.sort(key=lambda e: (e[0], e[1], e[3]))
         now = 0
         for when, _, kind, a, b in events:
             if kind == "lyrics":
                 track.append(mido.MetaMessage("lyrics", text=a, time=when - now))
+            elif kind == "pitchwheel":
+                track.append(mido.Message(kind, channel=channel, pitch=a, time=when - now))
+            elif kind == "control_change":
+                track.append(mido.Message(kind, channel=channel, control=a, value=b,
+                                          time=when - now))
             else:
                 track.append(mido.Message(kind, channel=channel, note=a, velocity=b,
                                           time=when - now))
@@ -794,6 +761,7 @@ def write_midi(song: Song, path: str | os.PathLike[str], ticks: int = 480) -> Pa
 
 
 __all__ = ["ToolError", "Tools", "Soundfont", "check_tools", "find_soundfonts",
+           "find_cabinets", "cabinet_effect", "CABINET_DIRS",
            "find_espeak_data", "FluidRenderer", "Singer", "apply_effects", "pan_stereo",
            "write_midi", "SAMPLERATE", "APT_PACKAGES", "OPTIONAL_APT_PACKAGES",
            "SINGER_VOICES"]

@@ -4,6 +4,8 @@
   `str` enum, so it compares, hashes and serialises like the plain string it replaced.
 * `Note`, `Section`, `Part`, `Song`: a song as note lists, one `Part` per track; times
   are in beats (quarter notes) from the start of the song, `Song.seconds_at` converts.
+  `Control`: a MIDI controller or pitch-wheel value at a time, the performance a part
+  carries besides its notes (breath, expression, vibrato, scoops, slides: `expression.py`).
 * `_Ctx` (a song under construction with its random generator: picks, chances, timing
   and velocity humanisation, swing) and `_add` (append a note to a part): what the part
   writers in `parts.py` and `melody.py` share.
@@ -61,6 +63,20 @@ class Note:
     bend: float = 0.0
 
 
+#: `Control.cc` of a pitch-wheel event (value -8192..8191, 0 = no bend)
+PITCH_WHEEL = -1
+
+
+@dataclass(frozen=True)
+class Control:
+    """A MIDI control change (`cc` 0..127, value 0..127) or pitch-wheel move (`cc` =
+    PITCH_WHEEL, value -8192..8191) at `time` beats."""
+
+    time: float
+    cc: int
+    value: int
+
+
 @dataclass
 class Section:
     """A run of bars with one role in the form and its own chords."""
@@ -92,6 +108,10 @@ class Part:
     style: str = ""  # how it plays ("walking", "power chords", ...)
     tone: str = ""  # guitar tone, voice, kit name...
     notes: list[Note] = field(default_factory=list)
+    #: the performance besides the notes, sorted by time (empty: notes as written)
+    controls: list[Control] = field(default_factory=list)
+    bend_range: int = 2  # pitch-wheel range, semitones
+    expression: str = ""  # what `controls` do, for the metadata ("" = none)
 
     def __post_init__(self) -> None:
         self.role = Role(self.role)
