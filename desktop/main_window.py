@@ -11,6 +11,11 @@ Stems appear as the model's chunks finish (`PartialSeparation`): lanes, mixer an
 player take the finished part at once, the rest of each lane is shaded until it is done.
 Playback, the mixer and the export dialog are separate components that the window wires
 in when they are present (`playback`, `mixer_panel`, `export_dialog`).
+
+Layout: the lanes scroll in their own area (`lane_scroll`), so however many lanes there
+are (six stems, their references, error lanes) they never push the mixer or grow the
+window, which fits a 1366x768 screen; the spectrogram sits under them in a splitter; the
+mixer dock is kept tall enough for full strips (faders with dB readouts).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
+    QSlider,
     QSplitter,
     QStyle,
     QToolBar,
@@ -61,9 +68,11 @@ from .panels.separation import SeparationPanel
 from .playback import Player
 from .settings import Settings
 from .views.spectrogram import SpectrogramView
-from .views.waveform import WaveformView
+from .views.waveform import LANE_HEIGHT, LANE_HEIGHT_MAX, LANE_HEIGHT_MIN, WaveformView
 
 _NoPlayer = NoPlayer  # the name tests and older code use
+LANES_MIN_HEIGHT = 110  # px: the lane area's shortest (it scrolls; the window never grows)
+SPECTROGRAM_MIN_HEIGHT = 70
 __all__ = ["APP_NAME", "SHORTCUTS", "MainWindow"]
 
 
@@ -90,7 +99,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
         screen = self.screen().availableGeometry() if self.screen() is not None else None
-        if screen is not None and screen.width() > 1000:
+        if screen is not None and screen.height() < 900 and screen.width() > 1000:
+            # a laptop screen: every pixel counts (the title bar and frame take ~32)
+            self.resize(screen.width() - 16, screen.height() - 32)
+        elif screen is not None and screen.width() > 1000:
             self.resize(min(1440, int(screen.width() * 0.9)),
                         min(960, int(screen.height() * 0.9)))
         else:
@@ -113,6 +125,7 @@ class MainWindow(QMainWindow):
         self._shortcut_filter = let_shortcuts_through(
             self, (self.separation_dock, self.mixer_dock))
         self.transport.connect_player()
+        self.stems.connect()
         restore_layout(self)
         self.update_actions()
         # Objects alive now (Qt bindings, torch, numpy, the window) never need collecting:
@@ -138,14 +151,30 @@ class MainWindow(QMainWindow):
         for view in (self.waveform, self.spectrogram.plot_widget):
             view.setAcceptDrops(False)
             view.viewport().setAcceptDrops(False)
+        self.waveform.set_lane_height(int(self.settings.value(
+            "view/lane_height", LANE_HEIGHT, int) or LANE_HEIGHT))
+        self.waveform.set_normalise(self.settings.value("view/normalise_lanes", True, bool)
+                                    is not False)
+        # the lanes scroll in their own area: they never push the mixer or grow the window
+        self.lane_scroll = QScrollArea()
+        self.lane_scroll.setObjectName("laneScroll")
+        self.lane_scroll.setWidgetResizable(True)
+        self.lane_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.lane_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.lane_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.lane_scroll.setWidget(self.waveform)
+        self.lane_scroll.setMinimumHeight(LANES_MIN_HEIGHT)
+        self.lane_scroll.setStyleSheet("QScrollArea#laneScroll { background: #16181d; }")
+        self.spectrogram.setMinimumHeight(SPECTROGRAM_MIN_HEIGHT)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("viewSplitter")
-        self.splitter.addWidget(self.waveform)
+        self.splitter.addWidget(self.lane_scroll)
         self.splitter.addWidget(self.spectrogram)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([560, 220])
         self.splitter.setChildrenCollapsible(False)
+        self.splitter.setHandleWidth(6)
         self.spectrogram.setVisible(self.settings.show_spectrogram())
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -183,6 +212,9 @@ class MainWindow(QMainWindow):
         self.mixer_dock.setObjectName("mixerDock")
         self.mixer_dock.setWidget(self.mixer_panel)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.mixer_dock)
+        # full strips (faders, meters, dB readouts) whatever the lanes: the dock never
+        # gets shorter than that (the lanes scroll instead)
+        self.mixer_panel.setMinimumHeight(self.mixer_panel.full_height_hint(1000))
         self.mixer_panel.selectedStemChanged.connect(self.stems.stem_selected_in_mixer)
         # the panel's A/B switch and the B action stay in step
         self.mixer_panel.abChanged.connect(self.transport.ab_changed)
@@ -216,7 +248,7 @@ class MainWindow(QMainWindow):
         self.act_demo = self._action("Open the &demo song", self.songs.open_demo, None,
                                      "A short synthesized song with all six instruments")
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.act_play = self._action("&Play / pause", self.transport.toggle_play, "Space",
+        self.act_play = self._action("&Play", self.transport.toggle_play, "Space",
                                      "Play or pause", sp.SP_MediaPlay)
         self.act_stop = self._action("&Stop", self.transport.stop, None, "Stop and go back",
                                      sp.SP_MediaStop)
@@ -249,6 +281,16 @@ class MainWindow(QMainWindow):
                                          sp.SP_ArrowDown)
         self.act_zoom_fit = self._action("&Whole song", self.waveform.zoom_fit, "Ctrl+0",
                                          "Show the whole song", sp.SP_TitleBarMaxButton)
+        self.act_taller = self._action("&Taller lanes", lambda: self.change_lane_height(1),
+                                       None, "Taller stem lanes (also Ctrl+wheel on the lanes)")
+        self.act_shorter = self._action("S&horter lanes",
+                                        lambda: self.change_lane_height(-1), None,
+                                        "Shorter stem lanes (also Ctrl+wheel on the lanes)")
+        self.act_normalise = self._action(
+            "&Normalise each lane", self.set_normalise, None,
+            "Scale each lane to its own peak (its true level is in its header)",
+            checkable=True)
+        self.act_normalise.setChecked(self.waveform.normalise)
         self.act_spectrogram = self._action("S&pectrogram", self.spectra.toggle, None,
                                             checkable=True)
         self.act_spectrogram.setChecked(self.settings.show_spectrogram())
@@ -292,6 +334,9 @@ class MainWindow(QMainWindow):
 
         view_menu = bar.addMenu("&View")
         for act in (self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit):
+            view_menu.addAction(act)
+        view_menu.addSeparator()
+        for act in (self.act_taller, self.act_shorter, self.act_normalise):
             view_menu.addAction(act)
         view_menu.addSeparator()
         view_menu.addAction(self.act_follow)
@@ -346,9 +391,39 @@ class MainWindow(QMainWindow):
         for act in (self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit):
             tools.addAction(act)
         tools.addSeparator()
+        lanes_label = QLabel("Lanes")
+        lanes_label.setStyleSheet("color: #aab2bf; padding: 0 4px")
+        tools.addWidget(lanes_label)
+        self.lane_height_slider = QSlider(Qt.Orientation.Horizontal)
+        self.lane_height_slider.setRange(LANE_HEIGHT_MIN, LANE_HEIGHT_MAX)
+        self.lane_height_slider.setSingleStep(8)
+        self.lane_height_slider.setPageStep(24)
+        self.lane_height_slider.setFixedWidth(90)
+        self.lane_height_slider.setValue(self.waveform.lane_height)
+        self.lane_height_slider.setToolTip("Lane height (also Ctrl+wheel on the lanes)")
+        self.lane_height_slider.valueChanged.connect(self.waveform.set_lane_height)
+        self.waveform.laneHeightChanged.connect(self._lane_height_changed)
+        tools.addWidget(self.lane_height_slider)
+        tools.addSeparator()
         tools.addAction(self.act_separate)
         self.toolbar = tools
         self.addToolBar(tools)
+        # short toolbar labels (the menus keep the full names): the toolbar fits 1366 px
+        home = tools.widgetForAction(self.act_home)
+        if home is not None:
+            home.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        for act, short in ((self.act_zoom_in, "In"), (self.act_zoom_out, "Out"),
+                           (self.act_zoom_fit, "Fit")):
+            act.setIconText(short)
+        # Play and Pause take the same room: the toolbar never shifts when playback starts
+        play = tools.widgetForAction(self.act_play)
+        if play is not None:
+            widths = []
+            for text in ("&Pause", "&Play"):
+                self.act_play.setText(text)
+                widths.append(play.sizeHint().width())
+            play.setFixedWidth(max(widths))
+            self.play_button = play
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()
@@ -356,8 +431,9 @@ class MainWindow(QMainWindow):
         self.task_progress = QProgressBar()
         self.task_progress.setRange(0, 1000)
         self.task_progress.setMaximumWidth(180)
-        self.task_progress.setMaximumHeight(14)
-        self.task_progress.setTextVisible(False)
+        self.task_progress.setMaximumHeight(16)
+        self.task_progress.setTextVisible(True)  # progress in the status bar, not on lanes
+        self.task_progress.setFormat("%p%")
         self.task_progress.setVisible(False)
         self.audio_notice = QLabel("")
         self.audio_notice.setStyleSheet("color: #f3a712; padding: 0 6px")
@@ -411,6 +487,37 @@ class MainWindow(QMainWindow):
 
     def selected_stem(self) -> str:
         return self.stems.selected()
+
+    # -- lanes ------------------------------------------------------------------------
+    def change_lane_height(self, steps: int) -> None:
+        """Taller (steps > 0) or shorter lanes, a step of 16 px each."""
+        self.waveform.set_lane_height(self.waveform.lane_height + 16 * steps)
+
+    def _lane_height_changed(self, pixels: int) -> None:
+        if self.lane_height_slider.value() != pixels:
+            self.lane_height_slider.blockSignals(True)
+            self.lane_height_slider.setValue(pixels)
+            self.lane_height_slider.blockSignals(False)
+        self.settings.set_value("view/lane_height", pixels)
+
+    def set_normalise(self, on: bool) -> None:
+        """Each lane scaled to its own peak (on) or all to the mixture's (off)."""
+        self.waveform.set_normalise(on)
+        self.settings.set_value("view/normalise_lanes", bool(on))
+
+    def reveal_lane(self, key: str) -> None:
+        """Scroll the lane area so the lane `key` (a stem id) is in view (once the lanes'
+        layout has settled: a selection can come with a change of lane height)."""
+        QTimer.singleShot(0, self, lambda: self._reveal_now(key))
+
+    def _reveal_now(self, key: str) -> None:
+        self.waveform.settle()
+        self.lane_scroll.setWidgetResizable(True)  # fits the view to its new minimum now
+        self.waveform.ci.layout.activate()
+        rect = self.waveform.lane_rect(key)
+        if rect is not None:
+            self.lane_scroll.ensureVisible(rect.center().x(), rect.center().y(), 0,
+                                           rect.height() // 2 + 4)
 
     # drag and drop
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802

@@ -160,7 +160,7 @@ def test_checkpoints_load_without_importing_the_registry_first(tmp_path):
 
 
 def test_band_split_bands_cover_the_spectrum_and_masks_sum_to_one():
-    from stemwright.models.architectures.bandsplit import BandSplitNet, band_edges
+    from stemwright.models.architectures.bandsplit import band_edges
 
     edges = band_edges(1025, 32, 44100)
     assert edges[0] == 0 and edges[-1] == 1025 and len(edges) == 33

@@ -14,13 +14,14 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
+from stemwright.desktop.views.lane_items import TimeAxis  # noqa: E402
 from stemwright.desktop.views.spectrogram import (  # noqa: E402
     FrequencyAxis,
     SpectrogramView,
     format_hz,
 )
 from stemwright.desktop.views.spectrogram_data import compute_spectrogram  # noqa: E402
-from stemwright.desktop.views.waveform import TimeAxis, WaveformView  # noqa: E402
+from stemwright.desktop.views.waveform import WaveformView  # noqa: E402
 from stemwright.desktop.views.waveform_data import Envelope, format_time  # noqa: E402
 from stemwright.models.errors import Cancelled  # noqa: E402
 

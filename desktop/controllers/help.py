@@ -26,6 +26,7 @@ SHORTCUTS = (
     ("B", "A/B: original mixture or remix"),
     ("Ctrl+= / Ctrl+- / Ctrl+0", "Zoom in / out / whole song"),
     ("Wheel, Shift+wheel", "Zoom, scroll"),
+    ("Ctrl+wheel on the lanes", "Taller or shorter lanes"),
     ("Left / Right", "Scroll (in the waveform)"),
     ("Ctrl+O", "Open a song"),
     ("Ctrl+Shift+O", "Open a multitrack song (its stems become references)"),

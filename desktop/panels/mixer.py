@@ -6,6 +6,10 @@ reads `Player.levels()` (peaks the audio callback collected), so the GUI never w
 the audio thread.
 
 Mouse: double-click a fader or pan slider to reset it; click a strip to select its stem.
+
+The window sizes the mixer dock for full strips (`full_height_hint`); only a dock the
+user makes shorter turns compact, and compact strips still show their fader and its dB
+readout (next to M/S).
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ STRIP_WIDTH = 96
 METER_MIN = 60  # px: a meter's shortest useful height
 METER_MIN_COMPACT = 36
 MASTER_SPACING = 24 + 4 + 22 + 18  # buttons, pan slider, pan readout and their spacing
-MASTER_SPACING_COMPACT = 24 + 4 + 22
+MASTER_COMPACT_LABEL = 16  # the master's readout above its fader in compact strips
+MASTER_SPACING_COMPACT = 24 + 4 + 22 - MASTER_COMPACT_LABEL - 4
 SCROLL_MIN_HEIGHT = 90  # the dock never hides the strips completely
 
 PANEL_BG = "#16181d"
@@ -71,6 +76,7 @@ ChannelStrip[available="false"] {{ background: #17181b; border: 1px dashed #2a2d
 QLabel {{ color: {TEXT}; }}
 QLabel#dim {{ color: {DIM_TEXT}; }}
 QLabel#notice {{ color: #f3c969; }}
+QLabel#compactGain {{ color: {TEXT}; font-size: 8pt; }}
 QPushButton#mute, QPushButton#solo {{
     min-width: 22px; max-width: 22px; min-height: 20px; max-height: 20px;
     padding: 0; border-radius: 3px; font-weight: bold;
@@ -241,9 +247,15 @@ class ChannelStrip(QFrame):
         self.solo.setObjectName("solo")
         self.solo.setCheckable(True)
         self.solo.setToolTip(f"Solo {stem.name} (only soloed stems play)")
+        # compact strips show the gain here (their readout under the fader is hidden)
+        self.compact_gain = QLabel("0.0", self)
+        self.compact_gain.setObjectName("compactGain")
+        self.compact_gain.setToolTip("Volume in dB")
+        self.compact_gain.setVisible(False)
         buttons.addStretch(1)
         buttons.addWidget(self.mute)
         buttons.addWidget(self.solo)
+        buttons.addWidget(self.compact_gain)
         buttons.addStretch(1)
         lay.addLayout(buttons)
 
@@ -294,6 +306,7 @@ class ChannelStrip(QFrame):
         if available:
             self.pan_label.setText("C")
             self.gain_label.setText("0.0 dB")
+            self.compact_gain.setText("0.0")
         else:
             for w in (self.mute, self.solo):
                 w.blockSignals(True)
@@ -302,6 +315,7 @@ class ChannelStrip(QFrame):
             self.meter.reset()
             self.pan_label.setText("")
             self.gain_label.setText("not produced\nby this model")
+            self.compact_gain.setText("")
         self.set_compact(self.compact, force=True)
         for w in (self, self.gain_label):
             w.style().unpolish(w)
@@ -328,12 +342,14 @@ class ChannelStrip(QFrame):
             self.name.setStyleSheet(style)
 
     def set_compact(self, compact: bool, force: bool = False) -> None:
-        """Compact: no pan and gain readouts, a shorter meter (for short mixer docks)."""
+        """Compact: a shorter meter, no pan readout, the gain readout next to M/S (for
+        short mixer docks): the fader and its dB value always show."""
         if compact == self.compact and not force:
             return
         self.compact = compact
         self.pan_label.setVisible(not compact)
         self.gain_label.setVisible(not compact)
+        self.compact_gain.setVisible(compact and bool(self.available))
         self.meter.setMinimumHeight(METER_MIN_COMPACT if compact else METER_MIN)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -360,6 +376,7 @@ class ChannelStrip(QFrame):
             w.blockSignals(False)
         if self.available:
             self.gain_label.setText(f"{format_gain(gain_db)} dB")
+            self.compact_gain.setText(format_gain(gain_db))
             self.pan_label.setText(format_pan(pan))
 
 
@@ -393,6 +410,7 @@ class MixerPanel(QWidget):
 
         top = QHBoxLayout()
         top.setSpacing(6)
+        self._top_row = top
         top.addWidget(QLabel("Listen to:", self))
         self.ab_mix = QPushButton("A  Mixture", self)
         self.ab_remix = QPushButton("B  Remix", self)
@@ -485,6 +503,12 @@ class MixerPanel(QWidget):
         name.setAlignment(Qt.AlignmentFlag.AlignCenter)
         name.setStyleSheet("font-weight: bold;")
         lay.addWidget(name)
+        self.master_compact = QLabel("0.0 dB", frame)  # the readout of compact strips
+        self.master_compact.setObjectName("compactGain")
+        self.master_compact.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.master_compact.setFixedHeight(MASTER_COMPACT_LABEL)
+        self.master_compact.setVisible(False)
+        lay.addWidget(self.master_compact)
         # lines the fader up with the stem faders (buttons, pan, pan readout)
         self._master_spacer = QSpacerItem(0, MASTER_SPACING, QSizePolicy.Policy.Minimum,
                                           QSizePolicy.Policy.Fixed)
@@ -524,6 +548,19 @@ class MixerPanel(QWidget):
         self.set_compact(was)
         return height
 
+    def full_height_hint(self, width: int | None = None) -> int:
+        """Height the panel needs to show full strips (faders, meters, pan and dB
+        readouts) without compacting or scrolling, at `width` (default: its own)."""
+        outer = self.layout()
+        margins = outer.contentsMargins()
+        height = margins.top() + margins.bottom() + self._top_row.sizeHint().height()
+        height += outer.spacing() + self._full_height
+        if not self.notice.isHidden():
+            text_width = max((width or self.width()) - margins.left() - margins.right(), 300)
+            height += self.notice.heightForWidth(text_width) + outer.spacing()
+        # room for a sideways scroll bar when the strips are wider than the dock
+        return height + self.scroll.horizontalScrollBar().sizeHint().height() + 6
+
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
         if obj is self.scroll.viewport() and event.type() == QEvent.Type.Resize:
             self._fit_height(event.size().height())
@@ -549,6 +586,7 @@ class MixerPanel(QWidget):
                                            else MASTER_SPACING, QSizePolicy.Policy.Minimum,
                                            QSizePolicy.Policy.Fixed)
         self.master_label.setVisible(not compact)
+        self.master_compact.setVisible(compact)
         self.master_meter.setMinimumHeight(METER_MIN_COMPACT if compact else METER_MIN)
         self.master.layout().invalidate()
         self.strip_row.invalidate()
@@ -614,6 +652,7 @@ class MixerPanel(QWidget):
         self.master_fader.setValue(db_to_fader(mixer.master_db))
         self.master_fader.blockSignals(False)
         self.master_label.setText(f"{format_gain(mixer.master_db)} dB")
+        self.master_compact.setText(f"{format_gain(mixer.master_db)} dB")
         for b in (self.ab_mix, self.ab_remix):
             b.blockSignals(True)
         (self.ab_mix if mixer.source == "mix" else self.ab_remix).setChecked(True)
@@ -667,6 +706,7 @@ class MixerPanel(QWidget):
         db = fader_to_db(value)
         self.player.set_master_db(db)
         self.master_label.setText(f"{format_gain(db)} dB")
+        self.master_compact.setText(f"{format_gain(db)} dB")
         self.mixerChanged.emit()
 
     def _on_ab(self, mix_checked: bool) -> None:

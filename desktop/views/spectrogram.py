@@ -15,8 +15,9 @@ from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from .lane_items import AXIS_WIDTH, TimeAxis, TimeViewBox
 from .spectrogram_data import COLORMAP, DB_RANGE, F_MIN, Spectrogram
-from .waveform import AXIS_WIDTH, BACKGROUND, LOOP_BRUSH, TimeAxis, TimeViewBox
+from .waveform import BACKGROUND, LOOP_BRUSH
 
 
 def format_hz(freq: float) -> str:
@@ -112,7 +113,7 @@ class SpectrogramView(QWidget):
                                                     "bottom": self.time_axis})
         self.plot = self.plot_widget.getPlotItem()
         self.plot.hideButtons()
-        self.plot.layout.setContentsMargins(4, 0, 8, 2)
+        self.plot.layout.setContentsMargins(4, 7, 8, 2)  # room for the top label (20k)
         self.freq_axis.setTextPen("#aab2bf")
         self.time_axis.setTextPen("#aab2bf")
         for axis in (self.freq_axis, self.time_axis):

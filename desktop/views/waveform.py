@@ -8,138 +8,52 @@ seeking:
 
 * click: seek; drag: scrub; Shift+drag: draw a loop region (its edges can be dragged);
 * wheel: zoom around the pointer; Shift+wheel (or a horizontal wheel): scroll;
-* right or middle drag: pan; the navigator's box can be dragged to scroll.
+* right or middle drag: pan; the navigator's box can be dragged to scroll;
+* Ctrl+wheel: taller or shorter lanes (`set_lane_height`; the window scrolls them).
+
+Each lane is scaled to its own peak (`set_normalise`), so a quiet stem is not a flat line,
+and its header says its true level (peak dBFS, "silent" when it is all zeros). Stem lanes
+carry M/S buttons in their header (`muteClicked`/`soloClicked`); the window's mixer state
+decides how they look (`set_lane_mix_state`: muted or silenced lanes are greyed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 
 from stemwright.models.stems import STEM_IDS, get_stem
 
-from .waveform_data import TIME_STEPS, Envelope, format_time
+from .lane_items import (
+    MIX_COLOR,
+    HeaderButton,
+    Lane,
+    TimeAxis,
+    TimeViewBox,
+    blank_axis,
+    format_peak,
+)
+from .waveform_data import Envelope, format_time
 
 BACKGROUND = "#16181d"
 LANE_BG = "#1c1f26"
 LANE_BG_SELECTED = "#262b36"
 UNAVAILABLE_BG = "#17181b"
-MIX_COLOR = "#b8c4d6"
 PLAYHEAD_COLOR = "#ffffff"
 LOOP_BRUSH = (90, 160, 255, 45)
 LOOP_PEN = (120, 180, 255, 200)
 PENDING_BRUSH = (10, 11, 14, 170)  # over the part of a stem lane not separated yet
 EMPTY_MESSAGE = ("Open a song: drop a file here, press Ctrl+O, or try File > Open the demo "
                  "song")
-AXIS_WIDTH = 56  # left axis width shared with the spectrogram so time lines up
 LANE_ROWS = 4  # layout rows per stem: its lane, then room for extra lanes under it
-
-
-class TimeAxis(pg.AxisItem):
-    """Axis labelled in mm:ss with musical-ish steps (1, 2, 5, 10, 15, 30 s, 1 min...)."""
-
-    def tickSpacing(self, minVal: float, maxVal: float, size: float):  # noqa: N802
-        span = maxVal - minVal
-        if span <= 0 or size <= 0:
-            return [(1.0, 0.0)]
-        target = span * 90.0 / size  # about one label per 90 px
-        major = next((s for s in TIME_STEPS if s >= target), TIME_STEPS[-1])
-        minor = major / 5 if str(major)[0] in "15" else major / 2
-        if major == 15:
-            minor = 5
-        elif major == 30:
-            minor = 10
-        return [(major, 0.0), (minor, 0.0)]
-
-    def tickStrings(self, values, scale, spacing):  # noqa: N802
-        return [format_time(v, spacing) for v in values]
-
-
-# -- interaction -----------------------------------------------------------------------
-
-class TimeViewBox(pg.ViewBox):
-    """ViewBox with audio-editor mouse handling (x only; y fixed)."""
-
-    sigSeek = Signal(float)
-    sigLoopDrag = Signal(float, float, bool)  # start, end, finished
-    sigClicked = Signal(object)  # the view box
-
-    def __init__(self, y_range: tuple[float, float] = (-1.05, 1.05)) -> None:
-        super().__init__(enableMenu=False, defaultPadding=0.0)
-        self.setMouseEnabled(x=True, y=False)
-        self.setYRange(*y_range, padding=0)
-        self.enableAutoRange(x=False, y=False)
-
-    def _x(self, scene_pos: QPointF) -> float:
-        return float(self.mapSceneToView(scene_pos).x())
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802
-        if ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            self.sigClicked.emit(self)
-            self.sigSeek.emit(self._x(ev.scenePos()))
-        else:
-            ev.ignore()
-
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
-        button = ev.button()
-        if button == Qt.MouseButton.LeftButton:
-            ev.accept()
-            x0, x = self._x(ev.buttonDownScenePos()), self._x(ev.scenePos())
-            if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-                self.sigLoopDrag.emit(min(x0, x), max(x0, x), bool(ev.isFinish()))
-            else:
-                if ev.isStart():
-                    self.sigClicked.emit(self)
-                self.sigSeek.emit(x)
-        elif button in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
-            ev.accept()
-            self.translateBy(x=self._x(ev.lastScenePos()) - self._x(ev.scenePos()))
-        else:
-            ev.ignore()
-
-    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802
-        horizontal = ev.orientation() == Qt.Orientation.Horizontal
-        if horizontal or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
-            ev.accept()
-            (x0, x1), _ = self.viewRange()
-            self.translateBy(x=-(ev.delta() / 120.0) * 0.1 * (x1 - x0))
-        else:
-            super().wheelEvent(ev, axis=0)
-
-
-def _blank_axis(plot: pg.PlotItem) -> None:
-    """No left axis, but the same left margin as the spectrogram's frequency axis (an
-    empty layout column costs nothing to paint; a blank AxisItem still does)."""
-    plot.hideAxis("left")
-    plot.layout.setColumnFixedWidth(0, AXIS_WIDTH)
-
-
-@dataclass
-class Lane:
-    """One row: the mixture or a stem."""
-
-    key: str  # "mix" or a stem id
-    plot: pg.PlotItem
-    curve: pg.PlotCurveItem | None
-    playhead: pg.InfiniteLine
-    label: pg.TextItem
-    envelope: Envelope | None
-    region: pg.LinearRegionItem | None = None
-    color: str = MIX_COLOR
-    title: str = ""
-    zero: pg.InfiniteLine | None = None
-    in_layout: bool = True
-    pending: pg.LinearRegionItem | None = None  # shades what is not separated yet
-    info: str = ""  # extra label text (e.g. scores), shown while the lane draws info_for
-    info_for: object = None
-
-    @property
-    def available(self) -> bool:
-        return self.envelope is not None
+LANE_HEIGHT = 64  # px: a stem lane's default (minimum) height
+LANE_HEIGHT_MIN, LANE_HEIGHT_MAX = 40, 240
+LANE_HEIGHT_STEP = 8
+SILENT_PEAK = 10 ** (-120 / 20)  # below this a lane reads as silent (no normalising)
+GREYED_COLOR = "#4d525c"  # a muted (or solo-silenced) lane's waveform
+LABEL_FILL = (22, 24, 29, 238)  # lane headers: opaque enough to read over a waveform
+MUTE_ON, SOLO_ON = "#e05a47", "#f2c94c"  # as the mixer's buttons
 
 
 class WaveformView(pg.GraphicsLayoutWidget):
@@ -149,6 +63,9 @@ class WaveformView(pg.GraphicsLayoutWidget):
     loopChanged = Signal(object)  # (start, end) or None
     stemSelected = Signal(str)
     viewRangeChanged = Signal(float, float)
+    muteClicked = Signal(str)  # a lane header's M (the window's mixer decides)
+    soloClicked = Signal(str)  # a lane header's S
+    laneHeightChanged = Signal(int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -162,6 +79,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self._selected = ""
         self._syncing = False
         self._y_peak = 1.05
+        self.lane_height = LANE_HEIGHT
+        self.normalise = True  # each lane scaled to its own peak
         self._pending: float | None = None  # stems are final only before this time
         self.lanes: list[Lane] = []
         self._extra: dict[str, Lane] = {}  # lanes under a stem lane (set_extra_lane)
@@ -173,13 +92,17 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self._nav_timer.setSingleShot(True)
         self._nav_timer.setInterval(0)
         self._nav_timer.timeout.connect(self._draw_navigator)
+        self._min_timer = QTimer(self)
+        self._min_timer.setSingleShot(True)
+        self._min_timer.setInterval(0)
+        self._min_timer.timeout.connect(self._apply_minimum_height)
 
         # navigator: the whole song, with a box for the visible range
         self.nav_vb = TimeViewBox()
         self.navigator = pg.PlotItem(viewBox=self.nav_vb)
         self.navigator.hideButtons()
         self.navigator.hideAxis("bottom")
-        _blank_axis(self.navigator)
+        blank_axis(self.navigator)
         self.navigator.setFixedHeight(38)
         self.nav_vb.setBackgroundColor(UNAVAILABLE_BG)
         self.nav_curve = pg.PlotCurveItem(pen=pg.mkPen("#6f7c8f"), antialias=False,
@@ -234,7 +157,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         plot = pg.PlotItem(viewBox=vb)
         plot.hideButtons()
         plot.hideAxis("bottom")
-        _blank_axis(plot)
+        blank_axis(plot)
         plot.setClipToView(False)
         vb.setBackgroundColor(LANE_BG)
         if key != "mix":
@@ -244,7 +167,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         plot.addItem(curve)
         zero = pg.InfiniteLine(0, angle=0, pen=pg.mkPen((255, 255, 255, 25)))
         plot.addItem(zero)
-        label = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(22, 24, 29, 170))
+        label = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(*LABEL_FILL))
         label.setParentItem(vb)
         label.setPos(6, 3)
         label.setZValue(30)
@@ -253,6 +176,15 @@ class WaveformView(pg.GraphicsLayoutWidget):
         plot.addItem(playhead)
         lane = Lane(key, plot, curve, playhead, label, None, color=color, title=title)
         lane.zero = zero
+        if key in STEM_IDS:  # M/S in the header column, left of the waveform
+            name = get_stem(key).name
+            lane.mute_button = HeaderButton("M", MUTE_ON, lambda k=key: self.muteClicked.emit(k),
+                                            f"Mute {name} (M)")
+            lane.solo_button = HeaderButton("S", SOLO_ON, lambda k=key: self.soloClicked.emit(k),
+                                            f"Solo {name} (S): only soloed stems play")
+            for x, button in ((4, lane.mute_button), (29, lane.solo_button)):
+                button.setParentItem(plot)
+                button.setPos(x, 4)
         self._set_label(lane)
         vb.sigSeek.connect(self._seek)
         vb.sigLoopDrag.connect(self._loop_drag)
@@ -261,12 +193,24 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.lanes.append(lane)
         return lane
 
+    def _set_label(self, lane: Lane, note: str = "", dim: bool = False) -> None:
+        """The lane's header: title, true level, then a note (pending...) or its info."""
+        lane.note, lane.dim = note, dim
+        self._refresh_label(lane)
+
     @staticmethod
-    def _set_label(lane: Lane, note: str = "", dim: bool = False) -> None:
+    def _refresh_label(lane: Lane) -> None:
+        dim = lane.dim or lane.greyed
         color = "#6b7280" if dim else lane.color
         html = f'<span style="color:{color}; font-weight:600">{_escape(lane.title)}</span>'
-        if note:
-            html += f'<span style="color:#7d8594">&nbsp;&nbsp;{_escape(note)}</span>'
+        if lane.envelope is not None and not lane.dim:
+            lane.peak_text = format_peak(lane.envelope.peak)
+            html += f'<span style="color:#9aa3b2">&nbsp;&nbsp;{lane.peak_text}</span>'
+        if lane.muted or lane.greyed:
+            html += ('<span style="color:#e05a47">&nbsp;&nbsp;muted</span>' if lane.muted
+                     else '<span style="color:#7d8594">&nbsp;&nbsp;silenced by solo</span>')
+        if lane.note:
+            html += f'<span style="color:#c3cad6">&nbsp;&nbsp;{_escape(lane.note)}</span>'
         elif lane.info and lane.envelope is lane.info_for:
             html += f'<span style="color:#c3cad6">&nbsp;&nbsp;{_escape(lane.info)}</span>'
         lane.label.setHtml(html)
@@ -291,14 +235,18 @@ class WaveformView(pg.GraphicsLayoutWidget):
             layout.addItem(plot, self._rows[lane.key], 0)
             lane.in_layout = True
         plot.setVisible(True)
-        vb.setYRange(-self._y_peak, self._y_peak, padding=0)
+        self._apply_scale(lane)
         lane.curve.setVisible(available)
         lane.zero.setVisible(available)
         lane.playhead.setVisible(available)
+        for button in (lane.mute_button, lane.solo_button):
+            if button is not None:
+                button.setVisible(available)
         if available:
-            plot.setMinimumHeight(30)
+            plot.setMinimumHeight(self.lane_height)
             plot.setMaximumHeight(16777215)
-            vb.setBackgroundColor(LANE_BG_SELECTED if lane.key == self._selected else LANE_BG)
+            vb.setBackgroundColor(self._lane_bg(lane))
+            self._paint_state(lane)
             lane.label.setPos(6, 3)
             self._set_label(lane)
             if self._loop is not None:
@@ -382,7 +330,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         # not lost in the middle, and stems keep their level relative to the song
         self._y_peak = max(envelope.peak, 0.02) * 1.08
         for lane in self.lanes:
-            lane.plot.getViewBox().setYRange(-self._y_peak, self._y_peak, padding=0)
+            self._apply_scale(lane)
         self.nav_vb.setYRange(-self._y_peak, self._y_peak, padding=0)
         self.set_empty_message("")
         self.time_axis.setStyle(showValues=True)
@@ -447,10 +395,118 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self._update_minimum_height()
 
     def _update_minimum_height(self) -> None:
-        """Never let a splitter squeeze the lanes below their minimum (they would clip)."""
+        """Never let the lanes be squeezed below their minimum (they would clip): the
+        window's lane area scrolls instead. Coalesced into one update per event-loop turn
+        (growing the view relays out every lane at once)."""
         self.ci.layout.invalidate()
+        self._min_timer.start()
+
+    def settle(self) -> None:
+        """Apply a pending minimum height and lay the lanes out now (to measure them)."""
+        if self._min_timer.isActive():
+            self._min_timer.stop()
+            self._apply_minimum_height()
+        self.ci.layout.activate()
+
+    def _apply_minimum_height(self) -> None:
+        if getattr(self, "closed", False):
+            return
         hint = self.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize)
-        self.setMinimumHeight(int(hint.height()) + 10)
+        height = int(hint.height()) + 10
+        if height != self.minimumHeight():
+            self.setMinimumHeight(height)
+
+    # -- lane height, normalisation and the mixer's state ----------------------------------
+    def set_lane_height(self, pixels: int) -> int:
+        """Make stem lanes at least `pixels` tall (extra lanes about half); returns the
+        height used. Taller than the room: the window's lane area scrolls."""
+        pixels = int(min(max(pixels, LANE_HEIGHT_MIN), LANE_HEIGHT_MAX))
+        if pixels == self.lane_height:
+            return pixels
+        self.lane_height = pixels
+        for lane in self._stem_lanes.values():
+            if lane.available:
+                lane.plot.setMinimumHeight(pixels)
+        for lane in self._extra.values():
+            lane.plot.setFixedHeight(self._extra_height(lane))
+        self._update_minimum_height()
+        self.laneHeightChanged.emit(pixels)
+        return pixels
+
+    def _extra_height(self, lane: Lane) -> int:
+        return max(lane.base_height, int(self.lane_height * 0.55))
+
+    def set_normalise(self, on: bool) -> None:
+        """Scale each lane to its own peak (on) or every lane to the mixture's (off)."""
+        self.normalise = bool(on)
+        for lane in self.lanes:
+            self._apply_scale(lane)
+
+    def lane_scale(self, lane: Lane) -> float:
+        """The y half-range a lane is drawn with: its own peak when normalising (a quiet
+        stem fills its lane), else the mixture's; a silent lane keeps the mixture's."""
+        if self.normalise and lane.envelope is not None:
+            peak = lane.envelope.peak
+            if peak > SILENT_PEAK:
+                return peak * 1.08
+        return self._y_peak
+
+    def _apply_scale(self, lane: Lane) -> None:
+        scale = self.lane_scale(lane)
+        if scale != lane.scale:
+            lane.scale = scale
+            lane.plot.getViewBox().setYRange(-scale, scale, padding=0)
+        if lane.envelope is not None and not lane.dim and \
+                format_peak(lane.envelope.peak) != lane.peak_text:
+            self._refresh_label(lane)
+
+    def set_lane_mix_state(self, stem_id: str, mute: bool, solo: bool, greyed: bool) -> None:
+        """Show the mixer's state on a stem lane: M/S lit, greyed when it is not heard
+        (muted, or another stem is soloed)."""
+        lane = self._stem_lanes.get(stem_id)
+        if lane is None:
+            return
+        if (lane.muted, lane.soloed, lane.greyed) == (mute, solo, greyed):
+            return
+        lane.muted, lane.soloed, lane.greyed = bool(mute), bool(solo), bool(greyed)
+        self._paint_state(lane)
+        if lane.available:
+            lane.plot.getViewBox().setBackgroundColor(QColor(self._lane_bg(lane)))
+            self._refresh_label(lane)
+
+    def _paint_state(self, lane: Lane) -> None:
+        if lane.mute_button is not None:
+            lane.mute_button.set_checked(lane.muted)
+            lane.solo_button.set_checked(lane.soloed)
+        color = GREYED_COLOR if lane.greyed else lane.color
+        lane.curve.setPen(pg.mkPen(color, width=1))
+
+    def _lane_bg(self, lane: Lane) -> str:
+        if not lane.available:
+            return UNAVAILABLE_BG
+        if lane.key == self._selected:
+            return LANE_BG_SELECTED
+        return UNAVAILABLE_BG if lane.greyed else LANE_BG
+
+    def lane_rect(self, key: str):
+        """A lane's rectangle in this widget's coordinates (to scroll it into view), or
+        None when it is not shown."""
+        lane = self._stem_lanes.get(key) or self._extra.get(key)
+        if lane is None or not lane.plot.isVisible():
+            return None
+        scene = lane.plot.mapRectToScene(lane.plot.boundingRect())
+        return self.mapFromScene(scene).boundingRect()
+
+    def wheelEvent(self, ev) -> None:  # noqa: N802
+        """Ctrl+wheel: taller or shorter lanes (as in a DAW); the rest as before."""
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            delta = ev.angleDelta().y()
+            if delta:
+                step = LANE_HEIGHT_STEP if delta > 0 else -LANE_HEIGHT_STEP
+                self.set_lane_height(self.lane_height + step)
+            ev.accept()
+            return
+        super().wheelEvent(ev)
 
     def stem_lanes(self) -> dict[str, Lane]:
         """The visible stem lanes (available or marked unavailable), by stem id."""
@@ -469,8 +525,9 @@ class WaveformView(pg.GraphicsLayoutWidget):
             lane = self._make_lane(key, title, color, self._rows[under] + slot)
             self._extra[key] = lane
         lane.title, lane.envelope = title, envelope
-        lane.plot.getViewBox().setYRange(-self._y_peak, self._y_peak, padding=0)
-        lane.plot.setFixedHeight(height)
+        lane.base_height = int(height)
+        self._apply_scale(lane)
+        lane.plot.setFixedHeight(self._extra_height(lane))
         lane.label.setPos(6, 1)
         self._set_label(lane)
         lane.playhead.setValue(self._playhead)
@@ -525,6 +582,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
                 continue
             x, y = lane.envelope.slice(x0, x1, width)
             lane.curve.setData(x, y)
+            self._apply_scale(lane)  # stems being separated grow as chunks arrive
 
     def _draw_navigator(self) -> None:
         env = self.mix.envelope
@@ -696,9 +754,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         for lane in self.lanes:
             if lane.key == "mix":
                 continue
-            bg = (LANE_BG_SELECTED if lane.key == stem_id else LANE_BG) if lane.available \
-                else UNAVAILABLE_BG
-            lane.plot.getViewBox().setBackgroundColor(QColor(bg))
+            lane.plot.getViewBox().setBackgroundColor(QColor(self._lane_bg(lane)))
 
     def selected_stem(self) -> str:
         return self._selected

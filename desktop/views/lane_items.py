@@ -1,0 +1,173 @@
+"""The pieces a waveform lane is made of: the mm:ss axis, the view box that turns mouse
+gestures into seeks, loops and zooms, the M/S header buttons, and the `Lane` record that
+`WaveformView` (waveform.py) keeps per row."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QFont
+
+from .waveform_data import TIME_STEPS, Envelope, format_time
+
+MIX_COLOR = "#b8c4d6"
+AXIS_WIDTH = 56  # left axis width shared with the spectrogram so time lines up
+
+
+def format_peak(peak: float) -> str:
+    """A lane's true level: "peak -12.3 dBFS", or "silent (-inf dBFS)"."""
+    if peak <= 0.0 or not math.isfinite(peak):
+        return "silent (-inf dBFS)"
+    return f"peak {20.0 * math.log10(peak):.1f} dBFS"
+
+
+class TimeAxis(pg.AxisItem):
+    """Axis labelled in mm:ss with musical-ish steps (1, 2, 5, 10, 15, 30 s, 1 min...)."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float):  # noqa: N802
+        span = maxVal - minVal
+        if span <= 0 or size <= 0:
+            return [(1.0, 0.0)]
+        target = span * 90.0 / size  # about one label per 90 px
+        major = next((s for s in TIME_STEPS if s >= target), TIME_STEPS[-1])
+        minor = major / 5 if str(major)[0] in "15" else major / 2
+        if major == 15:
+            minor = 5
+        elif major == 30:
+            minor = 10
+        return [(major, 0.0), (minor, 0.0)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802
+        return [format_time(v, spacing) for v in values]
+
+
+# -- interaction -----------------------------------------------------------------------
+
+class TimeViewBox(pg.ViewBox):
+    """ViewBox with audio-editor mouse handling (x only; y fixed)."""
+
+    sigSeek = Signal(float)
+    sigLoopDrag = Signal(float, float, bool)  # start, end, finished
+    sigClicked = Signal(object)  # the view box
+
+    def __init__(self, y_range: tuple[float, float] = (-1.05, 1.05)) -> None:
+        super().__init__(enableMenu=False, defaultPadding=0.0)
+        self.setMouseEnabled(x=True, y=False)
+        self.setYRange(*y_range, padding=0)
+        self.enableAutoRange(x=False, y=False)
+
+    def _x(self, scene_pos: QPointF) -> float:
+        return float(self.mapSceneToView(scene_pos).x())
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigClicked.emit(self)
+            self.sigSeek.emit(self._x(ev.scenePos()))
+        else:
+            ev.ignore()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802
+        button = ev.button()
+        if button == Qt.MouseButton.LeftButton:
+            ev.accept()
+            x0, x = self._x(ev.buttonDownScenePos()), self._x(ev.scenePos())
+            if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self.sigLoopDrag.emit(min(x0, x), max(x0, x), bool(ev.isFinish()))
+            else:
+                if ev.isStart():
+                    self.sigClicked.emit(self)
+                self.sigSeek.emit(x)
+        elif button in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton):
+            ev.accept()
+            self.translateBy(x=self._x(ev.lastScenePos()) - self._x(ev.scenePos()))
+        else:
+            ev.ignore()
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802
+        horizontal = ev.orientation() == Qt.Orientation.Horizontal
+        if horizontal or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            ev.accept()
+            (x0, x1), _ = self.viewRange()
+            self.translateBy(x=-(ev.delta() / 120.0) * 0.1 * (x1 - x0))
+        else:
+            super().wheelEvent(ev, axis=0)
+
+
+class HeaderButton(pg.TextItem):
+    """A small M or S toggle in a lane's header (a click never seeks or selects)."""
+
+    def __init__(self, text: str, on_color: str, callback, tip: str) -> None:
+        super().__init__(text, color="#d8dee9", anchor=(0, 0),
+                         fill=pg.mkBrush(43, 48, 59, 255), border=pg.mkPen((58, 64, 77)))
+        self.on_color = on_color
+        self.callback = callback
+        self.checked = False
+        font = QFont()
+        font.setBold(True)
+        font.setPointSize(8)
+        self.setFont(font)
+        self.setZValue(40)
+        self.setToolTip(tip)
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def set_checked(self, on: bool) -> None:
+        if on == self.checked:
+            return
+        self.checked = on
+        self.fill = pg.mkBrush(self.on_color if on else QColor(43, 48, 59))
+        self.setColor("#111111" if on else "#d8dee9")
+        self.update()
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.callback()
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802
+        ev.ignore()
+
+
+def blank_axis(plot: pg.PlotItem) -> None:
+    """No left axis, but the same left margin as the spectrogram's frequency axis (an
+    empty layout column costs nothing to paint; a blank AxisItem still does)."""
+    plot.hideAxis("left")
+    plot.layout.setColumnFixedWidth(0, AXIS_WIDTH)
+
+
+@dataclass
+class Lane:
+    """One row: the mixture or a stem."""
+
+    key: str  # "mix" or a stem id
+    plot: pg.PlotItem
+    curve: pg.PlotCurveItem | None
+    playhead: pg.InfiniteLine
+    label: pg.TextItem
+    envelope: Envelope | None
+    region: pg.LinearRegionItem | None = None
+    color: str = MIX_COLOR
+    title: str = ""
+    zero: pg.InfiniteLine | None = None
+    in_layout: bool = True
+    pending: pg.LinearRegionItem | None = None  # shades what is not separated yet
+    info: str = ""  # extra label text (e.g. scores), shown while the lane draws info_for
+    info_for: object = None
+    note: str = ""  # what the label says instead of the level (pending, not produced)
+    dim: bool = False
+    scale: float = 0.0  # the y half-range drawn now
+    peak_text: str = ""  # the true level in the header ("peak -12.3 dBFS")
+    base_height: int = 0  # an extra lane's requested height
+    muted: bool = False  # the mixer's state, shown on the lane
+    soloed: bool = False
+    greyed: bool = False  # muted, or silenced by another stem's solo
+    mute_button: HeaderButton | None = None
+    solo_button: HeaderButton | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.envelope is not None
