@@ -592,13 +592,25 @@ def _damaged(probe: _Probe, frames: int, exc: BaseException) -> AudioError:
                       f"stopped{where}: {_reason(exc)}); {_FIX}")
 
 
+#: a float sample beyond this (+80 dB over full scale) is damage, not headroom: such
+#: levels overflow every model's spectra into NaN
+MAX_LEVEL = 1e4
+
+
 def _check_finite(probe: _Probe, data: np.ndarray, done: int) -> None:
-    """Refuse NaN or infinite samples (a damaged float file), naming the file."""
+    """Refuse NaN, infinite or absurdly loud samples (a damaged float file), naming the
+    file."""
     if not np.isfinite(data).all():
         info = probe.info
         raise AudioError(f"{info.path.name}: the audio contains NaN or infinite samples "
                          f"(from {done / info.samplerate:.1f} s on); the file is damaged, "
                          f"{_FIX}")
+    peak = float(np.max(np.abs(data))) if data.size else 0.0
+    if peak > MAX_LEVEL:
+        info = probe.info
+        raise AudioError(f"{info.path.name}: the audio reaches {peak:.3g} times full scale "
+                         f"(from {done / info.samplerate:.1f} s on), far beyond any "
+                         f"recording; the file is damaged, {_FIX}")
 
 
 def _check_complete(probe: _Probe, frames: int) -> None:

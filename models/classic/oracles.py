@@ -77,10 +77,19 @@ class Oracle:
                 raise StemwrightError(f"{self.name}: reference '{s}' is shaped {r.shape}, "
                                       f"the mixture {mix.shape}")
             refs.append(r)
+        if not np.all(np.isfinite(mix)) or not all(np.all(np.isfinite(r)) for r in refs):
+            raise StemwrightError(f"{self.name}: the mixture or a reference stem contains "
+                                  "NaN or infinite samples; repair or remove that track")
+        # the centred STFT reflects n_fft/2 samples at each end: shorter audio is zero-padded
+        # (silence after the end changes no mask before it) and the result cut back
+        padded = max(length, self.n_fft // 2 + 1)
+        if padded > length:
+            mix = np.pad(mix, ((0, 0), (0, padded - length)))
+            refs = [np.pad(r, ((0, 0), (0, padded - length))) for r in refs]
         tracker = ProgressTracker(progress, channels, length / samplerate)
         tracker.report()
         window = torch.hann_window(self.n_fft)
-        out = np.empty((len(ids), channels, length), dtype=np.float32)
+        out = np.empty((len(ids), channels, padded), dtype=np.float32)
 
         def stft(x: np.ndarray) -> torch.Tensor:
             return torch.stft(torch.from_numpy(np.ascontiguousarray(x)), self.n_fft, self.hop,
@@ -91,8 +100,9 @@ class Oracle:
             masks = self.masks(stft(np.stack([r[c] for r in refs])))
             est = masks * stft(mix[c])[None]
             out[:, c] = torch.istft(est, self.n_fft, self.hop, window=window,
-                                    length=length).numpy()
+                                    length=padded).numpy()
             tracker.advance()
+        out, mix = out[..., :length], mix[..., :length]
         stems = {s: out[i] for i, s in enumerate(ids)}
         residual = mix - out.sum(axis=0)
         return SeparationResult(

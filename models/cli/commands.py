@@ -12,8 +12,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from ..errors import Cancelled, StemwrightError
+from ..errors import AudioError, Cancelled, StemwrightError
 from ..separation.devices import DEVICE_CHOICES, resolve_device
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
@@ -27,6 +28,14 @@ DEFAULT_ORACLE = "irm2"
 
 class CliError(StemwrightError):
     """A usage problem found before any work starts."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other failure (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"stemwright: error: {' '.join(message.split())} (see `{self.prog} "
+                     "--help`)\n")
 
 
 def _progress_bar(total: float, desc: str, unit: str = "s", scale: bool = False):
@@ -56,7 +65,11 @@ def cmd_separate(args: argparse.Namespace) -> int:
         raise CliError(f"{args.format.upper()} supports --bit-depth "
                        f"{'/'.join(map(str, SAVE_FORMATS[args.format]))}")
     entry = zoo.get_entry(args.model)
-    wanted = [get_stem(s).id for s in args.stems] if args.stems else list(entry.mapping.produced)
+    try:
+        wanted = ([get_stem(s).id for s in args.stems] if args.stems
+                  else list(entry.mapping.produced))
+    except KeyError as exc:  # an unknown --stems name
+        raise CliError(f"{exc.args[0]}; choose from --stems {' '.join(STEM_IDS)}") from None
     absent = [s for s in wanted if s not in entry.mapping.produced]
     if absent:
         raise CliError(f"model '{entry.name}' does not produce "
@@ -107,6 +120,10 @@ def cmd_separate(args: argparse.Namespace) -> int:
         try:
             result = sep.separate(audio.data, audio.samplerate, progress=progress,
                                   residual_to_other=not args.no_residual)
+        except AudioError as exc:  # e.g. too short for the model: name the file
+            if str(exc).startswith(f"{shown(path.name)}:"):
+                raise
+            raise AudioError(f"{shown(path.name)}: {exc}") from exc
         finally:
             bar.close()
         written = export_stems(result.stems, result.samplerate, folder, song, which=wanted,
@@ -427,7 +444,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stemwright", description="Separate songs into vocals, drums, bass, electric "
         "guitar, wind and other. With no command, opens the desktop app.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors "

@@ -253,9 +253,15 @@ def remove_model(name: str) -> bool:
     return True
 
 
+#: longest user model name (a folder name; file systems allow 255 bytes)
+MAX_MODEL_NAME = 100
+
+
 def _valid_name(name: str) -> bool:
-    """A user model's name: letters, digits, - and _ (so it is one folder, never a path)."""
-    return bool(name) and name.replace("_", "").replace("-", "").isalnum() and name.isascii()
+    """A user model's name: letters, digits, - and _ (so it is one folder, never a path),
+    at most MAX_MODEL_NAME characters."""
+    return (bool(name) and len(name) <= MAX_MODEL_NAME and name.isascii()
+            and name.replace("_", "").replace("-", "").isalnum())
 
 
 def import_model_file(name: str, path: str | Path) -> Path:
@@ -320,7 +326,9 @@ def _import_custom(name: str, src: Path) -> Path:
     )
 
     if not _valid_name(name):
-        raise StemwrightError(f"model name '{name}' may only use letters, digits, - and _")
+        raise StemwrightError(f"model name '{name[:40]}{'...' if len(name) > 40 else ''}' "
+                              f"may only use letters, digits, - and _ (at most "
+                              f"{MAX_MODEL_NAME} characters)")
     dest = _custom_checkpoint(name)
     if dest.exists():
         raise StemwrightError(f"a model called '{name}' is already installed; "
@@ -344,6 +352,11 @@ def _import_custom(name: str, src: Path) -> Path:
                               stems=list(model.sources), samplerate=int(model.samplerate),
                               provenance={"imported_from": src.name})
     mapping_for(meta.stems)  # validates stem names before anything is written
+    channels = getattr(model, "audio_channels", 2)
+    if channels != 2:  # every separator feeds its network stereo: it would fail at once
+        raise ModelError(f"{src.name}: the model takes {channels}-channel audio, but "
+                         "Stemwright separates stereo (audio_channels 2); retrain it for "
+                         "stereo to import it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         save_checkpoint(dest, model, meta)

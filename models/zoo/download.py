@@ -140,6 +140,10 @@ def _check_url(url: str) -> str:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
         host, parts = None, None
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):  # a header injection or a typo
+        raise ModelError(f"cannot download from {url[:200]!r}: the address contains "
+                         "control characters such as line breaks (if STEMWRIGHT_MODEL_MIRROR "
+                         "is set, make it a plain base URL such as https://example.org/models)")
     if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
         raise ModelError(f"cannot download from '{url[:200]}': not an http:// or https:// "
                          "address (if STEMWRIGHT_MODEL_MIRROR is set, make it a base URL "
@@ -320,6 +324,7 @@ def _connection_error(url: str, host: str, reason: object, model: str | None) ->
         why = reason.strerror or str(reason) or type(reason).__name__
     else:
         why = str(reason) or type(reason).__name__
+    why = " ".join(why.split())[:200]  # a server's garbage status line: one short line
     return OfflineError(f"cannot reach {host} ({why}); to install without network access, "
                         f"{offline_hint(url, model)}")
 
