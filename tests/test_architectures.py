@@ -177,3 +177,12 @@ def test_band_split_bands_cover_the_spectrum_and_masks_sum_to_one():
     assert torch.allclose(out.sum(1), mix, atol=1e-5)
     assert out.std(1).mean() > 1e-4  # and the stems differ
     assert model.receptive_field > model.n_fft
+
+
+def test_a_mono_model_is_refused_when_its_separator_is_built():
+    """A one-channel network already in the cache (never re-imported) gets one clear line."""
+    from stemwright.models.errors import ModelError
+
+    model = arch.build("masknet", small=True, seed=0, audio_channels=1)
+    with pytest.raises(ModelError, match="1-channel model"):
+        arch.NeuralSeparator(model, mapping_for(list(STEM_IDS)), "mono", device="cpu")

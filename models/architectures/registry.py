@@ -42,6 +42,7 @@ from demucs.hdemucs import HDemucs
 from demucs.htdemucs import HTDemucs
 from torch import nn
 
+from ..errors import ModelError
 from ..separation.separator import ModelPass, Separator
 from ..stems import STEM_IDS, StemMapping, mapping_for
 from ..zoo.checkpoint import CheckpointMeta, save_checkpoint
@@ -231,6 +232,10 @@ class NeuralSeparator(Separator):
                  samplerate: int | None = None, context: float | None = None,
                  **kwargs: Any) -> None:
         sources = getattr(model, "sources", None)
+        channels = getattr(model, "audio_channels", 2)
+        if channels != 2:
+            raise ModelError(f"{name}: a {channels}-channel model; Stemwright separates stereo "
+                             "(2-channel) models only")
         if sources is not None and len(sources) != len(mapping.native):
             raise ValueError(f"model has {len(sources)} sources, mapping {mapping.native}")
         self.name = name
