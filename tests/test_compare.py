@@ -23,8 +23,8 @@ def one_thread(monkeypatch):
 
 def test_facts_of_every_model():
     names = compare.all_names()
-    assert names[:7] == ["wavenet", "waveunet", "convtasnet", "condtasnet", "openunmix6",
-                         "masknet", "htdemucs6"]
+    assert names[:8] == ["wavenet", "waveunet", "convtasnet", "condtasnet", "openunmix6",
+                         "masknet", "bandsplit", "htdemucs6"]
     assert set(compare.CLASSIC) <= set(names)
     wavenet = compare.describe("wavenet")
     assert abs(wavenet["params"] / 3.3e6 - 1) < 0.05
@@ -35,6 +35,9 @@ def test_facts_of_every_model():
     masknet = compare.describe("masknet")
     assert 4.5e6 < masknet["params"] < 5.5e6
     assert masknet["receptive_field_seconds"] == pytest.approx(3.158, abs=1e-3)
+    bandsplit = compare.describe("bandsplit")
+    assert 1.5e6 < bandsplit["params"] < 1.8e6  # a third of MaskNet: the CPU budget
+    assert 0.5 < bandsplit["receptive_field_seconds"] < 3.0
     hpss = compare.describe("hpss")
     assert hpss["params"] == 0 and hpss["kind"] == "classic"
     with pytest.raises(Exception, match="nothing to compare"):
