@@ -2,7 +2,7 @@
 
     .venv/bin/python packaging/confusion_matrix.py MODEL FOLDER [--json OUT.json]
 
-MODEL: an installed model name (e.g. stemwright6) or a checkpoint file. FOLDER: songs any
+MODEL: an installed model name (e.g. stemwright6) or a .safetensors checkpoint. FOLDER: songs any
 layout `stemwright multitrack` reads (e.g. the test split of `stemwright synth`). Prints the
 mean confusion matrix (rows: true stems, columns: estimated stems, % of the row's masked
 energy; see models/evaluation/confusion.py) as a markdown table.
@@ -18,6 +18,7 @@ from stemwright.models import load_separator
 from stemwright.models.evaluation.confusion import markdown_table, mean_shares, stem_energy_shares
 from stemwright.models.multitrack.folders import load_song, scan_folder
 from stemwright.models.multitrack.mixdown import mixdown_song
+from stemwright.models.zoo.checkpoint import load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folder")
     ap.add_argument("--json", help="also write the per-song and mean matrices here")
     args = ap.parse_args(argv)
-    model = getattr(load_separator(args.model, device="cpu"), "model", None)
+    if args.model.endswith(".safetensors"):
+        model = load_checkpoint(args.model)[0]
+    else:
+        model = getattr(load_separator(args.model, device="cpu"), "model", None)
     if model is None:
         sys.exit(f"{args.model}: not a single network; no masks to attribute energy with")
     scan = scan_folder(args.folder)
