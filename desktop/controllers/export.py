@@ -45,8 +45,10 @@ class ExportController:
                                       "stems when it is done.", 5000)
             return
         result = w.separated.result
+        found = w.songs.tempo_key  # None until the background analysis has found it
         dialog = ExportDialog(w, result.stems, result.samplerate, w.song.name,
-                              w.player.mixer, w.settings.qsettings)
+                              w.player.mixer, w.settings.qsettings,
+                              bpm=found.bpm if found is not None else None)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         exported = getattr(dialog, "exported", None)
         (exported if exported is not None else dialog.accepted).connect(self._exported)

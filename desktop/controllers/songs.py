@@ -10,10 +10,12 @@ from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QFileDialog
 
 from ..dialogs import messages as dialogs
-from ..engine.workers import LoadedSong, LoadTask
+from ..engine.workers import LoadedSong, LoadTask, Task
 from ..views.waveform import format_time
 
 if TYPE_CHECKING:
+    from stemwright.models.analysis.tempo_key import TempoKey
+
     from ..main_window import MainWindow
 
 AUDIO_FILTER = ("Audio files (*.wav *.flac *.mp3 *.ogg *.oga *.opus *.m4a *.aac *.aif *.aiff "
@@ -21,11 +23,41 @@ AUDIO_FILTER = ("Audio files (*.wav *.flac *.mp3 *.ogg *.oga *.opus *.m4a *.aac 
 APP_NAME = "Stemwright"
 
 
+#: running tempo-and-key tasks, kept alive until their thread ends (see `TempoKeyTask`)
+_ANALYSES: set[TempoKeyTask] = set()
+
+
+class TempoKeyTask(Task):
+    """Find a loaded song's tempo and key in the background (bounded: the first two
+    minutes, see `detect_tempo_key`).
+
+    Its first run imports librosa, which takes seconds and cannot be cancelled midway,
+    so the task has no Qt parent and is held in `_ANALYSES` until it ends: closing the
+    window meanwhile must not destroy a running thread (Qt aborts the process).
+    """
+
+    title = "Finding the tempo and key"
+
+    def __init__(self, song: LoadedSong) -> None:
+        super().__init__(None)
+        self.song = song
+        _ANALYSES.add(self)
+        self.finished.connect(lambda: _ANALYSES.discard(self))
+
+    def work(self) -> TempoKey:
+        from stemwright.models.analysis.tempo_key import detect_tempo_key
+
+        return detect_tempo_key(self.song.data, self.song.samplerate)
+
+
 class SongController:
-    """Loads songs into the window and clears it again."""
+    """Loads songs into the window and clears it again; `tempo_key` is the current
+    song's tempo and key once found (None until then)."""
 
     def __init__(self, window: MainWindow) -> None:
         self.window = window
+        self.tempo_key: TempoKey | None = None
+        self.tempo_task: TempoKeyTask | None = None
 
     def open_dialog(self) -> None:
         """Ask for a file and open it."""
@@ -140,12 +172,52 @@ class SongController:
         w.transport.tick()
         w.update_actions()
         w.songLoaded.emit(song)
+        self.analyse(song)
+
+    def analyse(self, song: LoadedSong) -> TempoKeyTask:
+        """Find `song`'s tempo and key in the background; when found (and `song` is still
+        the current song) they are added to the song's info line ("84 bpm, Eb major")."""
+        self._stop_analysis()
+        task = TempoKeyTask(song)
+        task.succeeded.connect(lambda found, t=task: self._analysed(t, found))
+        task.failed.connect(lambda _exc, t=task: self._analysis_ended(t))
+        task.cancelled.connect(lambda t=task: self._analysis_ended(t))
+        self.tempo_task = task
+        self.window.start_task(task)
+        return task
+
+    def _stop_analysis(self) -> None:
+        if self.tempo_task is not None:
+            self.tempo_task.cancel()
+        self.tempo_task = None
+        self.tempo_key = None
+
+    def _analysis_ended(self, task: TempoKeyTask) -> bool:
+        """True when `task` is the current analysis (a replaced one is ignored). A failed
+        analysis only leaves the tempo unknown: it is a nicety, not worth a dialog."""
+        if task is not self.tempo_task:
+            return False
+        self.tempo_task = None
+        return True
+
+    def _analysed(self, task: TempoKeyTask, found: TempoKey) -> None:
+        w = self.window
+        if not self._analysis_ended(task) or w.song is not task.song:
+            return
+        self.tempo_key = found
+        text = found.describe()
+        if text:
+            try:
+                w.song_label.setText(f"{w.song_label.text()}  \u00b7  {text}")
+            except RuntimeError:  # the window was closed meanwhile
+                pass
 
     def close_song(self) -> None:
         """Close the current song (asks first if separated stems were never exported)."""
         w = self.window
         if w.song is None or not w.confirm_discard("Close the song"):
             return
+        self._stop_analysis()
         w.separation.cancel_silently()
         w.player.stop()
         if hasattr(w.player, "clear_sources"):

@@ -150,13 +150,14 @@ class ExportDialog(QDialog):
 
     def __init__(self, parent: QWidget | None, stems: dict[str, np.ndarray], samplerate: int,
                  song_name: str, mixer_state: MixerState,
-                 settings: QSettings | None = None) -> None:
+                 settings: QSettings | None = None, bpm: float | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Export — {song_name}")
         self.stems = {s: stems[s] for s in STEM_IDS if s in stems}
         self.samplerate = int(samplerate)
         self.song = song_name
         self.mixer_state = mixer_state
+        self.bpm = bpm  # the song's tempo for the REAPER project; None when unknown
         self.settings = settings
         self.task: ExportTask | None = None
         self.peak_task: PeakTask | None = None
@@ -406,15 +407,19 @@ class ExportDialog(QDialog):
             if len(set(targets)) != len(targets):
                 raise StemwrightError(f"the naming pattern '{pattern}' gives several stems "
                                       "the same file name; add {stem}")
+            extra: dict[str, object] = {}
             if mode == "daw":
                 targets.append(folder / project_filename(song))
                 fn: Callable[..., object] = export_daw_session
+                # the project's tracks get the mixer as it is now (a copy: the export
+                # runs in the background) and the song's tempo when it is known
+                extra = {"mixer": copy.deepcopy(self.mixer_state), "bpm": self.bpm}
             else:
                 fn = export_stems
 
             def run(**kw: object) -> object:
                 return fn(stems, sr, folder, song, which=which, format=fmt, bit_depth=depth,
-                          samplerate_out=rate, pattern=pattern, **kw)
+                          samplerate_out=rate, pattern=pattern, **extra, **kw)
             return ExportJob(mode, targets, run)
         if mode == "remix":
             return self._remix_job(self.mixer_state)

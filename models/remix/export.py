@@ -8,7 +8,8 @@ a cancel before that removes the temporaries and leaves the previous files whole
 failure during the renames puts the previous files back). Temporaries left by a killed
 export are removed by the next export into the same folder. Besides the stems: the remix
 (the mixer state rendered offline), "song minus X" (the sum of the other stems) and a
-REAPER project (.RPP) that opens the stems on named, coloured tracks at time zero.
+REAPER project (.RPP) that opens the stems on named, coloured tracks at time zero, with
+the song's tempo and the mixer's faders, pans, mutes and solos when given.
 `check_output_folder` finds output-folder problems before any work starts.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import re
 import sys
@@ -34,7 +36,7 @@ from ..audio.resample import resample, resampled_length
 from ..errors import AudioError, OutputExistsError, StemwrightError
 from ..progress import CancelCheck, check_cancel
 from ..stems import get_stem
-from .mixer import MixerState, render_mix, sum_stems
+from .mixer import ChannelState, MixerState, db_to_gain, render_mix, sum_stems
 
 DEFAULT_PATTERN = "{song} - {stem}"
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f\ud800-\udfff]')  # surrogates: undecodable bytes
@@ -600,21 +602,56 @@ def _rpp_source_type(path: Path) -> str:
             ".ogg": "VORBIS", ".aif": "WAVE", ".aiff": "WAVE"}.get(ext, "WAVE")
 
 
+#: the tempo written when the song's is unknown (REAPER's own default)
+DEFAULT_BPM = 120.0
+
+
+def _rpp_bpm(bpm: float | None) -> str:
+    if bpm is None:
+        return f"{DEFAULT_BPM:g}"
+    value = float(bpm)
+    if not math.isfinite(value) or not 1.0 <= value <= 960.0:
+        raise StemwrightError(f"tempo {bpm} bpm is out of range (1 to 960)")
+    return f"{round(value, 3):g}"
+
+
+def _rpp_volpan(channel: ChannelState | None) -> tuple[str, str]:
+    """("VOLPAN vol pan -1 -1 1", "MUTESOLO mute solo 0") for a mixer channel: the fader
+    in dB as REAPER's linear volume (off at the fader floor), the pan -1 (left) .. 1."""
+    if channel is None:
+        return "VOLPAN 1 0 -1 -1 1", "MUTESOLO 0 0 0"
+    gain = db_to_gain(float(channel.gain_db))
+    pan = float(channel.pan)
+    pan = 0.0 if math.isnan(pan) else min(1.0, max(-1.0, pan))
+    return (f"VOLPAN {gain:.10g} {pan:.10g} -1 -1 1",
+            f"MUTESOLO {int(bool(channel.mute))} {int(bool(channel.solo))} 0")
+
+
 def reaper_project_text(tracks: Sequence[tuple[str, str, Path]], samplerate: int,
-                        length_seconds: float, project_dir: str | Path) -> str:
-    """The .RPP text: one named, coloured track per (name, "#rrggbb", file), item at 0."""
+                        length_seconds: float, project_dir: str | Path,
+                        bpm: float | None = None,
+                        mixer: Mapping[str, ChannelState] | None = None,
+                        master_db: float = 0.0) -> str:
+    """The .RPP text: one named, coloured track per (name, "#rrggbb", file), item at 0.
+
+    `bpm`: the song's tempo (`DEFAULT_BPM` when None, i.e. unknown). `mixer`: the mixer
+    channel of each track by track name (volume, pan, mute, solo); tracks not in it, or
+    all when None, are flat. `master_db`: the master fader.
+    """
     project_dir = Path(project_dir)
+    mixer = mixer or {}
     lines = [f'<REAPER_PROJECT 0.1 "6.0/stemwright" {int(time.time())}',
              "  RIPPLE 0",
              "  AUTOXFADE 0",
              f"  SAMPLERATE {int(samplerate)} 1 0",
-             "  TEMPO 120 4 4",
+             f"  TEMPO {_rpp_bpm(bpm)} 4 4",
              "  CURSOR 0",
              "  ZOOM 100 0 0",
              "  MASTER_NCH 2 2",
-             "  MASTER_VOLUME 1 0 -1 -1 1"]
+             f"  MASTER_VOLUME {db_to_gain(float(master_db)):.10g} 0 -1 -1 1"]
     for name, color, audio in tracks:
         audio = Path(audio)
+        volpan, mutesolo = _rpp_volpan(mixer.get(name))
         try:
             rel = Path(os.path.relpath(audio, project_dir)).as_posix()
         except ValueError:  # another drive on Windows
@@ -624,8 +661,8 @@ def reaper_project_text(tracks: Sequence[tuple[str, str, Path]], samplerate: int
                   f"    PEAKCOL {reaper_color(color)}",
                   "    BEAT -1",
                   "    AUTOMODE 0",
-                  "    VOLPAN 1 0 -1 -1 1",
-                  "    MUTESOLO 0 0 0",
+                  f"    {volpan}",
+                  f"    {mutesolo}",
                   "    IPHASE 0",
                   "    ISBUS 0 0",
                   "    NCHAN 2",
@@ -662,11 +699,15 @@ def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> P
 
 def write_reaper_project(path: str | Path, tracks: Sequence[tuple[str, str, Path]],
                          samplerate: int, length_seconds: float,
-                         overwrite: bool = False) -> Path:
+                         overwrite: bool = False, bpm: float | None = None,
+                         mixer: Mapping[str, ChannelState] | None = None,
+                         master_db: float = 0.0) -> Path:
     """Write a REAPER project (.RPP, plain text): each (name, "#rrggbb", audio file) on its
-    own coloured track, one item at time zero, file paths relative to the project."""
+    own coloured track, one item at time zero, file paths relative to the project; the
+    tempo and mixer as in `reaper_project_text`."""
     path = Path(path)
-    text = reaper_project_text(tracks, samplerate, length_seconds, path.parent)
+    text = reaper_project_text(tracks, samplerate, length_seconds, path.parent, bpm=bpm,
+                               mixer=mixer, master_db=master_db)
     return write_text_atomic(path, text, overwrite=overwrite)
 
 
@@ -681,11 +722,14 @@ def export_daw_session(stems: Mapping[str, np.ndarray], samplerate: int,
                        samplerate_out: int | None = None, pattern: str = DEFAULT_PATTERN,
                        overwrite: bool = False,
                        progress: Callable[[float], None] | None = None,
-                       cancel: CancelCheck | None = None) -> list[Path]:
+                       cancel: CancelCheck | None = None, bpm: float | None = None,
+                       mixer: MixerState | None = None) -> list[Path]:
     """Export the stems and a REAPER project that opens them, aligned at zero, in one go.
 
     Returns the stem files followed by the project file (last). All or nothing, like
-    `export_stems`: the project and the stems are put in place together.
+    `export_stems`: the project and the stems are put in place together. `bpm`: the
+    song's tempo, when known; `mixer`: the remix's faders, pans, mutes and solos, set on
+    the project's tracks (the stems themselves are written unmixed).
     """
     folder = Path(folder)
     project = folder / project_filename(song)
@@ -696,7 +740,10 @@ def export_daw_session(stems: Mapping[str, np.ndarray], samplerate: int,
     length = resampled_length(_length_of(stems), samplerate, rate) / rate
     tracks = [(get_stem(s).name, get_stem(s).color, target)
               for s, (target, _) in zip(ids, jobs, strict=True)]
-    text = reaper_project_text(tracks, rate, length, folder)
+    channels = ({get_stem(s).name: mixer.channel(s) for s in ids} if mixer is not None
+                else None)
+    text = reaper_project_text(tracks, rate, length, folder, bpm=bpm, mixer=channels,
+                               master_db=mixer.master_db if mixer is not None else 0.0)
     return _write_all(folder, [*jobs, (project, _text_writer(text))], overwrite, progress,
                       cancel)
 

@@ -1,0 +1,2 @@
+"""Musical facts about a song, measured from its audio: tempo, beats and key
+(`tempo_key`)."""
