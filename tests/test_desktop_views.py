@@ -353,3 +353,19 @@ def test_pending_part_of_the_stem_lanes_is_shaded(view):
     view.clear_stems()
     view.set_stems(envelopes, ())
     assert view.stem_lanes()["drums"].pending.isVisible()  # still separating
+
+
+def test_empty_spectrogram_says_what_it_is_for(qtbot):
+    from stemwright.desktop.views.spectrogram import SpectrogramView
+
+    view = SpectrogramView()
+    qtbot.addWidget(view)
+    view.resize(600, 200)
+    view.show()
+    assert view.placeholder.isVisible() and "spectrogram" in view.placeholder.text()
+    assert view.placeholder.width() > 0
+    x = np.random.default_rng(0).standard_normal((2, SR)).astype(np.float32)
+    view.set_spectrogram(compute_spectrogram(x, SR))
+    assert not view.placeholder.isVisible()
+    view.set_spectrogram(None)
+    assert view.placeholder.isVisible()

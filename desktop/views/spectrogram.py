@@ -62,6 +62,9 @@ def colormap_pixmap(width: int = 120, height: int = 10) -> QPixmap:
     return QPixmap.fromImage(image.copy())
 
 
+EMPTY_TEXT = "The spectrogram of the song (or of a stem) shows here once a song is open"
+
+
 class SpectrogramView(QWidget):
     """Header (source, frequency scale, dB legend) over a time-linked image plot."""
 
@@ -129,6 +132,11 @@ class SpectrogramView(QWidget):
         self.plot.addItem(self.loop_region)
         self.vb.sigSeek.connect(self.seekRequested)
         self.vb.sigLoopDrag.connect(self.loopDragged)
+        # what an empty view is for, in its middle (hidden while a spectrogram shows)
+        self.placeholder = QLabel(EMPTY_TEXT, self.plot_widget)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #8a93a3; background: transparent;")
+        self.placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, True)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -162,15 +170,20 @@ class SpectrogramView(QWidget):
         self.status.setText(text)
 
     def set_spectrogram(self, spec: Spectrogram | None) -> None:
-        """Show `spec` (or nothing)."""
+        """Show `spec` (or nothing, with the placeholder)."""
         self.spec = spec
         self.status.setText("")
+        self.placeholder.setVisible(spec is None)
         for axis in (self.freq_axis, self.time_axis):
             axis.setStyle(showValues=spec is not None)
         self._apply_image()
 
     def clear(self) -> None:
         self.set_spectrogram(None)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        super().resizeEvent(ev)
+        self.placeholder.setGeometry(self.plot_widget.rect())
 
     def log_frequency(self) -> bool:
         return self._log
