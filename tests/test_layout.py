@@ -156,7 +156,8 @@ def test_modules_run_as_child_processes_exist():
             found.add(target)
     from stemwright.desktop.engine import child
 
-    for command in (child.SEPARATION_CHILD, child.EVALUATION_CHILD):  # the scan sees them
+    for command in (child.SEPARATION_CHILD, child.EVALUATION_CHILD,
+                    child.ANALYSIS_CHILD):  # the scan sees them
         assert command[0] == "-m" and command[1] in found, command
 
 

@@ -45,9 +45,45 @@ class TempoKeyTask(Task):
         self.finished.connect(lambda: _ANALYSES.discard(self))
 
     def work(self) -> TempoKey:
-        from stemwright.models.analysis.tempo_key import detect_tempo_key
+        """Downmix and resample here (numpy, soxr: they release the interpreter lock),
+        then let the analysis child (`serve_analysis`) run librosa, so its import and
+        numba compilation never hold this process's lock while the window plays or
+        separates."""
+        import numpy as np
 
-        return detect_tempo_key(self.song.data, self.song.samplerate)
+        from stemwright.models.analysis.tempo_key import TempoKey, analysis_input
+
+        from ..engine import protocol
+        from ..engine.child import ANALYSIS_CHILD, start_child
+
+        mono = analysis_input(self.song.data, self.song.samplerate)
+        self.check_cancel()
+        proc = start_child(ANALYSIS_CHILD)
+        self.on_cancel = proc.kill
+        try:
+            protocol.send_msg(proc.stdin, {"type": "analyse", "samples": mono.shape[-1]})
+            protocol.send_array(proc.stdin, mono)
+            proc.stdin.close()
+            answer = protocol.recv_msg(proc.stdout)
+        except (OSError, EOFError) as exc:
+            self.check_cancel()
+            raise RuntimeError(f"the tempo and key analysis stopped: {exc}") from exc
+        finally:
+            proc.stdout.close()
+            proc.wait()
+        self.check_cancel()
+        if answer is None:
+            raise RuntimeError("the tempo and key analysis ended without an answer")
+        if answer.get("type") == "error":
+            raise answer["exc"]
+        return TempoKey(answer["bpm"], np.asarray(answer["beats"], dtype=np.float64),
+                        answer["key"], float(answer["confidence"]))
+
+    def cancel(self) -> None:
+        super().cancel()
+        kill = getattr(self, "on_cancel", None)
+        if kill is not None:
+            kill()
 
 
 class SongController:

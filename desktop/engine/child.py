@@ -1,5 +1,6 @@
 """Starting a child Python process: the one launcher for the separation engine
-(`serve_separation`) and the evaluation (`serve_evaluation`). The child gets this
+(`serve_separation`), the evaluation (`serve_evaluation`) and the tempo-and-key analysis
+(`serve_analysis`). The child gets this
 interpreter, its import path, and pipes on stdin/stdout for the `protocol`.
 """
 
@@ -12,6 +13,7 @@ import sys
 #: The command line (after the interpreter) of each child process.
 SEPARATION_CHILD = ("-m", "stemwright.desktop.engine.serve_separation")
 EVALUATION_CHILD = ("-m", "stemwright.desktop.engine.serve_evaluation")
+ANALYSIS_CHILD = ("-m", "stemwright.desktop.engine.serve_analysis")
 
 
 def start_child(args: tuple[str, ...], unbuffered: bool = False) -> subprocess.Popen:

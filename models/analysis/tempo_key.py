@@ -53,7 +53,7 @@ class TempoKey:
         return ", ".join(parts)
 
 
-def _mono(audio: np.ndarray, samplerate: int) -> np.ndarray:
+def analysis_input(audio: np.ndarray, samplerate: int) -> np.ndarray:
     """The first `MAX_SECONDS` as mono float32 at `ANALYSIS_RATE`."""
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim == 1:
@@ -109,7 +109,7 @@ def detect_tempo_key(audio: np.ndarray, samplerate: int) -> TempoKey:
     """
     import librosa  # heavy: imported only when a song is analysed
 
-    y = _mono(audio, samplerate)
+    y = analysis_input(audio, samplerate)
     sr = ANALYSIS_RATE
     if y.size < _MIN_SECONDS * sr or float(np.sqrt(np.mean(y**2))) < _SILENCE_RMS:
         return TempoKey(None)
@@ -125,4 +125,5 @@ def detect_tempo_key(audio: np.ndarray, samplerate: int) -> TempoKey:
     return TempoKey(bpm_out, np.asarray(beats, dtype=np.float64), key, confidence)
 
 
-__all__ = ["TempoKey", "detect_tempo_key", "detect_key", "ANALYSIS_RATE", "MAX_SECONDS"]
+__all__ = ["TempoKey", "analysis_input", "detect_tempo_key", "detect_key", "ANALYSIS_RATE",
+           "MAX_SECONDS"]
