@@ -29,6 +29,12 @@ $SW train "$DATA/screen/train" --valid-folder "$DATA/screen/valid" -m $M "${ft[@
 $SW train "$DATA/new/train" --valid-folder "$DATA/new/valid" -m $M "${ft[@]}" --out "$RUNS/abl-B"
 $SW train "$DATA/new/train" --valid-folder "$DATA/new/valid" -m $M "${ft[@]}" --codec-prob 0.5 \
     --out "$RUNS/abl-C"
+# 3b. D: C continued on v1 and v2 songs together (so vocals do not drift), 2 epochs of 84 steps.
+$SW train "$DATA/screen/train" "$DATA/new/train" --valid-folder "$DATA/new/valid" \
+    -m "$RUNS/abl-C/best.safetensors" --epochs 2 --segments-per-song 16 --batch 8 --segment 4 \
+    --lr 2e-4 --warmup 10 --ema 0.99 --loss l1 --stem-weight vocals=2 --stem-weight bass=1.5 \
+    --codec-prob 0.5 --valid-metric usdr --valid-segments 3 --no-install --cache-dir "$DATA/cache" \
+    --threads 2 --workers 0 --json --out "$RUNS/ft-D"
 # 4. Scores: real clips (../shared/tools/real_clips_vs_classic.sh RUN/best.safetensors),
 #    the v2 test split (stemwright evaluate), and where wind and guitar energy lands:
 for r in A B C; do
