@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stemwright.models.analysis.tempo_key import TempoKey, detect_key, detect_tempo_key
+from stemwright.models.analysis.tempo_key import (
+    ANALYSIS_RATE,
+    MAX_SECONDS,
+    TempoKey,
+    analysis_input,
+    detect_key,
+    detect_tempo_key,
+)
 
 SR = 22050
 
@@ -42,12 +48,10 @@ def chords(progression: list[list[int]], seconds: float = 1.0, sr: int = SR,
 
 @pytest.mark.parametrize("bpm", [84, 128])
 def test_click_track_tempo(bpm: int) -> None:
-    started = time.monotonic()
     found = detect_tempo_key(click_track(bpm), SR)
     assert found.bpm is not None and abs(found.bpm - bpm) <= 1.0, found.bpm
     gaps = np.diff(found.beats)
     assert len(found.beats) > 10 and abs(np.median(gaps) - 60.0 / bpm) < 0.02
-    assert time.monotonic() - started < 20  # the first call compiles librosa's numba code
 
 
 def test_a_major_progression() -> None:
@@ -83,9 +87,8 @@ def test_key_names_and_describe() -> None:
 def test_long_song_is_bounded() -> None:
     # ten minutes of audio: only the first two are analysed
     audio = np.tile(click_track(100, seconds=10.0), 60)
-    started = time.monotonic()
+    assert analysis_input(audio, SR).size == MAX_SECONDS * ANALYSIS_RATE  # bounded work
     found = detect_tempo_key(audio, SR)
-    assert time.monotonic() - started < 15
     assert found.beats.size and found.beats.max() <= 120.5
 
 
