@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..stems import STEM_IDS
-from .masknet import overlap_add_istft
+from .masknet import MaskNet
 
 
 def band_edges(bins: int, bands: int, samplerate: int, min_width: int = 2) -> list[int]:
@@ -124,26 +124,12 @@ class BandSplitNet(nn.Module):
         frames = 1 + 2 * sum(self.dilations)
         return (frames - 1) * self.hop + self.n_fft
 
-    def valid_length(self, length: int) -> int:
-        return length
-
-    def stft(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, C, L] -> complex [B, C, F, T]."""
-        b, c, length = x.shape
-        z = torch.stft(x.reshape(b * c, length), self.n_fft, self.hop, window=self.window,
-                       center=True, return_complex=True)
-        return z.view(b, c, *z.shape[-2:])
-
-    def istft(self, z: torch.Tensor, length: int) -> torch.Tensor:
-        """complex [..., F, T] -> [..., length]."""
-        shape = z.shape[:-2]
-        z = z.reshape(-1, *z.shape[-2:])
-        if self.n_fft % self.hop:
-            x = torch.istft(z, self.n_fft, self.hop, window=self.window, center=True,
-                            length=length)
-        else:
-            x = overlap_add_istft(z, self.window, self.hop, length)
-        return x.view(*shape, length)
+    # the STFT, its inverse and the masked forward pass are MaskNet's (the same attributes:
+    # n_fft, hop, window; forward calls `stft_masks`)
+    valid_length = MaskNet.valid_length
+    stft = MaskNet.stft
+    istft = MaskNet.istft
+    forward = MaskNet.forward
 
     def stft_masks(self, z: torch.Tensor) -> torch.Tensor:
         """complex X [B, C, F, T] -> masks [B, S, C, F, T] (as MaskNet's)."""
@@ -168,14 +154,6 @@ class BandSplitNet(nn.Module):
         for i, (a, e) in enumerate(zip(self.edges[:-1], self.edges[1:], strict=True)):
             logits[..., a:e] = self.head[i](h[:, :, i]).view(b, t, s, c, e - a)
         return torch.softmax(logits, dim=2).permute(0, 2, 3, 4, 1)
-
-    def forward(self, mix: torch.Tensor) -> torch.Tensor:
-        """mix [B, C, L] -> sources [B, S, C, L]."""
-        length = mix.shape[-1]
-        z = self.stft(mix)
-        masks = self.masks(z)
-        masked = torch.view_as_real(z).unsqueeze(1) * masks.unsqueeze(-1)
-        return self.istft(torch.view_as_complex(masked), length)
 
 
 __all__ = ["BandSplitNet", "GridBlock", "band_edges"]
