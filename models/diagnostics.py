@@ -175,7 +175,7 @@ def _pyav() -> str:
 
 
 def _soxr() -> str:
-    import numpy as np
+    import numpy as np  # lazy: doctor reports a broken numpy instead of failing to start
     import soxr
 
     soxr.resample(np.zeros((64, 2), np.float32), 44100, 48000)

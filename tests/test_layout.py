@@ -168,3 +168,90 @@ def test_public_facade(name):
 
     assert name in api.__all__
     assert getattr(api, name) is not None
+
+
+# Imports that may wait inside a function: packages that cost start-up time (`stemwright
+# --help` and the app's first window must not pay for torch, Qt or librosa) or are optional.
+DEFERRABLE = {
+    "torch", "torchaudio", "librosa", "demucs", "openunmix", "asteroid_filterbanks", "av",
+    "sounddevice", "PySide6", "pyqtgraph", "scipy", "numba", "pedalboard", "pyloudnorm",
+    "museval", "soxr", "soundfile", "safetensors", "yaml", "mido", "tqdm", "pyroomacoustics",
+    "einops", "beartype", "rotary_embedding_torch", "bs_roformer", "audio_separator",
+    "onnxruntime", "resource",
+}
+LAZY_COMMENT = "# lazy:"
+
+
+def _module_level_imports(name: str, path: Path) -> set[str]:
+    """Everything `name` imports when it loads (stemwright modules and top-level packages)."""
+    tree = ast.parse(path.read_text())
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    nodes = [n for n in tree.body if not _is_type_checking(n)]
+    for node in list(nodes):
+        if isinstance(node, ast.If | ast.Try):
+            nodes.extend(c for c in ast.walk(node) if isinstance(c, ast.Import | ast.ImportFrom))
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            found.update(_from_targets(package, node))
+    return found
+
+
+def _from_targets(package: str, node: ast.ImportFrom) -> set[str]:
+    if node.level:
+        base = package.split(".")
+        base = base[: len(base) - node.level + 1]
+        src = ".".join(base + ([node.module] if node.module else []))
+    else:
+        src = node.module or ""
+    return {src} | {f"{src}.{a.name}" for a in node.names if f"{src}.{a.name}" in MODULES}
+
+
+def _heavy_modules() -> set[str]:
+    """Stemwright modules whose loading imports a deferrable package (at any depth)."""
+    loads = {name: _module_level_imports(name, path) for name, path in MODULES.items()}
+    heavy: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, targets in loads.items():
+            if name not in heavy and any(t.split(".")[0] in DEFERRABLE or t in heavy
+                                         for t in targets):
+                heavy.add(name)
+                changed = True
+    return heavy
+
+
+def _needless_local_imports() -> list[str]:
+    heavy = _heavy_modules()
+    bad = []
+    for name, path in MODULES.items():
+        text = path.read_text()
+        lines = text.splitlines()
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for fn in ast.walk(ast.parse(text)):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    targets = {a.name for a in node.names}
+                elif isinstance(node, ast.ImportFrom):
+                    targets = _from_targets(package, node)
+                else:
+                    continue
+                if any(t.split(".")[0] in DEFERRABLE or t in heavy for t in targets):
+                    continue
+                if LAZY_COMMENT in lines[node.lineno - 1]:
+                    continue
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                bad.append(f"{where}: {lines[node.lineno - 1].strip()}")
+    return sorted(set(bad))
+
+
+def test_function_local_imports_only_defer_heavy_modules():
+    """An import inside a function is there to keep start-up fast or a dependency optional:
+    it loads torch, Qt, librosa... (directly or through the module it names), or says why
+    with a `# lazy: <reason>` comment. Anything else belongs at the top of the module."""
+    assert _needless_local_imports() == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -51,7 +52,6 @@ class HelpController:
         box.open()
 
     def show_about(self) -> None:
-        from importlib.metadata import PackageNotFoundError, version
 
         w = self.window
         try:

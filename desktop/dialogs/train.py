@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stemwright.models.errors import StemwrightError
 from stemwright.models.stems import STEM_IDS, STEMS, get_stem
 
 from ..engine.workers import Task
@@ -64,7 +65,6 @@ class ScanTask(Task):
         self.folders = list(folders)
 
     def work(self) -> list[tuple[str, object]]:
-        from stemwright.models.errors import StemwrightError
         from stemwright.models.multitrack.folders import scan_folder
 
         out: list[tuple[str, object]] = []

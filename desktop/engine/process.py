@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stemwright.models.errors import Cancelled
+from stemwright.models.errors import Cancelled, ModelError
+from stemwright.models.progress import Progress
 
 from .child import SEPARATION_CHILD, start_child
 from .protocol import recv_array, recv_msg, send_array, send_msg
@@ -78,8 +79,6 @@ class EngineProcess:
         `partial(PartialStems)` gets each finished region as the process sends it;
         `receive_into(stem_id, shape)` may return an array to read a final stem into.
         """
-        from stemwright.models.errors import ModelError
-        from stemwright.models.progress import Progress
         from stemwright.models.separation.separator import PartialStems, SeparationResult
 
         mix = np.asarray(mix, dtype=np.float32)

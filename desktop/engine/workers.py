@@ -8,7 +8,10 @@ The GUI thread never runs engine code: it only starts tasks and receives their s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -20,6 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal
 
 from stemwright.models.errors import Cancelled, StemwrightError
+from stemwright.models.remix.mixer import as_stereo, null_test_db
 
 from ..views.spectrogram_data import compute_spectrogram
 from ..views.waveform_data import Envelope
@@ -256,7 +260,6 @@ class SeparateTask(Task):
             stems = {s: np.zeros((x.shape[0], region.length), dtype=np.float32)
                      for s, x in region.stems.items()}
             if "other" in stems:  # not separated yet = still all in "other"
-                from stemwright.models.remix.mixer import as_stereo
 
                 song = self.mix if self.mix.ndim == 2 else self.mix[None, :]
                 other = stems["other"]
@@ -330,7 +333,6 @@ class SeparateTask(Task):
                                                   cancel=self.is_cancelled)
         null_db = None
         try:
-            from stemwright.models.remix.mixer import null_test_db
             null_db = null_test_db(self.mix, result.stems)
         except (ImportError, ValueError):
             pass
@@ -421,7 +423,6 @@ def sessions_dir() -> Path:
 
 def session_key(path: str | Path) -> str:
     """Identifies a song file by path, size and modification time."""
-    import hashlib
 
     path = Path(path).resolve()
     stat = path.stat()
@@ -431,7 +432,6 @@ def session_key(path: str | Path) -> str:
 
 def find_session(path: str | Path) -> dict | None:
     """The newest saved separation of the song at `path` (its meta data), or None."""
-    import json
 
     try:
         folder = sessions_dir() / session_key(path)
@@ -450,7 +450,6 @@ def find_session(path: str | Path) -> dict | None:
 
 
 def _prune_sessions(keep: int = MAX_SESSIONS) -> None:
-    import shutil
 
     runs = sorted(sessions_dir().glob("*/*/meta.json"), key=lambda p: p.stat().st_mtime,
                   reverse=True)
@@ -474,8 +473,6 @@ class SaveSessionTask(Task):
         self.out = out
 
     def work(self) -> Path:
-        import json
-        import shutil
 
         result = self.out.result
         final = sessions_dir() / session_key(self.song_path) / result.model

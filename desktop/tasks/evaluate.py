@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from stemwright.models.errors import Cancelled, StemwrightError
+from stemwright.models.progress import Progress
 
 from ..engine.child import EVALUATION_CHILD, start_child
 from ..engine.protocol import recv_msg, send_msg
@@ -71,7 +72,6 @@ class EvaluateTask(Task):
                         on_song=self.songDone.emit)
 
     def _run_child(self, proc: subprocess.Popen) -> Any:
-        from stemwright.models.progress import Progress
 
         self._proc = proc
         try:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..benchmarks.runner import run_child
 from ..stems import STEM_IDS
 from ..wording import count
 
@@ -435,7 +436,6 @@ def run_training_benchmark(names: list[str] | None = None, device: str = "auto",
     """`stemwright bench --training`: training throughput of each architecture, each in
     its own subprocess; {"machine": ..., "results": [...]}."""
     from ..architectures import registry as archs
-    from ..benchmarks.runner import run_child
     from ..separation.devices import describe_machine, resolve_device
 
     dev = resolve_device(device)

@@ -17,6 +17,7 @@ that estimate is added to "other" too. Each score lists what its stem includes.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -455,7 +456,6 @@ def load_museval_metrics():
     Importing `museval` itself needs ffmpeg (through musdb and stempeg); the metrics
     module needs only numpy and scipy, so it is loaded from its file when that fails.
     """
-    import importlib.util
 
     try:
         from museval import metrics  # type: ignore[import-not-found]

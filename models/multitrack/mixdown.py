@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio.levels import sample_peak
 from ..remix.mixer import null_test_db, sum_stems
 from ..stems import STEM_IDS, get_stem
 from .folders import LoadedSong
@@ -76,7 +77,7 @@ def mix_stems(tracks: Mapping[str, Sequence[np.ndarray]], samplerate: int,
         if procedure == "averaging":
             acc /= len(groups[stem])
         elif procedure in ("adaptive", "scaling"):
-            peak = _peak(acc)
+            peak = sample_peak(acc)
             if peak > ceiling:
                 acc *= ceiling / peak
                 notes.append(f"{stem}: its tracks summed to a peak of {peak:.2f}; scaled "
@@ -92,10 +93,10 @@ def mix_stems(tracks: Mapping[str, Sequence[np.ndarray]], samplerate: int,
     if procedure == "averaging":
         mixture = total / len(stems)
     elif procedure == "scaling":
-        peak = _peak(total)
+        peak = sample_peak(total)
         mixture = total * (ceiling / peak) if peak > ceiling else total
     elif procedure == "adaptive":
-        peak = _peak(total)
+        peak = sample_peak(total)
         if peak > ceiling:
             gain = ceiling / peak
             notes.append(f"mixture peaked at {peak:.2f}: mixture and stems scaled by "
@@ -106,14 +107,14 @@ def mix_stems(tracks: Mapping[str, Sequence[np.ndarray]], samplerate: int,
     out = {s: (v * gain if gain != 1.0 else v).astype(np.float32) for s, v in stems.items()}
     if mixture is None:  # the float32 sum of the float32 stems: mixture == sum(stems) exactly
         mixture = sum_stems(out)
-        while _peak(mixture) > ceiling:  # rounding put a sample a hair over the ceiling
+        while sample_peak(mixture) > ceiling:  # rounding put a sample a hair over the ceiling
             gain *= 1.0 - 1e-6
             out = {s: (v * gain).astype(np.float32) for s, v in stems.items()}
             mixture = sum_stems(out)
     else:
         mixture = mixture.astype(np.float32)
-        if procedure == "summing" and _peak(mixture) > 1.0:
-            notes.append(f"mixture peaks at {_peak(mixture):.2f}: it clips when played or "
+        if procedure == "summing" and sample_peak(mixture) > 1.0:
+            notes.append(f"mixture peaks at {sample_peak(mixture):.2f}: it clips when played or "
                          "saved (use the adaptive procedure)")
     return Mixdown(mixture=mixture, stems=out, samplerate=samplerate, procedure=procedure,
                    gain=gain, notes=notes)
@@ -142,10 +143,6 @@ def mixdown_song(song: LoadedSong, procedure: str = "adaptive",
         result.residual_db = residual
     result.notes[:0] = song.warnings
     return result
-
-
-def _peak(x: np.ndarray) -> float:
-    return float(np.max(np.abs(x))) if np.size(x) else 0.0
 
 
 __all__ = ["Mixdown", "PROCEDURES", "CEILING", "MIX_TOLERANCE_DB", "mix_stems",

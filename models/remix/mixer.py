@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio.channels import downmix_to_stereo
+from ..audio.levels import pan_gains, sample_peak
+from ..errors import Cancelled
+
 #: Faders at or below this many dB are treated as fully off (-inf dB).
 FADER_FLOOR_DB = -60.0
 #: Sources the real-time mixer knows besides the stems.
@@ -81,21 +85,6 @@ def gain_to_db(gain: float) -> float:
     return 20.0 * math.log10(gain) if gain > 0 else -math.inf
 
 
-def pan_gains(pan: float) -> tuple[float, float]:
-    """Constant-power (left, right) factors for `pan` in [-1, 1], unity at the centre."""
-    p = min(1.0, max(-1.0, float(pan)))
-    angle = (p + 1.0) * math.pi / 4.0
-    left, right = math.sqrt(2.0) * math.cos(angle), math.sqrt(2.0) * math.sin(angle)
-    # Exact values at the centre and the edges (cos(pi/2) is 6e-17, not 0).
-    if p == 0.0:
-        return 1.0, 1.0
-    if p == 1.0:
-        left = 0.0
-    if p == -1.0:
-        right = 0.0
-    return left, right
-
-
 def channel_gains(state: MixerState, stem_ids: Iterable[str] | None = None
                   ) -> dict[str, tuple[float, float]]:
     """Effective linear (left, right) gain of every stem: solo, mute, fader, pan, master.
@@ -128,7 +117,6 @@ def as_stereo(x: np.ndarray) -> np.ndarray:
         return x.astype(np.float32, copy=False)
     if x.shape[0] == 1:
         return np.repeat(x.astype(np.float32, copy=False), 2, axis=0)
-    from ..audio.channels import downmix_to_stereo
 
     return downmix_to_stereo(x)
 
@@ -173,7 +161,6 @@ def render_peak(stems: Mapping[str, np.ndarray], state: MixerState, block: int =
 
     `cancel()` is checked between blocks (raises `Cancelled`).
     """
-    from ..errors import Cancelled
 
     length = _length(stems)
     peak = 0.0
@@ -228,7 +215,7 @@ def peak_db(x: np.ndarray) -> float:
     x = np.asarray(x)
     if x.size == 0:
         return -math.inf
-    return gain_to_db(float(np.max(np.abs(x))))
+    return gain_to_db(sample_peak(x))
 
 
 def rms_db(x: np.ndarray) -> float:

@@ -8,12 +8,13 @@ input normalisation (mean/std of the mono mix, as `demucs.separate` does).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 import numpy as np
 import torch
 from demucs.htdemucs import HTDemucs
 
-from ..stems import StemMapping
+from ..stems import DEMUCS_SIX_STEMS, FOUR_STEMS, StemMapping
 from .separator import ModelPass, Separator
 
 
@@ -97,9 +98,7 @@ PUBLISHED_DEMUCS: dict[str, tuple[StemMapping, dict]] = {}
 
 
 def _register_architectures() -> None:
-    from fractions import Fraction
 
-    from ..stems import DEMUCS_SIX_STEMS, FOUR_STEMS
 
     common = dict(samplerate=44100, segment=Fraction(39, 5), dconv_mode=3)
     PUBLISHED_DEMUCS["htdemucs"] = (FOUR_STEMS, dict(common, bottom_channels=512))

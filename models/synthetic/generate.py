@@ -37,6 +37,7 @@ sum, so the mixture is exactly the sum of the stems and nothing clips.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -329,7 +330,6 @@ def _init_worker(tools: Tools) -> None:
     _WORKER["tools"] = tools
     _WORKER["fluid"] = FluidRenderer(tools.soundfonts, tools.fluidsynth)
     _WORKER["singer"] = Singer(tools.espeak, tools.espeak_data)
-    import atexit
 
     atexit.register(_WORKER["singer"].close)
 

@@ -37,6 +37,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ import numpy as np
 # the same songs whether or not the caller had imported soundfile.
 import soundfile  # noqa: F401, I001
 
+from ..audio.levels import pan_gains
 from ..errors import StemwrightError
 from .drumkit import DRUM_SOUNDFONTS, DRUMKIT_APT_PACKAGES, DrumkitInfo, find_drumkits
 from .expression import BREATH, EXPRESSIVE_BANK
@@ -193,7 +195,6 @@ def check_tools() -> Tools:
         versions["espeak-ng"] = lib.espeak_Info(None).decode()
     except (OSError, AttributeError):
         pass
-    from importlib.metadata import PackageNotFoundError, version
     for mod in PIP_PACKAGES:
         try:
             versions[mod] = version(mod)
@@ -686,8 +687,7 @@ def apply_effects(audio: np.ndarray, effects: Sequence[dict],
 def pan_stereo(audio: np.ndarray, pan: float, width: float = 1.0) -> np.ndarray:
     """Stereo width (0 mono .. 1 as is) then a constant-power balance to `pan` (-1..1);
     float32 [2, T] in and out."""
-    angle = (float(pan) + 1.0) * np.pi / 4
-    gl, gr = float(np.cos(angle) * np.sqrt(2.0)), float(np.sin(angle) * np.sqrt(2.0))
+    gl, gr = pan_gains(pan)
     left, right = audio[0], audio[1]
     out = np.empty_like(audio, dtype=np.float32)
     mid = left + right

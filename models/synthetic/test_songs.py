@@ -35,7 +35,9 @@ from functools import cache
 import numpy as np
 from scipy import signal as sps
 
+from ..audio.levels import pan_gains, sample_peak
 from ..stems import STEM_IDS
+from .theory import voicing
 
 CEILING = 0.891  # -1 dBFS: the song is scaled down only if a stem or the mix would pass it
 
@@ -127,9 +129,12 @@ def plan_song(seconds: float, samplerate: int, seed: int) -> SongPlan:
 # -- signal helpers ---------------------------------------------------------------------
 
 def _pan(position: float) -> tuple[float, float]:
-    """Constant-power pan gains for position -1 (left) .. 1 (right)."""
-    angle = (position + 1) * math.pi / 4
-    return math.cos(angle), math.sin(angle)
+    """Gains placing a mono source at -1 (left) .. 1 (right) at constant power."""
+    left, right = pan_gains(position)
+    return left * _HALF_POWER, right * _HALF_POWER
+
+
+_HALF_POWER = math.sqrt(0.5)
 
 
 def _add(buf: np.ndarray, start: int, x: np.ndarray, gains: tuple[float, float]) -> None:
@@ -182,21 +187,6 @@ def _ramp_env(n: int, samplerate: int, attack: float, release_at: float,
     t = np.arange(n, dtype=np.float32) / samplerate
     return np.clip(np.minimum(t / max(attack, 1e-4), (release_at + release - t) / release),
                    0.0, 1.0)
-
-
-def _nearest_voicing(pcs: Sequence[int], previous: Sequence[int], lo: int, hi: int,
-                     voices: int) -> list[int]:
-    """Notes of pitch classes `pcs` within [lo, hi] closest to the `previous` voicing."""
-    candidates = sorted(m for m in range(lo, hi + 1) if m % 12 in pcs)
-    best, best_cost = None, math.inf
-    for i in range(len(candidates) - voices + 1):
-        chord = candidates[i:i + voices]
-        if len({m % 12 for m in chord}) < min(voices, len(set(pcs))):
-            continue
-        cost = sum(abs(a - b) for a, b in zip(chord, previous, strict=False))
-        if cost < best_cost:
-            best, best_cost = chord, cost
-    return list(best if best is not None else candidates[:voices])
 
 
 def _reverb(sends: Sequence[np.ndarray], samplerate: int,
@@ -451,29 +441,29 @@ def _wind(plan: SongPlan, rng: np.random.Generator) -> _Rendered:
     buf = np.zeros((2, plan.length), dtype=np.float32)
     send = np.zeros(plan.length, dtype=np.float32)
     dark, bright = _sos("lowpass", 650.0, sr), _sos("lowpass", 3800.0, sr)
-    voicing = [64, 67]
+    held = [64, 67]
     notes: list[tuple[float, float, list[int], float]] = []
     for bar in range(plan.bars + plan.ending):
         root, iv = plan.chord(bar)
-        voicing = _nearest_voicing([(root + iv[1]) % 12, (root + iv[2]) % 12], voicing, 59,
+        held = voicing([(root + iv[1]) % 12, (root + iv[2]) % 12], held, 59,
                                    74, 2)
         t0 = plan.time(bar, 0.5)
         if bar >= plan.bars:
             dur = 1.6
         else:
             dur = plan.time(bar, 16) - t0 - 0.08
-        notes.append((t0, dur, voicing, 1.0 if plan.chorus(bar) else 0.7))
+        notes.append((t0, dur, held, 1.0 if plan.chorus(bar) else 0.7))
 
     rendered: dict[tuple, np.ndarray] = {}  # repeated chords: render once
-    for t0, dur, voicing, vel in notes:
-        key = (tuple(voicing), int(dur * sr), vel)
+    for t0, dur, held, vel in notes:
+        key = (tuple(held), int(dur * sr), vel)
         if key not in rendered:
             n = int((dur + 0.15) * sr)
             t = np.arange(n, dtype=np.float32) / sr
             swell = 0.3 + 0.7 * np.clip(t / (0.75 * dur), 0, 1) ** 2
             env = swell * _ramp_env(n, sr, 0.06, dur, 0.12) * vel
             stereo = np.zeros((2, n), dtype=np.float32)
-            for k, (midi, pan) in enumerate(zip(voicing, (0.35, 0.55), strict=True)):
+            for k, (midi, pan) in enumerate(zip(held, (0.35, 0.55), strict=True)):
                 vib = 0.12 * np.clip((t - 0.5) / 0.4, 0, 1) * np.sin(
                     2 * np.pi * 5.1 * t + rng.uniform(0, 6.3))
                 scoop = -0.3 * np.exp(-t / 0.05)
@@ -520,22 +510,22 @@ def _piano(plan: SongPlan, rng: np.random.Generator) -> _Rendered:
     patterns = (((0, 3), (3, 3), (6, 2)), ((0, 2), (2, 2), (4, 2), (6, 2)),
                 ((0, 4), (4, 3), (7, 1)))
     verse, chorus = (patterns[int(i)] for i in rng.permutation(3)[:2])
-    voicing = [60, 64, 67]
+    held = [60, 64, 67]
     hits: list[tuple[float, float, list[int], float]] = []
     for bar in range(plan.bars + plan.ending):
         root, iv = plan.chord(bar)
-        voicing = _nearest_voicing([(root + i) % 12 for i in iv], voicing, 55, 74, 3)
+        held = voicing([(root + i) % 12 for i in iv], held, 55, 74, 3)
         if bar >= plan.bars:
-            hits.append((plan.time(bar, 0), 1.9, voicing, 0.9))
+            hits.append((plan.time(bar, 0), 1.9, held, 0.9))
             continue
         for start, length in (chorus if plan.chorus(bar) else verse):
             t0 = plan.time(bar, 2 * start)
             dur = plan.time(bar, 2 * (start + length)) - t0
-            hits.append((t0, dur, voicing, 0.9 if start == 0 else 0.7))
+            hits.append((t0, dur, held, 0.9 if start == 0 else 0.7))
     release = 0.12
     longest = max(d for _, d, _, _ in hits) + release
-    for t0, dur, voicing, vel in hits:
-        for j, midi in enumerate(voicing):
+    for t0, dur, held, vel in hits:
+        for j, midi in enumerate(held):
             x = _piano_note(midi, sr, round(longest, 2))
             n = min(x.size, int((dur + release) * sr))
             x = x[:n] * _ramp_env(n, sr, 1e-4, dur, release)
@@ -738,16 +728,12 @@ def synth_song(seconds: float, samplerate: int = 44100, seed: int = 0,
         buf[:, plan.length - n_fade:] *= fade
         out[stem] = buf
     mix = _sum(out)
-    peak = max(_peak(x) for x in (mix, *out.values()))
+    peak = max(sample_peak(x) for x in (mix, *out.values()))
     if peak > CEILING:
         for buf in out.values():
             buf *= np.float32(CEILING / peak)
         mix = _sum(out)
     return mix, out
-
-
-def _peak(x: np.ndarray) -> float:
-    return max(float(x.max()), -float(x.min()))
 
 
 def _sum(stems: dict[str, np.ndarray]) -> np.ndarray:

@@ -3,12 +3,9 @@
 Pitches are MIDI note numbers (60 = middle C), pitch classes are 0..11 (0 = C), times are
 beats (quarter notes, `BEATS_PER_BAR` to a bar). A `Chord` is a root pitch class and a
 quality (a key of `QUALITIES`); `_degree_chord` builds the chord on a scale degree of a
-mode, `_voicing` / `_guitar_voicing` turn a chord into the MIDI notes a part plays, and
+mode, `voicing` / `_guitar_voicing` turn pitch classes or a chord into the MIDI notes a
+part plays (`voicing` is the one voice-leading rule, also used by `test_songs`), and
 `_PROGRESSIONS` / `_BLUES` / `_JAZZ` are the scale-degree progressions songs draw from.
-
-(`test_songs.py` has its own `_nearest_voicing`: it keeps the previous voicing's note
-order and skips the centring and missing-tone costs used here, so the two pick different
-notes and are deliberately kept apart.)
 """
 
 from __future__ import annotations
@@ -100,8 +97,15 @@ def _near(pc: int, target: int, lo: int, hi: int) -> int:
 
 
 def _voicing(chord: Chord, prev: Sequence[int] | None, lo: int, hi: int, n: int) -> list[int]:
-    """`n` chord notes within [lo, hi], close to the previous voicing (voice leading)."""
-    pcs = chord.pcs
+    """`n` notes of `chord` within [lo, hi], close to the previous voicing."""
+    return voicing(chord.pcs, prev, lo, hi, n)
+
+
+def voicing(pcs: Sequence[int], prev: Sequence[int] | None, lo: int, hi: int,
+            n: int) -> list[int]:
+    """`n` notes of pitch classes `pcs` (root first) within [lo, hi], spanning at most 19
+    semitones, centred near the previous voicing and moving little from it (voice
+    leading); a missing one of the first three pitch classes costs 6 semitones."""
     cands = [m for m in range(lo, hi + 1) if m % 12 in pcs]
     if len(cands) < n:
         return cands

@@ -33,6 +33,7 @@ ranks of a distributed run; `make_loader` wraps all of it in a DataLoader with w
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -299,7 +300,6 @@ _CODEC_DELAY: dict[tuple[str, int, int], int] = {}
 
 def _encode_decode(x: np.ndarray, samplerate: int, codec: str, bitrate: int) -> np.ndarray:
     """`x` [C, T] (C = 1 or 2) encoded in memory and decoded as is: [C, T'] float32."""
-    import io
 
     import av
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..architectures import registry as archs
 from ..errors import ModelError
-from ..stems import STEM_IDS, get_stem
+from ..stems import STEM_IDS, get_stem, mapping_for
 from ..zoo.checkpoint import checkpoint_format, load_checkpoint, load_demucs_checkpoint
 from .config import TrainingError
 
@@ -39,7 +39,6 @@ class ModelInit:
 def _canonical(sources: Sequence[str]) -> dict[str, str]:
     """{native source name: canonical stem id} ("guitar" -> electric_guitar, "piano" ->
     other), as the zoo maps them."""
-    from ..stems import mapping_for
 
     mapping = mapping_for(list(sources))
     return {s: mapping.target_of(s) for s in sources}

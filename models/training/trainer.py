@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,6 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, floor: float) -
 
 def code_version() -> dict[str, str]:
     """Stemwright, torch and demucs versions and the git commit of the code, if known."""
-    from importlib.metadata import PackageNotFoundError, version
 
     out = {"torch": torch.__version__}
     for pkg in ("stemwright", "demucs", "openunmix"):
