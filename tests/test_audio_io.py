@@ -342,9 +342,11 @@ def test_failed_replace_keeps_old_file(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name,kwargs,error", [
     ("x.flac", {"bit_depth": 32}, AudioError),
     ("x.wav", {"bit_depth": 8}, AudioError),
-    ("x.mp3", {}, UnsupportedFormatError),
+    ("x.aiff", {}, UnsupportedFormatError),  # MP3/M4A/Opus are saved: see test_encode.py
     ("x.wav", {"format": "ogg"}, UnsupportedFormatError),
     ("x.wav", {"format": "flac"}, AudioError),
+    ("x.mp3", {"bitrate_kbps": 8}, AudioError),
+    ("x.wav", {"bitrate_kbps": 192}, AudioError),
 ])
 def test_save_rejects_bad_format_or_depth(tmp_path, name, kwargs, error):
     with pytest.raises(error) as exc:

@@ -46,9 +46,11 @@ class ExportController:
             return
         result = w.separated.result
         found = w.songs.tempo_key  # None until the background analysis has found it
+        tags = getattr(w.song, "tags", None) or {}
         dialog = ExportDialog(w, result.stems, result.samplerate, w.song.name,
                               w.player.mixer, w.settings.qsettings,
-                              bpm=found.bpm if found is not None else None)
+                              bpm=found.bpm if found is not None else None,
+                              artist=tags.get("artist") or None)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         exported = getattr(dialog, "exported", None)
         (exported if exported is not None else dialog.accepted).connect(self._exported)

@@ -1,7 +1,8 @@
 """The export dialog: stems, the remix, "song minus X" or a REAPER project, in one place.
 
-Every mode shares the file options (WAV/FLAC, bit depth, sample rate, folder, naming
-pattern with a live preview). The export runs on a worker thread (`workers.Task`) behind
+Every mode shares the file options (WAV/FLAC with a bit depth, or MP3/M4A/Opus with a
+bitrate, MP3 also VBR; sample rate, folder, naming pattern with a live preview), all
+remembered in the settings. The export runs on a worker thread (`workers.Task`) behind
 a progress dialog with Cancel; existing files are only replaced after the user agreed in
 a question box, and the engine writes through temporary files, so a cancel or an error
 never leaves partial files behind. A remix that would clip (peak above 0 dBFS, measured on
@@ -37,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from stemwright.models.audio.io import SAVE_FORMATS
+from stemwright.models.audio.io import LOSSY_FORMATS, OUTPUT_FORMATS, SAVE_FORMATS
 from stemwright.models.errors import StemwrightError
 from stemwright.models.remix.export import (
     DEFAULT_PATTERN,
@@ -62,6 +63,9 @@ MODE_TITLES = {"stems": "Stems", "remix": "Remix", "minus": "Song minus…",
                "daw": "DAW project (REAPER)"}
 SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
 BIT_DEPTH_NAMES = {16: "16-bit", 24: "24-bit", 32: "32-bit float"}
+#: MP3's VBR choices in the bitrate menu (LAME -V quality: typical bitrate)
+MP3_VBR_CHOICES = {0: "VBR V0 (~245 kbit/s)", 2: "VBR V2 (~190 kbit/s)",
+                   4: "VBR V4 (~165 kbit/s)"}
 PREVIEW_LINES = 4
 NORMALIZE_PEAK_DB = -0.3  # where "Normalise" puts a clipping remix's peak (dBFS)
 
@@ -150,7 +154,8 @@ class ExportDialog(QDialog):
 
     def __init__(self, parent: QWidget | None, stems: dict[str, np.ndarray], samplerate: int,
                  song_name: str, mixer_state: MixerState,
-                 settings: QSettings | None = None, bpm: float | None = None) -> None:
+                 settings: QSettings | None = None, bpm: float | None = None,
+                 artist: str | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Export — {song_name}")
         self.stems = {s: stems[s] for s in STEM_IDS if s in stems}
@@ -158,6 +163,9 @@ class ExportDialog(QDialog):
         self.song = song_name
         self.mixer_state = mixer_state
         self.bpm = bpm  # the song's tempo for the REAPER project; None when unknown
+        self.artist = artist  # tagged in the files when known
+        self.bitrates: dict[str, object] = {}  # the bitrate chosen per lossy format
+        self.depth = 24  # the bit depth chosen for WAV/FLAC
         self.settings = settings
         self.task: ExportTask | None = None
         self.peak_task: PeakTask | None = None
@@ -187,9 +195,14 @@ class ExportDialog(QDialog):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         self.format_combo = QComboBox(self)
-        for fmt in SAVE_FORMATS:
-            self.format_combo.addItem(fmt.upper(), fmt)
+        for fmt in OUTPUT_FORMATS:
+            self.format_combo.addItem(LOSSY_FORMATS[fmt].name if fmt in LOSSY_FORMATS
+                                      else fmt.upper(), fmt)
         self.depth_combo = QComboBox(self)
+        self.depth_combo.setToolTip("Bit depth (WAV and FLAC)")
+        self.bitrate_combo = QComboBox(self)
+        self.bitrate_combo.setToolTip("Bitrate (MP3, M4A and Opus; MP3 also variable "
+                                      "bitrate)")
         self.rate_combo = QComboBox(self)
         self.rate_combo.addItem(f"Original ({self.samplerate} Hz)", None)
         for rate in SAMPLE_RATES:
@@ -198,6 +211,7 @@ class ExportDialog(QDialog):
         fmt_row = QHBoxLayout()
         fmt_row.addWidget(self.format_combo)
         fmt_row.addWidget(self.depth_combo)
+        fmt_row.addWidget(self.bitrate_combo)
         fmt_row.addWidget(self.rate_combo, 1)
         form.addRow("Format:", fmt_row)
 
@@ -254,6 +268,7 @@ class ExportDialog(QDialog):
         self.subfolder_box.toggled.connect(self.update_preview)
         self.tabs.currentChanged.connect(self.update_preview)
         self.depth_combo.currentIndexChanged.connect(self.update_preview)
+        self.bitrate_combo.currentIndexChanged.connect(self._on_bitrate)
         self.update_preview()
         self.resize(560, self.sizeHint().height())
 
@@ -322,7 +337,17 @@ class ExportDialog(QDialog):
         return self.format_combo.currentData()
 
     def bit_depth(self) -> int:
-        return int(self.depth_combo.currentData())
+        return int(self.depth_combo.currentData() or 24)
+
+    def bitrate_kbps(self) -> int | None:
+        """The chosen bitrate of a lossy format (None: lossless, or MP3 VBR)."""
+        data = self.bitrate_combo.currentData() if self.format() in LOSSY_FORMATS else None
+        return int(data) if isinstance(data, int) else None
+
+    def vbr(self) -> int | None:
+        """The chosen MP3 VBR quality (LAME -V), None for a constant bitrate."""
+        data = self.bitrate_combo.currentData() if self.format() in LOSSY_FORMATS else None
+        return int(data[1:]) if isinstance(data, str) and data.startswith("V") else None
 
     def samplerate_out(self) -> int | None:
         return self.rate_combo.currentData()
@@ -337,15 +362,43 @@ class ExportDialog(QDialog):
         return self.pattern_edit.text() or DEFAULT_PATTERN
 
     def _on_format(self) -> None:
-        previous = self.depth_combo.currentData() or 24
+        fmt = self.format()
+        lossy = fmt in LOSSY_FORMATS
+        if not lossy:
+            self.depth = self.depth_combo.currentData() or getattr(self, "depth", 24)
         self.depth_combo.blockSignals(True)
         self.depth_combo.clear()
-        for depth in SAVE_FORMATS[self.format()]:
-            self.depth_combo.addItem(BIT_DEPTH_NAMES.get(depth, f"{depth}-bit"), depth)
-        index = self.depth_combo.findData(previous)
-        self.depth_combo.setCurrentIndex(index if index >= 0 else
-                                         self.depth_combo.findData(24))
+        if lossy:  # the bit depth does not apply: the bitrate does
+            self.depth_combo.addItem("—", None)
+        else:
+            for depth in SAVE_FORMATS[fmt]:
+                self.depth_combo.addItem(BIT_DEPTH_NAMES.get(depth, f"{depth}-bit"), depth)
+            index = self.depth_combo.findData(self.depth)
+            self.depth_combo.setCurrentIndex(index if index >= 0 else
+                                             self.depth_combo.findData(24))
         self.depth_combo.blockSignals(False)
+        self.depth_combo.setEnabled(not lossy)
+        self.bitrate_combo.blockSignals(True)
+        self.bitrate_combo.clear()
+        if lossy:
+            spec = LOSSY_FORMATS[fmt]
+            for kbps in spec.common_kbps:
+                self.bitrate_combo.addItem(f"{kbps} kbit/s", kbps)
+            if fmt == "mp3":
+                for q, text in MP3_VBR_CHOICES.items():
+                    self.bitrate_combo.addItem(text, f"V{q}")
+            index = self.bitrate_combo.findData(self.bitrates.get(fmt, spec.default_kbps))
+            self.bitrate_combo.setCurrentIndex(
+                index if index >= 0 else self.bitrate_combo.findData(spec.default_kbps))
+        else:
+            self.bitrate_combo.addItem("—", None)
+        self.bitrate_combo.blockSignals(False)
+        self.bitrate_combo.setEnabled(lossy)
+        self.update_preview()
+
+    def _on_bitrate(self) -> None:
+        if self.format() in LOSSY_FORMATS:
+            self.bitrates[self.format()] = self.bitrate_combo.currentData()
         self.update_preview()
 
     def browse_folder(self) -> None:
@@ -366,11 +419,17 @@ class ExportDialog(QDialog):
             folder = str(default_export_folder())
         self.folder_edit.setText(str(folder))
         fmt = s.value("export/format", "wav") if s is not None else "wav"
+        depth = str(s.value("export/bit_depth", 24)) if s is not None else "24"
+        self.depth = int(depth) if depth.isdigit() else 24
+        for lossy in LOSSY_FORMATS:
+            value = s.value(f"export/bitrate_{lossy}") if s is not None else None
+            if value is not None:  # an int of kbit/s, or "V<n>" (MP3 VBR)
+                text = str(value)
+                if text.startswith("V") or text.isdigit():
+                    self.bitrates[lossy] = text if text.startswith("V") else int(text)
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(fmt)))
         self._on_format()
         if s is not None:
-            depth = int(s.value("export/bit_depth", 24))
-            self.depth_combo.setCurrentIndex(max(0, self.depth_combo.findData(depth)))
             self.pattern_edit.setText(str(s.value("export/pattern", DEFAULT_PATTERN)))
             # a folder per song unless the user turned it off (settings written before
             # this option existed hold a folder but no choice: kept as they were)
@@ -386,7 +445,11 @@ class ExportDialog(QDialog):
             return
         s.setValue("export/folder", self.folder_edit.text().strip())
         s.setValue("export/format", self.format())
-        s.setValue("export/bit_depth", self.bit_depth())
+        if self.format() in SAVE_FORMATS:
+            s.setValue("export/bit_depth", self.bit_depth())
+        for fmt, value in self.bitrates.items():
+            if value is not None:
+                s.setValue(f"export/bitrate_{fmt}", value)
         s.setValue("export/pattern", self.pattern())
         s.setValue("export/subfolder", self.subfolder_box.isChecked())
         s.sync()
@@ -397,6 +460,8 @@ class ExportDialog(QDialog):
         mode, fmt, depth = self.mode(), self.format(), self.bit_depth()
         rate, folder, pattern = self.samplerate_out(), self.folder(), self.pattern()
         stems, sr, song = self.stems, self.samplerate, self.song
+        lossy = {"bitrate_kbps": self.bitrate_kbps(), "vbr": self.vbr(),
+                 "artist": self.artist}
         if not stems:
             raise StemwrightError("there are no stems yet: separate the song first")
         if mode in ("stems", "daw"):
@@ -419,7 +484,7 @@ class ExportDialog(QDialog):
 
             def run(**kw: object) -> object:
                 return fn(stems, sr, folder, song, which=which, format=fmt, bit_depth=depth,
-                          samplerate_out=rate, pattern=pattern, **extra, **kw)
+                          samplerate_out=rate, pattern=pattern, **extra, **lossy, **kw)
             return ExportJob(mode, targets, run)
         if mode == "remix":
             return self._remix_job(self.mixer_state)
@@ -432,18 +497,20 @@ class ExportDialog(QDialog):
 
         def run(**kw: object) -> object:
             return export_song_minus(stems, sr, exclude, target, format=fmt, bit_depth=depth,
-                                     samplerate_out=rate, **kw)
+                                     samplerate_out=rate, song=song, **lossy, **kw)
         return ExportJob(mode, [target], run)
 
     def _remix_job(self, state: MixerState) -> ExportJob:
         """The remix of `state` with the dialog's file options."""
         fmt, depth, rate = self.format(), self.bit_depth(), self.samplerate_out()
         target = self.folder() / remix_filename(self.song, fmt, "Remix", self.pattern())
-        stems, sr = self.stems, self.samplerate
+        stems, sr, song = self.stems, self.samplerate, self.song
+        lossy = {"bitrate_kbps": self.bitrate_kbps(), "vbr": self.vbr(),
+                 "artist": self.artist}
 
         def run(**kw: object) -> object:
             return export_remix(stems, sr, state, target, format=fmt, bit_depth=depth,
-                                samplerate_out=rate, **kw)
+                                samplerate_out=rate, song=song, **lossy, **kw)
         return ExportJob("remix", [target], run)
 
     def update_preview(self) -> None:

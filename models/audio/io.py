@@ -17,11 +17,19 @@ For AAC the encoder delay (priming) is removed where the file records it in an M
 list, as FFmpeg-made and most Apple-made files do; in other files the audio starts about
 one or two thousand samples late, as in most players.
 
-Outputs: WAV (16/24-bit integer or 32-bit float) and FLAC (16/24-bit), see `save_audio`.
+Outputs: WAV (16/24-bit integer or 32-bit float) and FLAC (16/24-bit) through soundfile,
+and MP3, M4A (AAC) and Ogg Opus through PyAV (`encode`: bitrates, VBR, rates and the
+measured sample-accurate lengths), all with tags; see `save_audio`. For M4A files the
+padding after the last sample is dropped too (FFmpeg decodes it): decoding stops at the
+length the MP4 edit list gives, give or take its time unit's rounding (none in the files
+`save_audio` writes, which give it in samples).
 
 Headers are checked, not trusted (`headers`): memory is reserved for what the file's size
 could hold, a length that is missing (a FLAC written to a pipe) or impossible is replaced by
 what decodes (with a one-line warning), as is a cut-off Ogg file's; NaN samples are refused.
+
+Long because reading (probe, decode, check) and writing share the path checks, the error
+wording and the atomic-save rules; the lossy encoders themselves live in `encode`.
 
 Every failure is an `AudioError` (`UnsupportedFormatError` for files that are not audio we
 can decode) whose message is one line naming the file, what is wrong and what to do.
@@ -36,7 +44,7 @@ import sys
 import threading
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -46,12 +54,16 @@ import soundfile as sf
 from ..errors import AudioError, Cancelled, OutputExistsError, UnsupportedFormatError
 from ..partfiles import lock_part, remove_stale_parts
 from . import headers
+from .encode import LOSSY_FORMATS, TAG_KEYS, check_lossy_options, check_tags, encode_lossy
 from .resample import resample
 
 log = logging.getLogger(__name__)
 
 MIN_SAMPLERATE, MAX_SAMPLERATE = 8000, 192000
+#: the lossless outputs and their bit depths (the lossy ones: `LOSSY_FORMATS`)
 SAVE_FORMATS: dict[str, tuple[int, ...]] = {"wav": (16, 24, 32), "flac": (16, 24)}
+#: every format `save_audio` writes, lossless first
+OUTPUT_FORMATS: tuple[str, ...] = (*SAVE_FORMATS, *LOSSY_FORMATS)
 INPUT_FORMATS = "WAV, FLAC, AIFF, OGG, MP3 and M4A/AAC"
 
 _READ_BLOCK = 1 << 16  # frames per soundfile read in load_audio
@@ -60,8 +72,10 @@ _TAG_KEYS = ("title", "artist", "album", "albumartist", "date", "genre", "trackn
              "composer", "comment", "copyright")
 _TAG_ALIASES = {"album_artist": "albumartist", "track": "tracknumber", "author": "artist",
                 "year": "date"}
-_MAX_SAVE_CHANNELS = {"wav": 64, "flac": 8}
+_MAX_SAVE_CHANNELS = {"wav": 64, "flac": 8,
+                      **{k: v.max_channels for k, v in LOSSY_FORMATS.items()}}
 _FIX = "re-export or re-download it"
+_MAX_MP4_PADDING = 2048 + 64  # an AAC frame's padding (and rounding) at most
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ class _Probe:
     exact_length: bool  # info.frames is promised by the file, so a shortfall is truncation
     empty: bool = False  # opened fine but holds no samples
     note: str | None = None  # a warning to log once the file has been decoded
+    keep: int | None = None  # samples to keep (an MP4's edit list): the rest is padding
 
 
 class _Refused(Exception):
@@ -181,13 +196,23 @@ def iter_blocks(path: str | os.PathLike[str], block_frames: int) -> Iterator[np.
 
 def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
                format: str | None = None, bit_depth: int = 24, dither: bool = True,
-               overwrite: bool = False) -> Path:
-    """Write float audio [C, T] (or [T] for mono) as WAV or FLAC; returns the path written.
+               overwrite: bool = False, *, bitrate_kbps: int | None = None,
+               vbr: int | None = None, tags: Mapping[str, str] | None = None) -> Path:
+    """Write float audio [C, T] (or [T] for mono) as WAV, FLAC, MP3, M4A or Opus; returns
+    the path written.
 
-    * format: "wav" or "flac", from the argument or else from the file suffix.
-    * bit_depth: see SAVE_FORMATS; 32 means 32-bit float WAV.
+    * format: one of OUTPUT_FORMATS, from the argument or else from the file suffix
+      (.wav, .flac, .mp3, .m4a, .opus).
+    * bit_depth: see SAVE_FORMATS; 32 means 32-bit float WAV. Ignored for lossy formats.
+    * bitrate_kbps / vbr: lossy formats only (`LOSSY_FORMATS`: default bitrate, allowed
+      range, VBR quality range; MP3 alone has VBR, LAME's -V 0-9). Opus is written at
+      48 kHz (other rates are resampled in with `resample.resample`), MP3 and M4A at the
+      nearest rate they allow (`encode.encode_rate`); the lengths read back are
+      sample-accurate (see `encode`).
+    * tags: title, artist, album, comment, ... (`encode.TAG_KEYS`), in every format.
     * Full scale is +-1.0. Samples beyond it are clipped (a warning is logged with the
-      count), also for 32-bit float, so every output plays back the same everywhere.
+      count), also for 32-bit float and lossy formats, so every output plays back the
+      same everywhere.
     * Reducing to 16/24-bit integer adds TPDF dither of +-1 LSB (unless dither=False) and
       rounds; +1.0 becomes the largest positive code. The dither is seeded from the audio
       itself: saving the same audio twice gives identical files, while different stems get
@@ -200,11 +225,19 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
     """
     path = Path(path)
     fmt = _save_format(path, format)
-    depths = SAVE_FORMATS[fmt]
-    if bit_depth not in depths:
-        allowed = ", ".join(str(d) for d in depths)
-        raise AudioError(f"{path.name}: {fmt.upper()} can be saved with {allowed} bits, not "
-                         f"{bit_depth}; choose one of those")
+    if fmt in LOSSY_FORMATS:
+        bitrate_kbps, vbr = check_lossy_options(fmt, bitrate_kbps, vbr, path.name)
+    else:
+        depths = SAVE_FORMATS[fmt]
+        if bit_depth not in depths:
+            allowed = ", ".join(str(d) for d in depths)
+            raise AudioError(f"{path.name}: {fmt.upper()} can be saved with {allowed} bits, "
+                             f"not {bit_depth}; choose one of those")
+        if bitrate_kbps is not None or vbr is not None:
+            raise AudioError(f"{path.name}: {fmt.upper()} is lossless and takes no bitrate "
+                             f"or VBR quality; leave them out, or save as "
+                             f"{', '.join(LOSSY_FORMATS)}")
+    clean_tags = check_tags(tags, path.name)
     data = _check_save_data(path, data, fmt)
     samplerate = int(samplerate)
     _check_samplerate(samplerate, f"{path.name}: the")
@@ -217,7 +250,7 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
         raise OutputExistsError(f"{path.name} already exists in {path.parent}; choose another "
                                 "name or allow overwriting")
 
-    subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}[bit_depth]
+    subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}.get(bit_depth, "PCM_24")
     container = "FLAC" if fmt == "flac" else "WAV"
     if fmt == "wav" and data.size * bit_depth // 8 > 0xFFFF0000:
         container = "RF64"  # a plain WAV cannot hold more than 4 GiB
@@ -229,7 +262,11 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
         # The descriptor stays open, locked, while we write: the mark of a live save.
         lock_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         lock_part(lock_fd)
-        clipped = _write(tmp, data, samplerate, container, subtype, bit_depth, dither)
+        if fmt in LOSSY_FORMATS:
+            clipped = _write_lossy(tmp, data, samplerate, fmt, bitrate_kbps, vbr, clean_tags)
+        else:
+            clipped = _write(tmp, data, samplerate, container, subtype, bit_depth, dither,
+                             clean_tags)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         if path.exists() and not overwrite:  # appeared while we were writing
@@ -241,7 +278,7 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(exc, (OSError, sf.SoundFileError)):
+        if isinstance(exc, (OSError, sf.SoundFileError, *_ffmpeg_errors())):
             raise AudioError(f"{path.name}: could not be saved ({_reason(exc)}); check that the "
                              "folder is writable and has free space, and that the file is not "
                              "open in another program") from exc
@@ -314,7 +351,7 @@ def _probe(path: Path, count: bool = False) -> _Probe:
         log.info("%s: header claims %d frames, more than the file can hold", path,
                  info.frames)
         probe = replace(probe, info=replace(info, frames=0), exact_length=False,
-                        note=_wrong_length_note(path))
+                        note=_wrong_length_note(path), keep=None)
         info = probe.info
     if info.frames == 0 and count:
         frames = sum(block.shape[-1] for block in _decode(probe))
@@ -405,13 +442,30 @@ def _probe_soundfile(path: Path) -> _Probe:
     if fmt == "FLAC" and headers.flac_length_unusable(path, info.channels):
         # libsndfile cannot read such a file (or stops at the length it claims): FFmpeg can
         raise _Refused("libsndfile: the FLAC header's length is missing or wrong")
+    if fmt in ("MP3", "OGG"):
+        # libsndfile drops some tags of these (an MP3's or an Opus file's comment)
+        info = replace(info, tags={**_av_tags(path), **info.tags})
     exact = fmt != "MP3" or headers.mp3_has_frame_count(path)
     return _Probe(info, "soundfile", exact)
+
+
+def _av_tags(path: Path) -> dict[str, str]:
+    """The tags FFmpeg reads from `path` ({} when it cannot open it)."""
+    import av
+
+    try:
+        with _open_av(path) as container:
+            stream = container.streams.best("audio")
+            extra = _clean_tags(stream.metadata) if stream is not None else {}
+            return {**_clean_tags(container.metadata), **extra}
+    except (av.FFmpegError, OSError, ValueError):
+        return {}
 
 
 def _probe_pyav(path: Path) -> _Probe:
     import av
 
+    keep = None
     try:
         with _open_av(path) as container:
             stream = container.streams.best("audio")
@@ -430,6 +484,8 @@ def _probe_pyav(path: Path) -> _Probe:
             else:
                 sr, channels = first.sample_rate, first.layout.nb_channels
                 frames = _av_declared_frames(container, stream, sr)
+                if fmt_name.startswith("mov") and stream.duration:
+                    keep = _mp4_keep(path, frames, sr)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _Refused(f"FFmpeg: {_reason(exc)}") from exc
     fmt = _av_format_name(fmt_name, path)
@@ -443,7 +499,53 @@ def _probe_pyav(path: Path) -> _Probe:
         frames, exact = 0, False  # unknown length (rare): the decoded length is taken as is
     info = AudioInfo(path=path, format=fmt, subtype=codec, samplerate=sr, channels=channels,
                      frames=frames, tags=tags)
-    return _Probe(info, "pyav", exact, empty=first is None, note=note)
+    return _Probe(info, "pyav", exact, empty=first is None, note=note,
+                  keep=keep if frames > 0 else None)
+
+
+def _mp4_keep(path: Path, frames: int, samplerate: int) -> int | None:
+    """How many decoded samples of an MP4 to keep: its edit list's length (`frames`) plus
+    that length's rounding (the file's time unit, ms by default, or samples); None when
+    the time unit cannot be read."""
+    timescale = _mp4_timescale(path)
+    if not timescale:
+        return None
+    slack = 0 if timescale % samplerate == 0 else -(-samplerate // timescale)
+    return frames + slack
+
+
+def _mp4_timescale(path: Path) -> int | None:
+    """The movie time scale (units per second) in an MP4's `moov/mvhd` box, or None."""
+    try:
+        with open(path, "rb") as f:
+            size_total = os.fstat(f.fileno()).st_size
+            pos, end = 0, size_total
+            for _ in range(256):  # boxes looked at: a bound for hostile files
+                if pos + 8 > end:
+                    return None
+                f.seek(pos)
+                head = f.read(16)
+                size, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                body = 8
+                if size == 1:
+                    size, body = int.from_bytes(head[8:16], "big"), 16
+                elif size == 0:
+                    size = end - pos
+                if size < body:
+                    return None
+                if kind == b"moov":
+                    pos, end = pos + body, min(pos + size, size_total)
+                    continue
+                if kind == b"mvhd":
+                    f.seek(pos + body)
+                    box = f.read(24)
+                    offset = 20 if box[:1] == b"\x01" else 12
+                    scale = int.from_bytes(box[offset:offset + 4], "big")
+                    return scale or None
+                pos += size
+    except OSError:
+        return None
+    return None
 
 
 def _open_av(path: Path):
@@ -548,6 +650,7 @@ def _decode_pyav(probe: _Probe) -> Iterator[np.ndarray]:
 
     info = probe.info
     done = 0
+    held: list[np.ndarray] = []  # decoded past `probe.keep`
     try:
         with _open_av(info.path) as container:
             stream = container.streams.best("audio")
@@ -562,10 +665,19 @@ def _decode_pyav(probe: _Probe) -> Iterator[np.ndarray]:
                         "FLAC first")
                 block = _frame_to_array(frame, info.channels)
                 _check_finite(probe, block, done)
+                if probe.keep is not None and done + block.shape[-1] > probe.keep:
+                    cut = max(probe.keep - done, 0)
+                    held.append(block[:, cut:])
+                    block = block[:, :cut]
+                    if not block.shape[-1]:
+                        continue
                 done += block.shape[-1]
                 yield block
     except (av.FFmpegError, ValueError) as exc:
         raise _damaged(probe, done, exc) from exc
+    # More than a frame of padding past the edit list: the list is wrong, not the audio
+    if sum(b.shape[-1] for b in held) > _MAX_MP4_PADDING:
+        yield from held
 
 
 def _frame_to_array(frame, channels: int) -> np.ndarray:
@@ -687,17 +799,18 @@ class _Buffer:
 
 def _save_format(path: Path, format: str | None) -> str:
     suffix = path.suffix.lower().lstrip(".")
+    names = ", ".join(f".{f}" for f in OUTPUT_FORMATS)
     if format is None:
-        if suffix not in SAVE_FORMATS:
+        if suffix not in OUTPUT_FORMATS:
             raise UnsupportedFormatError(
-                f"{path.name}: cannot save as '.{suffix}' (Stemwright saves WAV or FLAC); "
-                "use a .wav or .flac file name")
+                f"{path.name}: cannot save as '.{suffix}' (Stemwright saves {names}); "
+                "use one of those file name endings")
         return suffix
     fmt = format.lower().lstrip(".")
-    if fmt not in SAVE_FORMATS:
+    if fmt not in OUTPUT_FORMATS:
         raise UnsupportedFormatError(f"{path.name}: cannot save as {format!r}; choose "
-                                     "'wav' or 'flac'")
-    if suffix in SAVE_FORMATS and suffix != fmt:
+                                     f"{', '.join(repr(f) for f in OUTPUT_FORMATS)}")
+    if suffix in OUTPUT_FORMATS and suffix != fmt:
         raise AudioError(f"{path.name}: the name ends in .{suffix} but format {format!r} was "
                          f"asked for; use a .{fmt} file name")
     return fmt
@@ -725,7 +838,7 @@ def _check_save_data(path: Path, data: np.ndarray, fmt: str) -> np.ndarray:
 
 
 def _write(tmp: Path, data: np.ndarray, samplerate: int, container: str, subtype: str,
-           bit_depth: int, dither: bool) -> int:
+           bit_depth: int, dither: bool, tags: Mapping[str, str]) -> int:
     """Write `data` to `tmp` block by block; returns how many samples had to be clipped."""
     channels, frames = data.shape
     step = max(1, frames // 65536)
@@ -735,6 +848,8 @@ def _write(tmp: Path, data: np.ndarray, samplerate: int, container: str, subtype
     clipped = 0
     with sf.SoundFile(tmp, "w", samplerate=samplerate, channels=channels, subtype=subtype,
                       format=container) as f:
+        for key, value in tags.items():  # before any audio: FLAC writes them first
+            setattr(f, key, value)
         for start in range(0, frames, _WRITE_BLOCK):
             block = data[:, start:start + _WRITE_BLOCK].astype(np.float64)
             over = np.abs(block) > 1.0
@@ -747,6 +862,23 @@ def _write(tmp: Path, data: np.ndarray, samplerate: int, container: str, subtype
                 out = _quantise(block, bit_depth, rng if dither else None)
             f.write(np.ascontiguousarray(out.T))
     return clipped
+
+
+def _write_lossy(tmp: Path, data: np.ndarray, samplerate: int, fmt: str,
+                 bitrate_kbps: int | None, vbr: int | None, tags: Mapping[str, str]) -> int:
+    """Clip to full scale and encode with PyAV (`encode`); returns the samples clipped."""
+    over = np.abs(data) > 1.0
+    clipped = int(over.sum())
+    if clipped:
+        data = np.clip(data, -1.0, 1.0)
+    encode_lossy(tmp, data, samplerate, fmt, bitrate_kbps, vbr, tags)
+    return clipped
+
+
+def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
+    import av
+
+    return (av.FFmpegError,)
 
 
 def _quantise(x: np.ndarray, bits: int, rng: np.random.Generator | None) -> np.ndarray:
@@ -766,5 +898,6 @@ def _quantise(x: np.ndarray, bits: int, rng: np.random.Generator | None) -> np.n
     return y.astype(np.int32) << (32 - bits)
 
 
-__all__ = ["Audio", "AudioInfo", "SAVE_FORMATS", "MIN_SAMPLERATE", "MAX_SAMPLERATE",
-           "audio_info", "load_audio", "iter_blocks", "save_audio"]
+__all__ = ["Audio", "AudioInfo", "LOSSY_FORMATS", "OUTPUT_FORMATS", "SAVE_FORMATS", "TAG_KEYS",
+           "MIN_SAMPLERATE", "MAX_SAMPLERATE", "audio_info", "load_audio", "iter_blocks",
+           "save_audio"]

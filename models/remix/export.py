@@ -11,6 +11,13 @@ export are removed by the next export into the same folder. Besides the stems: t
 REAPER project (.RPP) that opens the stems on named, coloured tracks at time zero, with
 the song's tempo and the mixer's faders, pans, mutes and solos when given.
 `check_output_folder` finds output-folder problems before any work starts.
+
+Formats: WAV and FLAC (`bit_depth`), MP3, M4A (AAC) and Opus (`bitrate_kbps`, MP3 also
+`vbr`; see `audio.encode`). Every file is tagged: title = the song, artist when known,
+comment = what the file holds (the stem's name, "Remix", "minus Vocals").
+
+Long because the all-or-nothing staging, the naming rules and the REAPER project are
+shared by every kind of export and only make sense together.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.io import SAVE_FORMATS, save_audio
+from ..audio.encode import check_lossy_options, encode_rate
+from ..audio.io import LOSSY_FORMATS, OUTPUT_FORMATS, SAVE_FORMATS, save_audio
 from ..audio.io import log as _io_log
 from ..audio.resample import resample, resampled_length
 from ..errors import AudioError, OutputExistsError, StemwrightError
@@ -387,14 +395,41 @@ class _RenameInLog(logging.Filter):
         return True
 
 
-def _audio_writer(data: np.ndarray, samplerate: int, rate: int, format: str,
-                  bit_depth: int, target: Path) -> Writer:
+class _Encoding:
+    """The file options of one export: format, bit depth (lossless), bitrate or VBR
+    quality (lossy), checked when made (StemwrightError / AudioError, one line)."""
+
+    def __init__(self, format: str, bit_depth: int, bitrate_kbps: int | None = None,
+                 vbr: int | None = None) -> None:
+        self.format = _check_format(format, bit_depth, bitrate_kbps, vbr)
+        self.bit_depth = bit_depth if self.format in SAVE_FORMATS else 24
+        self.bitrate_kbps, self.vbr = bitrate_kbps, vbr
+
+    def file_rate(self, rate: int) -> int:
+        """The rate the file holds for audio at `rate` (Opus: always 48 kHz, ...)."""
+        return encode_rate(self.format, rate) if self.format in LOSSY_FORMATS else rate
+
+    def save(self, path: Path, data: np.ndarray, rate: int,
+             tags: Mapping[str, str]) -> Path:
+        return save_audio(path, data, rate, format=self.format, bit_depth=self.bit_depth,
+                          bitrate_kbps=self.bitrate_kbps, vbr=self.vbr, tags=tags)
+
+
+def _tags(song: str | None, artist: str | None, comment: str) -> dict[str, str]:
+    """title = the song, artist when known, comment = what the file holds."""
+    tags = {"title": song or "", "artist": artist or "", "comment": comment}
+    return {k: v for k, v in tags.items() if v and v.strip()}
+
+
+def _audio_writer(data: np.ndarray, samplerate: int, rate: int, enc: _Encoding,
+                  target: Path, tags: Mapping[str, str]) -> Writer:
     def write(stage: Path) -> object:
-        out = resample(data, samplerate, rate) if rate != samplerate else data
+        final = enc.file_rate(rate)  # resampled once, straight to the file's rate
+        out = resample(data, samplerate, final) if final != samplerate else data
         rename = _RenameInLog(stage.name, target.name)
         _io_log.addFilter(rename)
         try:
-            return save_audio(stage, out, rate, format=format, bit_depth=bit_depth)
+            return enc.save(stage, out, final, tags)
         finally:
             _io_log.removeFilter(rename)
     return write
@@ -439,12 +474,12 @@ def stem_filename(song: str, stem_id: str, ext: str, pattern: str = DEFAULT_PATT
 
 
 def _stem_jobs(stems: Mapping[str, np.ndarray], samplerate: int, folder: Path, song: str,
-               which: Sequence[str] | None, format: str, bit_depth: int,
-               samplerate_out: int | None, pattern: str, overwrite: bool
-               ) -> tuple[list[str], list[tuple[Path, Writer]]]:
+               which: Sequence[str] | None, enc: _Encoding,
+               samplerate_out: int | None, pattern: str, overwrite: bool,
+               artist: str | None = None) -> tuple[list[str], list[tuple[Path, Writer]]]:
     """The stem ids and their (target, writer) jobs, after every check that needs no
     writing: the stems exist, the names differ, nothing is overwritten unless allowed."""
-    format = _check_format(format, bit_depth)
+    format = enc.format
     ids = [get_stem(s).id for s in (which if which is not None else stems.keys())]
     missing = [s for s in ids if s not in stems]
     if missing:
@@ -455,7 +490,8 @@ def _stem_jobs(stems: Mapping[str, np.ndarray], samplerate: int, folder: Path, s
     _refuse_existing(targets, overwrite)
     _refuse_folders(targets)
     rate = samplerate_out or samplerate
-    return ids, [(t, _audio_writer(stems[s], samplerate, rate, format, bit_depth, t))
+    return ids, [(t, _audio_writer(stems[s], samplerate, rate, enc, t,
+                                   _tags(song, artist, get_stem(s).name)))
                  for s, t in zip(ids, targets, strict=True)]
 
 
@@ -464,25 +500,38 @@ def export_stems(stems: Mapping[str, np.ndarray], samplerate: int, folder: str |
                  bit_depth: int = 24, samplerate_out: int | None = None,
                  pattern: str = DEFAULT_PATTERN, overwrite: bool = False,
                  progress: Callable[[float], None] | None = None,
-                 cancel: CancelCheck | None = None) -> list[Path]:
+                 cancel: CancelCheck | None = None, *, bitrate_kbps: int | None = None,
+                 vbr: int | None = None, artist: str | None = None) -> list[Path]:
     """Write the chosen stems as `folder/<pattern>.<format>`; returns the written paths.
 
+    `format`: one of `OUTPUT_FORMATS`; `bit_depth` applies to WAV/FLAC, `bitrate_kbps`
+    and `vbr` to the lossy formats (`LOSSY_FORMATS`). Tags: title = `song`, artist =
+    `artist` when given, comment = the stem's name.
     All or nothing (see the module): a refused overwrite, a failure or a cancel leaves
     the folder as it was, previous stems included.
     """
     folder = Path(folder)
-    _, jobs = _stem_jobs(stems, samplerate, folder, song, which, format, bit_depth,
-                         samplerate_out, pattern, overwrite)
+    enc = _Encoding(format, bit_depth, bitrate_kbps, vbr)
+    _, jobs = _stem_jobs(stems, samplerate, folder, song, which, enc, samplerate_out,
+                         pattern, overwrite, artist)
     return _write_all(folder, jobs, overwrite, progress, cancel)
 
 
 # -- remix, "song minus X" and DAW projects ---------------------------------------------
 
-def _check_format(format: str, bit_depth: int) -> str:
+def _check_format(format: str, bit_depth: int, bitrate_kbps: int | None = None,
+                  vbr: int | None = None) -> str:
     format = format.lower()
-    if format not in SAVE_FORMATS:
+    if format not in OUTPUT_FORMATS:
         raise StemwrightError(f"unsupported export format '{format}' "
-                              f"(choose {', '.join(SAVE_FORMATS)})")
+                              f"(choose {', '.join(OUTPUT_FORMATS)})")
+    if format in LOSSY_FORMATS:  # the bit depth does not apply
+        check_lossy_options(format, bitrate_kbps, vbr)
+        return format
+    if bitrate_kbps is not None or vbr is not None:
+        raise StemwrightError(f"{format.upper()} is lossless and takes no bitrate or VBR "
+                              f"quality; leave them out, or choose "
+                              f"{', '.join(LOSSY_FORMATS)}")
     if bit_depth not in SAVE_FORMATS[format]:
         raise StemwrightError(f"{format.upper()} supports bit depths "
                               f"{', '.join(map(str, SAVE_FORMATS[format]))}, not {bit_depth}")
@@ -495,14 +544,12 @@ def _refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
         raise OutputExistsError(f"{existing[0]} already exists (use --force to overwrite)")
 
 
-def _save_rendered(data: np.ndarray, samplerate: int, path: str | Path, format: str,
-                   bit_depth: int, samplerate_out: int | None, overwrite: bool,
-                   cancel: CancelCheck | None = None) -> Path:
+def _save_rendered(data: np.ndarray, samplerate: int, path: str | Path, enc: _Encoding,
+                   samplerate_out: int | None, overwrite: bool,
+                   cancel: CancelCheck | None, tags: Mapping[str, str]) -> Path:
     path = Path(path)
-    format = _check_format(format, bit_depth)
     _refuse_existing([path], overwrite)
-    writer = _audio_writer(data, samplerate, samplerate_out or samplerate, format, bit_depth,
-                           path)
+    writer = _audio_writer(data, samplerate, samplerate_out or samplerate, enc, path, tags)
     return _write_all(path.parent, [(path, writer)], overwrite, cancel=cancel)[0]
 
 
@@ -510,22 +557,26 @@ def export_remix(stems: Mapping[str, np.ndarray], samplerate: int, state: MixerS
                  path: str | Path, format: str = "wav", bit_depth: int = 24,
                  samplerate_out: int | None = None, overwrite: bool = False,
                  progress: Callable[[float], None] | None = None,
-                 cancel: CancelCheck | None = None) -> Path:
+                 cancel: CancelCheck | None = None, *, bitrate_kbps: int | None = None,
+                 vbr: int | None = None, song: str | None = None,
+                 artist: str | None = None) -> Path:
     """Render the mixer state offline (`mixing.render_mix`, stereo) and write it to `path`.
 
     This is the exact remix, not a recording of playback; the A/B source is ignored.
+    Formats and tags as in `export_stems` (title = `song` when given, comment "Remix").
     """
-    _check_format(format, bit_depth)
+    enc = _Encoding(format, bit_depth, bitrate_kbps, vbr)
     _refuse_existing([Path(path)], overwrite)
     if not stems:
         raise StemwrightError("there are no stems to remix")
     check_cancel(cancel)
     data = render_mix(stems, state)
+    tags = _tags(song, artist, "Remix")
     if progress is not None:
         progress(0.5)
     check_cancel(cancel)
-    out = _save_rendered(data, samplerate, path, format, bit_depth, samplerate_out, overwrite,
-                         cancel)
+    out = _save_rendered(data, samplerate, path, enc, samplerate_out, overwrite, cancel,
+                         tags)
     if progress is not None:
         progress(1.0)
     return out
@@ -536,13 +587,16 @@ def export_song_minus(stems: Mapping[str, np.ndarray], samplerate: int,
                       bit_depth: int = 24, samplerate_out: int | None = None,
                       overwrite: bool = False,
                       progress: Callable[[float], None] | None = None,
-                      cancel: CancelCheck | None = None) -> Path:
+                      cancel: CancelCheck | None = None, *,
+                      bitrate_kbps: int | None = None, vbr: int | None = None,
+                      song: str | None = None, artist: str | None = None) -> Path:
     """Write the sum of every stem except `exclude` (e.g. a karaoke or drumless track).
 
     With the separation residual folded into "other" the stems add up to the song, so
-    this is the song minus the excluded stems.
+    this is the song minus the excluded stems. Formats and tags as in `export_stems`
+    (title = `song` when given, comment e.g. "minus Vocals").
     """
-    _check_format(format, bit_depth)
+    enc = _Encoding(format, bit_depth, bitrate_kbps, vbr)
     excluded = [get_stem(s).id for s in exclude]
     if not excluded:
         raise StemwrightError("choose at least one stem to remove")
@@ -554,11 +608,12 @@ def export_song_minus(stems: Mapping[str, np.ndarray], samplerate: int,
     _refuse_existing([Path(path)], overwrite)
     check_cancel(cancel)
     data = sum_stems(stems, exclude=excluded)
+    tags = _tags(song, artist, minus_label(excluded))
     if progress is not None:
         progress(0.5)
     check_cancel(cancel)
-    out = _save_rendered(data, samplerate, path, format, bit_depth, samplerate_out, overwrite,
-                         cancel)
+    out = _save_rendered(data, samplerate, path, enc, samplerate_out, overwrite, cancel,
+                         tags)
     if progress is not None:
         progress(1.0)
     return out
@@ -599,7 +654,8 @@ def _rpp_string(text: str) -> str:
 def _rpp_source_type(path: Path) -> str:
     ext = path.suffix.lower()
     return {".flac": "FLAC", ".wav": "WAVE", ".wave": "WAVE", ".mp3": "MP3",
-            ".ogg": "VORBIS", ".aif": "WAVE", ".aiff": "WAVE"}.get(ext, "WAVE")
+            ".ogg": "VORBIS", ".opus": "OPUS", ".m4a": "VIDEO", ".aif": "WAVE",
+            ".aiff": "WAVE"}.get(ext, "WAVE")
 
 
 #: the tempo written when the song's is unknown (REAPER's own default)
@@ -723,20 +779,23 @@ def export_daw_session(stems: Mapping[str, np.ndarray], samplerate: int,
                        overwrite: bool = False,
                        progress: Callable[[float], None] | None = None,
                        cancel: CancelCheck | None = None, bpm: float | None = None,
-                       mixer: MixerState | None = None) -> list[Path]:
+                       mixer: MixerState | None = None, *, bitrate_kbps: int | None = None,
+                       vbr: int | None = None, artist: str | None = None) -> list[Path]:
     """Export the stems and a REAPER project that opens them, aligned at zero, in one go.
 
     Returns the stem files followed by the project file (last). All or nothing, like
     `export_stems`: the project and the stems are put in place together. `bpm`: the
     song's tempo, when known; `mixer`: the remix's faders, pans, mutes and solos, set on
-    the project's tracks (the stems themselves are written unmixed).
+    the project's tracks (the stems themselves are written unmixed). Formats and tags as
+    in `export_stems`.
     """
     folder = Path(folder)
     project = folder / project_filename(song)
-    ids, jobs = _stem_jobs(stems, samplerate, folder, song, which, format, bit_depth,
-                           samplerate_out, pattern, overwrite)
+    enc = _Encoding(format, bit_depth, bitrate_kbps, vbr)
+    ids, jobs = _stem_jobs(stems, samplerate, folder, song, which, enc, samplerate_out,
+                           pattern, overwrite, artist)
     _refuse_existing([project], overwrite)
-    rate = samplerate_out or samplerate
+    rate = enc.file_rate(samplerate_out or samplerate)
     length = resampled_length(_length_of(stems), samplerate, rate) / rate
     tracks = [(get_stem(s).name, get_stem(s).color, target)
               for s, (target, _) in zip(ids, jobs, strict=True)]
