@@ -150,5 +150,5 @@ def test_cli_lists_and_runs_the_teaching_models(tmp_path, monkeypatch, capsys):
         assert any(line.startswith(name) and "built in" in line
                    for line in listing.splitlines()), name
     assert cli.main(["separate", "-m", "hpss", str(song), "-o", str(tmp_path / "out")]) == 0
-    written = sorted(p.name for p in (tmp_path / "out" / "tune").iterdir())
+    written = sorted(p.name for p in (tmp_path / "out" / "tune").glob("*.wav"))
     assert written == ["tune - Drums.wav", "tune - Other.wav"]

@@ -14,11 +14,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from ..errors import AudioError, Cancelled, StemwrightError
+from ..audio.io import SAVE_FORMATS
+from ..diagnostics import as_json, explain, report_lines, run_checks
+from ..errors import Cancelled, StemwrightError
+from ..remix.export import DEFAULT_PATTERN
 from ..separation.devices import DEVICE_CHOICES, resolve_device
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
 from ..zoo import catalog as zoo
+from .batch import (
+    Rank,
+    Settings,
+    Summary,
+    check_songs,
+    find_songs,
+    model_pattern,
+    plan,
+    preset_stems,
+    rank_from_env,
+    run_parallel,
+    run_serial,
+    share,
+    threads_per_song,
+)
+from .batch import residual_note as _residual_note  # noqa: F401 - its old name here
+from .train import add_train_parser, cmd_bench_training
 
 EXIT_ERROR, EXIT_CANCELLED = 1, 130
 #: what `stemwright evaluate` scores besides the default model when given neither -m
@@ -49,107 +69,97 @@ def _progress_bar(total: float, desc: str, unit: str = "s", scale: bool = False)
 
 # -- separate ---------------------------------------------------------------------------
 
-def cmd_separate(args: argparse.Namespace) -> int:
-    from ..audio.io import SAVE_FORMATS, audio_info, load_audio
-    from ..remix.export import (
-        check_output_folder,
-        export_stems,
-        output_clash,
-        shown,
-        song_name,
-        stem_filename,
-    )
+def _warn(text: str) -> None:
+    print(f"stemwright: warning: {text}", file=sys.stderr, flush=True)
 
-    resolve_device(args.device)  # an unavailable device is an error even for CPU-only models
+
+def _device_for(spec: str, jobs: int, rank: Rank) -> str:
+    """The device this process separates on: under torchrun each rank on a GPU machine
+    takes GPU LOCAL_RANK (for --device auto or cuda). Parallel jobs are CPU only."""
+    device = resolve_device(spec)  # an unavailable device is an error even for CPU models
+    if jobs > 1 and device.type != "cpu":
+        raise CliError(f"--jobs {jobs} separates songs in parallel processes on the CPU, "
+                       f"but the device here is {device} (a GPU, which runs one song at a "
+                       "time); use --jobs 1 on the GPU, or --device cpu")
+    if rank.world > 1 and device.type == "cuda" and spec.strip().lower() in ("auto", "cuda"):
+        import torch  # lazy: torch is loaded already; only GPU ranks get here
+
+        return f"cuda:{rank.local_rank % max(1, torch.cuda.device_count())}"
+    return spec
+
+
+def _separate_settings(args: argparse.Namespace, device: str) -> Settings:
+    """The run's settings from the arguments; CliError when they do not fit the model or
+    each other."""
     if args.bit_depth not in SAVE_FORMATS[args.format]:
         raise CliError(f"{args.format.upper()} supports --bit-depth "
                        f"{'/'.join(map(str, SAVE_FORMATS[args.format]))}")
     entry = zoo.get_entry(args.model)
-    try:
-        wanted = ([get_stem(s).id for s in args.stems] if args.stems
-                  else list(entry.mapping.produced))
-    except KeyError as exc:  # an unknown --stems name
-        raise CliError(f"{exc.args[0]}; choose from --stems {' '.join(STEM_IDS)}") from None
-    absent = [s for s in wanted if s not in entry.mapping.produced]
-    if absent:
-        raise CliError(f"model '{entry.name}' does not produce "
-                       f"{', '.join(get_stem(s).name.lower() for s in absent)} (it produces: "
-                       f"{', '.join(get_stem(s).name.lower() for s in entry.mapping.produced)})")
-    files = [Path(f) for f in args.files]
-    # Check every input and output before spending minutes on separation.
-    for path in files:
-        if shown(path) != str(path):  # bytes that are not UTF-8 (surrogate-escaped)
-            raise CliError(f"{shown(path)}: the file name is not valid UTF-8, which "
-                           "Stemwright cannot open; rename the file (e.g. with convmv)")
-    clash = output_clash(files, args.output)
-    if clash is not None:
-        first, second, folder = clash
-        if first.resolve() == second.resolve():
-            raise CliError(f"{first} and {second} are the same file; give each song once")
-        raise CliError(f"{first} and {second} would both be separated into {folder}; "
-                       "rename one of them, or separate them one at a time with different "
-                       "-o folders")
-    check_output_folder(args.output, [song_name(f) for f in files])
-    plans = []
-    for path in files:
-        audio_info(path)
-        song = song_name(path)
-        folder = Path(args.output) / song
-        targets = [folder / stem_filename(song, s, args.format) for s in wanted]
-        in_way = next((t for t in targets if t.is_dir()), None)
-        if in_way is not None:
-            raise CliError(f"{in_way} is a folder where a stem file goes; move or rename it, "
-                           "or choose another -o folder")
-        clash = next((t for t in targets if t.exists()), None)
-        if clash is not None and not args.force:
-            raise CliError(f"{clash} already exists (use --force to overwrite)")
-        plans.append((path, song, folder))
-    sep = zoo.load_separator(entry.name, device=args.device, segment=args.segment,
-                             overlap=args.overlap, half=args.half)
-    for path, song, folder in plans:
-        audio = load_audio(path)
-        seconds = audio.data.shape[-1] / audio.samplerate
-        bar = _progress_bar(seconds, f"{song[:30]} [{entry.name}]")
-
-        def progress(p, bar=bar) -> None:
-            bar.n = round(p.seconds_done, 1)
-            bar.refresh()
-            if p.message:
-                bar.write(f"note: {p.message}")
-
+    produced = list(entry.mapping.produced)
+    minus: tuple[str, ...] = ()
+    preset = None
+    if args.preset:
+        if args.stems:
+            raise CliError(f"--preset {args.preset} chooses the files to write; leave out "
+                           "--stems")
+        stems, minus, preset = preset_stems(args.preset, produced)
+    else:
         try:
-            result = sep.separate(audio.data, audio.samplerate, progress=progress,
-                                  residual_to_other=not args.no_residual)
-        except AudioError as exc:  # e.g. too short for the model: name the file
-            if str(exc).startswith(f"{shown(path.name)}:"):
-                raise
-            raise AudioError(f"{shown(path.name)}: {exc}") from exc
-        finally:
-            bar.close()
-        written = export_stems(result.stems, result.samplerate, folder, song, which=wanted,
-                               format=args.format, bit_depth=args.bit_depth,
-                               overwrite=args.force)
-        print(f"{shown(path.name)}: {count(len(written), 'stem')} in {shown(folder)} "
-              f"({_residual_note(result, wanted)})")
-        if result.unavailable:
-            names = ", ".join(get_stem(s).name.lower() for s in result.unavailable)
-            print(f"  not produced by {entry.name}: {names}")
-    return 0
+            stems = (tuple(get_stem(s).id for s in args.stems) if args.stems
+                     else tuple(produced))
+        except KeyError as exc:  # an unknown --stems name
+            raise CliError(f"{exc.args[0]}; choose from --stems {' '.join(STEM_IDS)}"
+                           ) from None
+        absent = [s for s in stems if s not in produced]
+        if absent:
+            names = ", ".join(get_stem(s).name.lower() for s in produced)
+            raise CliError(f"model '{entry.name}' does not produce "
+                           f"{', '.join(get_stem(s).name.lower() for s in absent)} (it "
+                           f"produces: {names})")
+        stems = tuple(dict.fromkeys(stems))
+    return Settings(
+        model=entry.name, stems=stems, minus=minus, preset=preset, format=args.format,
+        bit_depth=args.bit_depth, segment=args.segment, overlap=args.overlap,
+        half=bool(args.half), residual_to_other=not args.no_residual,
+        pattern=model_pattern(entry.name) if args.name_model else DEFAULT_PATTERN,
+        copy_mix=bool(args.copy_mix), device=device, force=bool(args.force),
+        debug=bool(getattr(args, "debug", False)))
 
 
-def _residual_note(result, written: Sequence[str]) -> str:
-    """Where the residual (mix minus the sum of all the model's stems) went, truthfully
-    for the stems actually written."""
-    if result.residual_db is None:
-        return "residual not measured"
-    if result.residual_db == float("-inf"):
-        return "no residual: the model's stems add up to the mix"
-    level = f"residual {result.residual_db:.1f} dB"
-    if not result.residual_in_other:
-        return f"{level}, not in any written file"
-    if "other" in written:
-        return f"{level}, folded into other"
-    return f"{level}, in other (not written)"
+def cmd_separate(args: argparse.Namespace) -> int:
+    """`stemwright separate` (files and folders of songs, see `batch`): check everything
+    that can be checked, then separate this process's songs; prints a line per song and,
+    for several songs, a summary. Returns 0 when nothing failed, 1 otherwise."""
+    rank = rank_from_env()
+    jobs = int(getattr(args, "jobs", 1) or 1)
+    settings = _separate_settings(args, _device_for(args.device, jobs, rank))
+    songs = find_songs(args.files, args.output, _warn)
+    check_songs(songs, args.output)
+    own = share(songs, rank) if rank.world > 1 else songs
+    summary = Summary(rank)
+    if not own:
+        print(f"{rank.label}no songs for this rank ({count(len(songs), 'song')} in all)")
+        return 0
+    many = len(own) > 1 or rank.world > 1
+    try:
+        todo = plan(own, settings, args.skip_existing, summary)
+        threads = threads_per_song(jobs, rank)
+        if len(todo) > 1 and jobs > 1:
+            run_parallel(todo, settings, summary, min(jobs, len(todo)), threads)
+        elif todo:
+            run_serial(todo, settings, summary, len(own),
+                             threads if rank.local_world > 1 else None, _progress_bar)
+    except KeyboardInterrupt:  # what was done so far, then "interrupted"
+        _print_summary(summary, len(own), many)
+        raise
+    _print_summary(summary, len(own), many)
+    return 1 if summary.counts()["failed"] else 0
+
+
+def _print_summary(summary: Summary, total: int, many: bool) -> None:
+    if many:
+        for line in summary.lines(total):
+            print(line, flush=True)
 
 
 # -- models -----------------------------------------------------------------------------
@@ -388,8 +398,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.training:
-        from .train import cmd_bench_training
-
         return cmd_bench_training(args)
     if args.metrics:
         from ..evaluation.evaluate import run_metrics_benchmark
@@ -427,8 +435,6 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ..diagnostics import as_json, report_lines, run_checks
-
     checks = run_checks(gui=not args.no_gui)
     if args.json:
         print(json.dumps(as_json(checks), indent=2))
@@ -442,6 +448,47 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------
+
+SEPARATE_EPILOG = """\
+songs and output folders:
+  A file named on the command line goes to DIR/<song>/. Folders are searched with their
+  sub-folders for audio files (.wav .flac .mp3 .m4a .ogg .opus .aiff ...), skipping
+  hidden files and folders, the -o folder, and what Stemwright wrote (folders holding a
+  .stemwright.json record, files named like "<folder> - Vocals.wav"). A song found in a
+  folder keeps its sub-folders below that folder: `separate Music -o out` writes
+  Music/Live/Song.wav to out/Live/Song/, and Music/Live/Ballad/mix.wav (a song named
+  after its folder) to out/Live/Ballad/. Two songs that would share a folder are
+  refused before any work.
+
+resuming:
+  After a song's files are written, DIR/<song>/.stemwright.json records the model,
+  stems, format, bit depth, segment, overlap, residual and naming choices and the input
+  file's size and time. --skip-existing skips a song when its record matches and all its
+  files exist; other existing files are refused unless --force overwrites them
+  (--skip-existing --force: separate again every song not already done).
+
+several processes or machines (torchrun):
+  With RANK and WORLD_SIZE set (torchrun sets them), the songs are sorted by output
+  folder and rank r separates songs r, r+WORLD_SIZE, r+2*WORLD_SIZE...; each rank
+  writes its own songs and prints its own summary (a GPU rank takes GPU LOCAL_RANK).
+  No process group is created. Run it again with --skip-existing to resume:
+    torchrun --nproc_per_node 2 -m stemwright.models.cli separate Music -o out \\
+        --skip-existing
+
+exit status: 0 when every song was separated or skipped, 1 when any failed or the run
+was refused, 2 for usage errors, 130 when interrupted (Ctrl+C).
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -457,20 +504,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-gui", action="store_true", help="skip the Qt checks")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("separate", help="separate songs into stem files")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p = sub.add_parser(
+        "separate", help="separate songs (files, or folders of them) into stem files",
+        description="Separate songs into stem files. Give audio files, or folders: "
+        "folders are searched for audio files, sub-folders included.",
+        epilog=SEPARATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="PATH",
+                   help="audio files, or folders to search for them")
     p.add_argument("-m", "--model", default=zoo.DEFAULT_MODEL,
                    help=f"model name (default: {zoo.DEFAULT_MODEL}; see `stemwright models "
                         "list`)")
     p.add_argument("-o", "--output", default="separated", metavar="DIR",
                    help="output folder; stems go to DIR/<song>/, <song> being the file's "
                         "name, or its folder's name when the file is called mix, master, "
-                        "song... (default: separated)")
+                        "song...; songs found in a folder keep their sub-folders "
+                        "(see below) (default: separated)")
     p.add_argument("--stems", nargs="+", metavar="STEM",
                    help=f"only these stems ({', '.join(STEM_IDS)})")
+    p.add_argument("--preset", metavar="PRESET",
+                   help="karaoke: the song minus vocals as one file, and the vocals; "
+                        "a-cappella: the vocals only; practice-STEM (e.g. practice-drums, "
+                        "practice-electric_guitar): the song minus that stem as one file")
     p.add_argument("--format", choices=("wav", "flac"), default="wav")
     p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=24,
                    help="16/24-bit PCM, or 32-bit float (WAV only); default 24")
+    p.add_argument("--name-model", action="store_true",
+                   help="put the model's name in each file name: \"<song> - Vocals "
+                        "(<model>).wav\"")
+    p.add_argument("--copy-mix", action="store_true",
+                   help="also copy the input file next to the stems as \"<song> - "
+                        "Mix.<its extension>\"")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}, "
                    "or cuda:N (default auto)")
     p.add_argument("--segment", type=float, metavar="SECONDS", help="chunk length")
@@ -478,6 +541,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true", help="half precision on GPU")
     p.add_argument("--no-residual", action="store_true",
                    help="do not fold mix - sum(stems) into other")
+    p.add_argument("-j", "--jobs", type=_positive_int, default=1, metavar="N",
+                   help="separate N songs at once, in N processes on the CPU (each with "
+                        "cores/N threads); default 1. A GPU runs one song at a time: --jobs "
+                        "above 1 is refused there")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip songs already separated with the same model and settings "
+                        "(their record matches and all their files exist)")
     p.add_argument("--force", action="store_true", help="overwrite existing stem files")
     p.set_defaults(func=cmd_separate)
 
@@ -580,8 +650,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--small", action="store_true", help="with --training: tiny configurations")
     p.set_defaults(func=cmd_bench)
 
-    from .train import add_train_parser
-
     add_train_parser(sub)
 
     p = sub.add_parser("gui", help="open the desktop app")
@@ -622,8 +690,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, not a traceback
         if args.debug:
             raise
-        from ..diagnostics import explain
-
         print(f"stemwright: unexpected error: {explain(exc)} (run with --debug for details)",
               file=sys.stderr)
         return EXIT_ERROR
