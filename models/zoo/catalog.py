@@ -451,3 +451,73 @@ def _load_custom(name: str, opts: dict) -> Separator:
     if isinstance(model, HTDemucs | HDemucs | Demucs):
         return DemucsSeparator([model], mapping_for(meta.stems), name, **opts)
     return separator_for(model, meta, name=name, **opts)
+
+
+# -- community RoFormers (issue 16): a `.ckpt` state dict plus its YAML config -------------
+
+#: python-audio-separator's release holding the models of its own list (models.json);
+#: `audio-separator` 0.47.1 falls back to it when UVR's release lacks a file.
+AUDIO_SEPARATOR_ROOT = ("https://github.com/nomadkaraoke/python-audio-separator/releases/"
+                        "download/model-configs/")
+UVR_ROOT = "https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/"
+MSST_CONFIGS = ("https://raw.githubusercontent.com/ZFTurbo/Music-Source-Separation-Training/"
+                "main/configs/")
+#: Both files of a RoFormer entry; `target` says which is which. Their names carry no
+#: checksum and their publishers list none, and every zoo file must be checksum-verified
+#: (downloads; `models import` matches files by checksum): so these entries wait in
+#: ROFORMER_ENTRIES, outside ZOO, until their sha256 are recorded from the real files
+#: (never guessed). Their sizes are unknown here too (0.0).
+_ROFORMER_NO_LICENCE = "none published (community weights)"
+
+
+def _roformer(ckpt_url: str, config_url: str) -> tuple[RemoteFile, RemoteFile]:
+    return RemoteFile(ckpt_url, "checkpoint"), RemoteFile(config_url, "config")
+
+
+def _roformer_entries() -> dict[str, ModelEntry]:
+    """BS-RoFormer SW (six stems) and the top published vocals RoFormers."""
+    return {entry.name: entry for entry in (
+        ModelEntry(
+            "bs_roformer_sw", "BS-RoFormer SW, six stems", "roformer",
+            StemMapping(("bass", "drums", "other", "vocals", "guitar", "piano"),
+                        {"guitar": "electric_guitar", "piano": "other"}),
+            44100, 0.0,
+            _ROFORMER_NO_LICENCE,
+            "Community BS-RoFormer, trainer unknown ('BS Roformer SW by jarredou' in "
+            "audio-separator 0.47.1's model list); MVSep guitar leaderboard 9.01 dB "
+            "guitar SDR, piano leaderboard 7.80 dB piano SDR (as quoted in issue 16 and "
+            "third-party notes; not re-measured here)",
+            "Six stems: vocals, drums, bass, guitar -> electric guitar, piano -> other, "
+            "other. Band-split RoFormer, about 8 s chunks.",
+            _roformer(AUDIO_SEPARATOR_ROOT + "BS-Roformer-SW.ckpt",
+                      AUDIO_SEPARATOR_ROOT + "BS-Roformer-SW.yaml")),
+        ModelEntry(
+            "bs_roformer_viperx_1297", "BS-RoFormer vocals (viperx, ep 317)", "roformer",
+            StemMapping(("vocals", "other")), 44100, 0.0, _ROFORMER_NO_LICENCE,
+            "viperx, BS-RoFormer trained for vocals; vocals SDR 10.87 dB on MVSep's "
+            "multisong set (ZFTurbo/Music-Source-Separation-Training "
+            "docs/pretrained_models.md); median 11.77 dB vocals, 16.45 dB instrumental "
+            "over 40 MUSDB18-HQ train-split tracks, which it may have trained on (audio-separator "
+            "0.47.1 models-scores.json)",
+            "Vocals and the rest (other = mix - vocals). UVR's 'BS-Roformer-Viperx-1297'.",
+            _roformer(UVR_ROOT + "model_bs_roformer_ep_317_sdr_12.9755.ckpt",
+                      MSST_CONFIGS + "viperx/model_bs_roformer_ep_317_sdr_12.9755.yaml")),
+        ModelEntry(
+            "mel_band_roformer_kj_vocals", "Mel-Band RoFormer vocals (Kimberley Jensen)",
+            "roformer", StemMapping(("vocals", "other")), 44100, 0.0,
+            "not stated in the lists that publish it (see Hugging Face "
+            "KimberleyJSN/melbandroformer)",
+            "Kimberley Jensen, Mel-Band RoFormer for vocals; vocals SDR 10.98 dB on MVSep's "
+            "multisong set (ZFTurbo/Music-Source-Separation-Training "
+            "docs/pretrained_models.md); median 12.60 dB vocals over 11 MUSDB18-HQ train-split "
+            "tracks (audio-separator 0.47.1 models-scores.json, "
+            "'vocals_mel_band_roformer.ckpt')",
+            "Vocals and the rest (other = mix - vocals), Mel-band RoFormer.",
+            _roformer("https://huggingface.co/KimberleyJSN/melbandroformer/resolve/main/"
+                      "MelBandRoformer.ckpt",
+                      MSST_CONFIGS + "KimberleyJensen/config_vocals_mel_band_roformer_kj.yaml")),
+    )}
+
+
+#: Community RoFormers ready to join ZOO once their files' sha256 are recorded.
+ROFORMER_ENTRIES: dict[str, ModelEntry] = _roformer_entries()

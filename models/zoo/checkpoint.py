@@ -1003,3 +1003,33 @@ __all__ = [
     "load_demucs_checkpoint", "load_openunmix_target", "read_checkpoint_meta",
     "register_architecture", "save_checkpoint",
 ]
+
+
+# -- community RoFormer checkpoints (UVR, audio-separator, ZFTurbo's MSST) -----------------
+
+#: Keys under which training scripts nest a RoFormer state dict (ZFTurbo's loader unwraps
+#: the same ones).
+_ROFORMER_WRAPPERS = ("state", "state_dict", "model_state_dict")
+
+
+def load_roformer_checkpoint(path: str | os.PathLike[str], cls: type[torch.nn.Module],
+                             kwargs: Mapping[str, Any]) -> torch.nn.Module:
+    """Load a BS-/Mel-Band RoFormer `.ckpt` (a plain state dict, as UVR and ZFTurbo's
+    Music-Source-Separation-Training save them) into `cls(**kwargs)`, `kwargs` being the
+    YAML config's `model:` section.
+
+    Read with `torch.load(weights_only=True)` and no extra globals (zip members size-checked
+    first); the config is validated against the weights' names and shapes before anything
+    is built for real, so a config that does not fit its weights fails with one line.
+    """
+    path = _existing(path)
+    label = path.name
+    obj = _torch_load(path, {})
+    for _ in range(2):  # a wrapper inside a wrapper at most
+        if isinstance(obj, Mapping):
+            inner = next((obj[k] for k in _ROFORMER_WRAPPERS
+                          if isinstance(obj.get(k), Mapping)), None)
+            if inner is not None:
+                obj = inner
+    state = _tensor_dict(label, obj, "a RoFormer state dict")
+    return _build_checked(label, cls, (), dict(kwargs), state)
