@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from stemwright.models.cli import batch, commands
+from stemwright.models.cli import batch, commands, runs
 from stemwright.models.cli.commands import main
 from stemwright.models.synthetic.test_songs import synth_song
 
@@ -88,7 +88,7 @@ def test_folders_are_searched_keeping_sub_folders_and_skipping_our_own_output(tm
 
 def test_a_folder_and_a_file_in_it_are_the_same_song_twice(tmp_path, capsys, monkeypatch):
     song = write_song(tmp_path / "lib" / "sub" / "Tune.wav")
-    monkeypatch.setattr(batch.zoo, "load_separator", lambda *a, **k: pytest.fail("loaded"))
+    monkeypatch.setattr(runs.zoo, "load_separator", lambda *a, **k: pytest.fail("loaded"))
     code, stdout, err = run(capsys, "separate", str(tmp_path / "lib"), str(song), "-o",
                             str(tmp_path / "out"), "-m", "classic")
     lines = err.strip().splitlines()
@@ -163,7 +163,7 @@ def test_skip_existing_trusts_only_a_matching_record(tmp_path, capsys, monkeypat
     assert record["input"]["size"] == song.stat().st_size and "mtime_ns" in record["input"]
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.wav")}
 
-    monkeypatch.setattr(batch.zoo, "load_separator", lambda *a, **k: pytest.fail("loaded"))
+    monkeypatch.setattr(runs.zoo, "load_separator", lambda *a, **k: pytest.fail("loaded"))
     code, stdout, err = run(capsys, *args)  # nothing to do: the model is not even loaded
     assert code == 0, err
     assert "0 done, 2 skipped, 0 failed" in summary_line(stdout)

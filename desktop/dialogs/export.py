@@ -52,15 +52,23 @@ from stemwright.models.remix.export import (
     safe_filename,
     stem_filename,
 )
-from stemwright.models.remix.mixer import MixerState, format_db, gain_to_db, render_peak
+from stemwright.models.remix.mixer import (
+    MixerState,
+    format_db,
+    gain_to_db,
+    render_peak,
+)
+from stemwright.models.remix.nistems import check_ni_stem_ids, export_ni_stems
 from stemwright.models.stems import STEM_IDS, get_stem
 
 from ..engine.workers import Task
 from .messages import show_exception
 
-MODES = ("stems", "remix", "minus", "daw")
+MODES = ("stems", "remix", "minus", "daw", "nistems")
 MODE_TITLES = {"stems": "Stems", "remix": "Remix", "minus": "Song minus…",
-               "daw": "DAW project (REAPER)"}
+               "daw": "DAW project (REAPER)", "nistems": "NI Stems (DJ)"}
+#: NI Stems files hold AAC at this bitrate (the format has no lossless choice we write)
+NI_STEMS_KBPS = 256
 SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
 BIT_DEPTH_NAMES = {16: "16-bit", 24: "24-bit", 32: "32-bit float"}
 #: MP3's VBR choices in the bitrate menu (LAME -V quality: typical bitrate)
@@ -190,6 +198,7 @@ class ExportDialog(QDialog):
             "daw", "Writes the chosen stems and a REAPER project next to them: double-click "
             "the .RPP file and every stem opens on its own named, coloured track at 0:00.",
             checked=True), "DAW project (REAPER)")
+        self.tabs.addTab(self._nistems_tab(), "NI Stems (DJ)")
         outer.addWidget(self.tabs)
 
         form = QFormLayout()
@@ -314,6 +323,23 @@ class ExportDialog(QDialog):
         self.remix_summary.setWordWrap(True)
         self.remix_summary.setStyleSheet("color: #9aa3b2;")
         lay.addWidget(self.remix_summary)
+        lay.addStretch(1)
+        return page
+
+    def _nistems_tab(self) -> QWidget:
+        page = QWidget(self)
+        lay = QVBoxLayout(page)
+        try:
+            check_ni_stem_ids(self.stems)
+            why = ""
+        except StemwrightError as exc:
+            why = f"<br><span style='color:#e05a47'>Not available: {_html(str(exc))}</span>"
+        info = QLabel("One <b>.stem.mp4</b> file for Traktor, Mixxx and djay: the mix and "
+                      "four stems (drums, bass, other = guitar + wind + other, vocals) as "
+                      f"AAC at {NI_STEMS_KBPS} kbit/s, at 44.1 or 48 kHz. DJ software plays "
+                      "the mix and lets you mute or filter each stem live." + why, page)
+        info.setWordWrap(True)
+        lay.addWidget(info)
         lay.addStretch(1)
         return page
 
@@ -488,6 +514,8 @@ class ExportDialog(QDialog):
             return ExportJob(mode, targets, run)
         if mode == "remix":
             return self._remix_job(self.mixer_state)
+        if mode == "nistems":
+            return self._nistems_job()
         exclude = self.chosen("minus")
         if not exclude:
             raise StemwrightError("check the stems to remove from the song")
@@ -499,6 +527,23 @@ class ExportDialog(QDialog):
             return export_song_minus(stems, sr, exclude, target, format=fmt, bit_depth=depth,
                                      samplerate_out=rate, song=song, **lossy, **kw)
         return ExportJob(mode, [target], run)
+
+    def _nistems_job(self) -> ExportJob:
+        """The song as an NI Stems file (`export_ni_stems`)."""
+        check_ni_stem_ids(self.stems)  # StemwrightError when a stem NI needs is missing
+        name = safe_filename(self.song) + ".stem.mp4"
+        if self.pattern() != DEFAULT_PATTERN:
+            name = stem_filename(self.song, "mix", "mp4", self.pattern())
+            name = name.removesuffix(".mp4") + ".stem.mp4"
+        target = self.folder() / name
+        stems, sr, song, artist = self.stems, self.samplerate, self.song, self.artist
+        tags = {"title": song, **({"artist": artist} if artist else {})}
+
+        def run(overwrite: bool = False, progress=None, cancel=None) -> object:
+            return export_ni_stems(stems, sr, target, overwrite=overwrite,
+                                   bitrate_kbps=NI_STEMS_KBPS, tags=tags, progress=progress,
+                                   cancel=cancel)
+        return ExportJob("nistems", [target], run)
 
     def _remix_job(self, state: MixerState) -> ExportJob:
         """The remix of `state` with the dialog's file options."""

@@ -14,15 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from ..audio.io import SAVE_FORMATS
+from ..audio.encode import check_lossy_options
+from ..audio.io import LOSSY_FORMATS, OUTPUT_FORMATS, SAVE_FORMATS
 from ..diagnostics import as_json, explain, report_lines, run_checks
-from ..errors import Cancelled, StemwrightError
+from ..errors import AudioError, Cancelled, StemwrightError
 from ..remix.export import DEFAULT_PATTERN
+from ..remix.nistems import check_ni_stem_ids
 from ..separation.devices import DEVICE_CHOICES, resolve_device
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
 from ..zoo import catalog as zoo
 from .batch import (
+    NI_STEMS,
+    NI_STEMS_KBPS,
     Rank,
     Settings,
     Summary,
@@ -32,12 +36,11 @@ from .batch import (
     plan,
     preset_stems,
     rank_from_env,
-    run_parallel,
-    run_serial,
     share,
     threads_per_song,
 )
 from .batch import residual_note as _residual_note  # noqa: F401 - its old name here
+from .runs import run_parallel, run_serial
 from .train import add_train_parser, cmd_bench_training
 
 EXIT_ERROR, EXIT_CANCELLED = 1, 130
@@ -88,17 +91,46 @@ def _device_for(spec: str, jobs: int, rank: Rank) -> str:
     return spec
 
 
+def _format_options(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """(bitrate, vbr) for the chosen --format; CliError for options it does not take."""
+    fmt = args.format
+    if fmt in SAVE_FORMATS:
+        if args.bit_depth not in SAVE_FORMATS[fmt]:
+            raise CliError(f"{fmt.upper()} supports --bit-depth "
+                           f"{'/'.join(map(str, SAVE_FORMATS[fmt]))}")
+        if args.bitrate is not None or args.vbr is not None:
+            raise CliError(f"{fmt.upper()} is lossless; --bitrate and --vbr apply to "
+                           f"{', '.join(LOSSY_FORMATS)} and ni-stems")
+        return None, None
+    try:
+        if fmt == NI_STEMS:  # AAC tracks: the M4A encoder's range, no VBR
+            if args.vbr is not None:
+                raise AudioError("ni-stems holds AAC at a constant bitrate; leave out --vbr")
+            bitrate, _ = check_lossy_options("m4a", args.bitrate, None)
+            return bitrate or NI_STEMS_KBPS, None
+        return check_lossy_options(fmt, args.bitrate, args.vbr)
+    except AudioError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _separate_settings(args: argparse.Namespace, device: str) -> Settings:
     """The run's settings from the arguments; CliError when they do not fit the model or
     each other."""
-    if args.bit_depth not in SAVE_FORMATS[args.format]:
-        raise CliError(f"{args.format.upper()} supports --bit-depth "
-                       f"{'/'.join(map(str, SAVE_FORMATS[args.format]))}")
+    bitrate, vbr = _format_options(args)
     entry = zoo.get_entry(args.model)
     produced = list(entry.mapping.produced)
     minus: tuple[str, ...] = ()
     preset = None
-    if args.preset:
+    if args.format == NI_STEMS:
+        if args.preset or args.stems:
+            raise CliError("--format ni-stems writes one file with the mix and four stems; "
+                           "leave out --preset and --stems")
+        try:
+            check_ni_stem_ids(produced)
+        except AudioError as exc:
+            raise CliError(f"model '{entry.name}': {exc}") from None
+        stems: tuple[str, ...] = ()
+    elif args.preset:
         if args.stems:
             raise CliError(f"--preset {args.preset} chooses the files to write; leave out "
                            "--stems")
@@ -120,7 +152,7 @@ def _separate_settings(args: argparse.Namespace, device: str) -> Settings:
     return Settings(
         model=entry.name, stems=stems, minus=minus, preset=preset, format=args.format,
         bit_depth=args.bit_depth, segment=args.segment, overlap=args.overlap,
-        half=bool(args.half), residual_to_other=not args.no_residual,
+        bitrate_kbps=bitrate, vbr=vbr, half=bool(args.half), residual_to_other=not args.no_residual,
         pattern=model_pattern(entry.name) if args.name_model else DEFAULT_PATTERN,
         copy_mix=bool(args.copy_mix), device=device, force=bool(args.force),
         debug=bool(getattr(args, "debug", False)))
@@ -164,33 +196,72 @@ def _print_summary(summary: Summary, total: int, many: bool) -> None:
 
 # -- models -----------------------------------------------------------------------------
 
+def _model_state(e: zoo.ModelEntry) -> str:
+    if e.family in ("classic", "embedded"):  # embedded: listed only when present
+        return "built in"
+    if zoo.is_installed(e.name):
+        return "installed"
+    return "not downloaded" if e.downloadable else "import only"
+
+
+def _model_details(e: zoo.ModelEntry, state: str) -> list[str]:
+    """`models info` / `models list --verbose`: what the model is, and how to get it."""
+    lines = [e.description, f"source: {e.source}"]
+    if state == "import only":
+        lines.append(f"import only: {zoo.import_hint(e)}")
+        lines += [f"{f.target or 'file'}: {f.url}" for f in e.files]
+    elif state == "not downloaded":
+        lines.append(f"get it with `stemwright models download {e.name}`")
+    record = zoo.roformer_record(e.name) if e.family == "roformer" else None
+    if record is not None:
+        lines += [f"{name}: sha256 {record['sha256'].get(role, '?')}"
+                  for role, name in record["files"].items()]
+    return lines
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
-        rows = []
-        for e in zoo.list_models():
-            if e.family in ("classic", "embedded"):  # embedded: listed only when present
-                state = "built in"
-            else:
-                state = "installed" if zoo.is_installed(e.name) else "not downloaded"
+        rows, entries = [], zoo.list_models() + zoo.import_only_models()
+        for e in entries:
             rows.append((e.name, ", ".join(e.mapping.produced),
-                         f"{e.size_mb:.0f} MB" if e.size_mb else "-", state, e.licence))
+                         f"{e.size_mb:.0f} MB" if e.size_mb else "-", _model_state(e),
+                         e.licence))
         for name, reason in zoo.unreadable_models():  # skipped, one line each
             print(f"stemwright: warning: skipped model '{name}': {reason} (remove it with "
                   f"`stemwright models remove {name}`)", file=sys.stderr)
         if args.json:
-            print(json.dumps([dict(zip(("name", "stems", "size", "state", "licence"), r,
-                                       strict=True)) for r in rows], indent=2))
+            out = []
+            for e, r in zip(entries, rows, strict=True):
+                row = dict(zip(("name", "stems", "size", "state", "licence"), r, strict=True))
+                if args.verbose:
+                    row.update(title=e.title, family=e.family, source=e.source,
+                               description=e.description, urls=[f.url for f in e.files])
+                out.append(row)
+            print(json.dumps(out, indent=2))
             return 0
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        for r in rows:
+        for e, r in zip(entries, rows, strict=True):
             print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
+            if args.verbose:
+                for line in _model_details(e, r[3]):
+                    print(f"    {line}")
+        return 0
+    if args.action == "info":
+        e = zoo.get_entry(args.name)
+        state = _model_state(e)
+        print(f"{e.name}: {e.title} ({e.family}, {state})")
+        print(f"    stems: {', '.join(e.mapping.produced)}")
+        print(f"    size: {f'{e.size_mb:.0f} MB' if e.size_mb else 'unknown'}; licence: "
+              f"{e.licence}")
+        for line in _model_details(e, state):
+            print(f"    {line}")
         return 0
     if args.action == "download":
         for name in args.names:
-            entry = zoo.get_entry(name)
             if zoo.is_installed(name):
                 print(f"{name}: already installed")
                 continue
+            entry = zoo.check_downloadable(name)  # one line if it cannot be downloaded
             bar = _progress_bar(entry.size_mb * 1e6 or 1, f"downloading {name}", "B", True)
 
             def progress(done: int, total: int | None, bar=bar) -> None:
@@ -206,8 +277,16 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{name}: installed in {folder}")
         return 0
     if args.action == "import":
-        dest = zoo.import_model_file(args.name, args.file)
-        print(f"{args.name}: imported {Path(args.file).name} -> {dest}")
+        dest = zoo.import_model_file(args.name, args.file, config=args.config)
+        record = zoo.roformer_record(args.name) if args.config else None
+        if record is None:
+            print(f"{args.name}: imported {Path(args.file).name} -> {dest}")
+            return 0
+        print(f"{args.name}: imported {Path(args.file).name} and {Path(args.config).name} "
+              f"-> {dest}")
+        for role, name in record["files"].items():
+            print(f"    {name}: sha256 {record['sha256'][role]} \u2014 compare with the "
+                  "publisher's if they list one")
         return 0
     if args.action == "compare":
         return _cmd_compare(args)
@@ -525,9 +604,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="karaoke: the song minus vocals as one file, and the vocals; "
                         "a-cappella: the vocals only; practice-STEM (e.g. practice-drums, "
                         "practice-electric_guitar): the song minus that stem as one file")
-    p.add_argument("--format", choices=("wav", "flac"), default="wav")
+    p.add_argument("--format", choices=(*OUTPUT_FORMATS, NI_STEMS), default="wav",
+                   help="wav/flac (--bit-depth), mp3/m4a/opus (--bitrate; mp3 also --vbr), "
+                        "or ni-stems: one <song>.stem.mp4 for Traktor, Mixxx and djay "
+                        "(the mix and drums, bass, other, vocals as AAC; default wav)")
     p.add_argument("--bit-depth", type=int, choices=(16, 24, 32), default=24,
                    help="16/24-bit PCM, or 32-bit float (WAV only); default 24")
+    p.add_argument("--bitrate", type=int, metavar="KBPS", default=None,
+                   help="lossy formats, kbit/s: mp3 32-320 (default 320), m4a 32-320 "
+                        f"(256), opus 6-510 (160), ni-stems 32-320 ({NI_STEMS_KBPS})")
+    p.add_argument("--vbr", type=int, metavar="Q", default=None,
+                   help="mp3 only: LAME variable-bitrate quality, 0 (best, about 245 "
+                        "kbit/s) to 9 (smallest)")
     p.add_argument("--name-model", action="store_true",
                    help="put the model's name in each file name: \"<song> - Vocals "
                         "(<model>).wav\"")
@@ -555,11 +643,17 @@ def build_parser() -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="action", required=True)
     q = msub.add_parser("list", help="show every model and whether it is installed")
     q.add_argument("--json", action="store_true")
+    q.add_argument("-v", "--verbose", action="store_true", help="also what each model is, "
+                   "its source, and for import-only models the URLs to fetch by hand")
+    q = msub.add_parser("info", help="everything about one model, and how to get it")
+    q.add_argument("name", metavar="MODEL")
     q = msub.add_parser("download", help="download pretrained weights")
     q.add_argument("names", nargs="+", metavar="MODEL")
     q = msub.add_parser("import", help="install a weight file you already have (offline)")
     q.add_argument("name", metavar="MODEL")
     q.add_argument("file", metavar="FILE")
+    q.add_argument("--config", metavar="YAML", help="a RoFormer's YAML config, published "
+                   "with its .ckpt (both are validated, copied and their sha256 recorded)")
     q = msub.add_parser("compare", help="parameters, receptive field, speed and memory of "
                         "every architecture (random weights); writes JSON, Markdown, CSV")
     q.add_argument("names", nargs="*", metavar="MODEL", help="default: all")

@@ -44,7 +44,7 @@ import os
 import re
 import struct
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -52,6 +52,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..audio.channels import to_stereo
+from ..audio.resample import resample
 from ..errors import AudioError, Cancelled, OutputExistsError
 from ..partfiles import lock_part, remove_stale_parts
 from ..progress import CancelCheck
@@ -130,13 +131,7 @@ def fold_stems(stems: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if sid in canonical:
             raise AudioError(f"NI Stems: the stem {sid} was given twice")
         canonical[sid] = _stereo(value, sid)
-    missing = [k for k in ("drums", "bass", "vocals") if k not in canonical]
-    if not any(k in canonical for k in NI_FOLD["other"]):
-        missing.append("other (or electric_guitar or wind)")
-    if missing:
-        raise AudioError(f"NI Stems needs drums, bass, other and vocals; missing: "
-                         f"{', '.join(missing)}. Use a model that separates them, or "
-                         "export plain stems instead")
+    check_ni_stem_ids(canonical)
     lengths = {v.shape[1] for v in canonical.values()}
     if len(lengths) != 1:
         raise AudioError(f"NI Stems: the stems differ in length ({sorted(lengths)} samples)")
@@ -146,6 +141,40 @@ def fold_stems(stems: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out[ni] = parts[0].copy() if len(parts) == 1 else np.sum(parts, axis=0,
                                                                  dtype=np.float32)
     return out
+
+
+def check_ni_stem_ids(stem_ids: Iterable[str]) -> None:
+    """AudioError unless the stems (canonical ids) can make NI's four: drums, bass and
+    vocals, and at least one of the stems folded into other. Cheap: looks at names only."""
+    have = set(stem_ids)
+    missing = [k for k in ("drums", "bass", "vocals") if k not in have]
+    if not any(k in have for k in NI_FOLD["other"]):
+        missing.append("other (or electric_guitar or wind)")
+    if missing:
+        raise AudioError(f"NI Stems needs drums, bass, other and vocals; missing: "
+                         f"{', '.join(missing)}. Use a model that separates them, or "
+                         "export plain stems instead")
+
+
+def export_ni_stems(stems: Mapping[str, np.ndarray], samplerate: int,
+                    path: str | os.PathLike[str], *, overwrite: bool = False,
+                    bitrate_kbps: int = 256, tags: Mapping[str, str] | None = None,
+                    progress: Callable[[float], None] | None = None,
+                    cancel: CancelCheck | None = None) -> Path:
+    """A separation's stems as an NI Stems file: the stems' sum is the mix track (the
+    input itself when the residual went into other, as it does by default), resampled to
+    48 kHz from above 44.1 kHz and to 44.1 kHz otherwise when the rate is neither; the
+    folder is created. See `write_ni_stems` for the rest."""
+    if samplerate not in SAMPLERATES:
+        rate = 48000 if samplerate > 44100 else 44100
+        stems = {k: resample(v, samplerate, rate) for k, v in stems.items()}
+        samplerate = rate
+    mix = np.sum([np.asarray(v, dtype=np.float32) for v in stems.values()], axis=0,
+                 dtype=np.float32)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_ni_stems(path, mix, stems, samplerate, overwrite=overwrite,
+                          bitrate_kbps=bitrate_kbps, tags=tags, progress=progress,
+                          cancel=cancel)
 
 
 def write_ni_stems(path: str | os.PathLike[str], mix: np.ndarray,
