@@ -241,13 +241,17 @@ def served(tmp_path):
 
 
 def test_download_and_separate_from_local_server(served, tmp_path, monkeypatch):
-    """`models download` fetches both files of a RoFormer entry (here a tiny random
-    six-stem model under BS Roformer SW's file names) and they load and separate."""
+    """Once a RoFormer entry records its files' sha256, `models download` fetches both
+    files (here a tiny random six-stem model under BS Roformer SW's file names), verified,
+    and they load and separate; without the checksums it refuses to download."""
+    import dataclasses
+
+    from stemwright.models.errors import ChecksumError
     from stemwright.models.zoo import catalog
+    from stemwright.models.zoo.download import sha256_file
 
     folder, url = served
     entry = catalog.ROFORMER_ENTRIES["bs_roformer_sw"]
-    monkeypatch.setitem(catalog.ZOO, entry.name, entry)
     files = {f.target: f.filename for f in entry.files}
     torch.manual_seed(0)
     cfg = parse_roformer_config(SW_YAML, "sw.yaml")
@@ -255,9 +259,24 @@ def test_download_and_separate_from_local_server(served, tmp_path, monkeypatch):
     (folder / files["config"]).write_text(SW_YAML)
     monkeypatch.setenv("STEMWRIGHT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("STEMWRIGHT_MODEL_MIRROR", url)
+    monkeypatch.setitem(catalog.ZOO, entry.name, entry)
+    with pytest.raises(ModelError, match="no verified checksum yet"):
+        catalog.download_model("bs_roformer_sw")
+    assert not catalog.model_dir("bs_roformer_sw").exists()
+    wrong = dataclasses.replace(entry, files=tuple(
+        dataclasses.replace(f, sha256="0" * 64) for f in entry.files))
+    monkeypatch.setitem(catalog.ZOO, entry.name, wrong)
+    with pytest.raises(ChecksumError):
+        catalog.download_model("bs_roformer_sw")
+    assert not catalog.is_installed("bs_roformer_sw")
+    entry = dataclasses.replace(entry, files=tuple(
+        dataclasses.replace(f, sha256=sha256_file(folder / f.filename)) for f in entry.files))
+    monkeypatch.setitem(catalog.ZOO, entry.name, entry)
     done = []
     model_dir = catalog.download_model("bs_roformer_sw", progress=lambda d, t: done.append(d))
     assert catalog.is_installed("bs_roformer_sw") and done[-1] > 0
+    assert isinstance(catalog.load_separator("bs_roformer_sw", device="cpu"),
+                      RoformerSeparator)  # downloaded: no import record, official names
     sep = load_roformer_separator(model_dir / files["checkpoint"], model_dir / files["config"],
                                   "bs_roformer_sw", mapping=entry.mapping, device="cpu")
     assert isinstance(sep, RoformerSeparator)

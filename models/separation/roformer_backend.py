@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from ..architectures.roformer import BSRoformer, MelBandRoformer
 from ..errors import ModelError
@@ -109,6 +110,9 @@ def parse_roformer_config(text: str, name: str = "config.yaml") -> RoformerConfi
         cfg = safe_yaml_loads(_TUPLE_TAG.sub("", text), name)
     except YamlFileError as exc:
         raise ModelError(str(exc)) from None
+    except yaml.YAMLError as exc:  # e.g. control characters, refused before parsing starts
+        reason = " ".join(str(exc).split())[:120]
+        raise ModelError(f"{name}: not a YAML config ({reason})") from None
     if not isinstance(cfg, Mapping):
         raise ModelError(f"{name}: not a RoFormer config (no 'model:' section)")
     model = dict(_section(cfg, "model", name))
@@ -165,9 +169,13 @@ def read_roformer_config(path: str | os.PathLike[str]) -> RoformerConfig:
         if size > MAX_CONFIG_BYTES:
             raise ModelError(f"{path.name}: {size} bytes is far too big for a RoFormer "
                              "config; it is not one")
-        text = path.read_text(encoding="utf-8", errors="replace")
+        data = path.read_bytes()
     except OSError as exc:
         raise ModelError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if b"\0" in data or data[:4] == b"PK\x03\x04":
+        raise ModelError(f"{path.name}: binary data, not a YAML config (is it the checkpoint? "
+                         "give the .ckpt first and its .yaml with --config)")
+    text = data.decode("utf-8", errors="replace")
     return parse_roformer_config(text, path.name)
 
 

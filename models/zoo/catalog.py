@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stemwright.resources import resource_path
+
 from ..errors import ModelError, StemwrightError
 from ..progress import CancelCheck
 from ..separation.separator import Separator
@@ -34,13 +36,11 @@ DEFAULT_MODEL = EMBEDDED_MODEL
 
 def embedded_checkpoint() -> Path:
     """The embedded default model's Stemwright checkpoint (resources/models/)."""
-    from stemwright.resources import resource_path
     return resource_path(f"models/{EMBEDDED_MODEL}.safetensors")
 
 
 def model_card() -> Path:
     """The embedded model's card: data, training recipe, metrics, limits."""
-    from stemwright.resources import resource_path
     return resource_path(f"models/{EMBEDDED_MODEL}.md")
 
 
@@ -53,10 +53,13 @@ def _embedded_size_mb() -> float:
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One downloadable weight file; `target` names the source it holds (Open-Unmix)."""
+    """One downloadable weight file; `target` names the source it holds (Open-Unmix) or
+    the file's role (RoFormers: "checkpoint" / "config"). `sha256`, when recorded, is the
+    file's checksum; otherwise the one its name carries (demucs, Open-Unmix), if any."""
 
     url: str
     target: str | None = None
+    sha256: str | None = None
 
     @property
     def filename(self) -> str:
@@ -64,7 +67,7 @@ class RemoteFile:
 
     @property
     def checksum(self) -> str | None:
-        return checksum_from_filename(self.filename)
+        return self.sha256 or checksum_from_filename(self.filename)
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class ModelEntry:
 
     name: str
     title: str
-    family: str  # "classic" | "embedded" | "demucs" | "openunmix" | "stemwright"
+    family: str  # "classic" | "embedded" | "demucs" | "openunmix" | "stemwright" | "roformer"
     mapping: StemMapping
     samplerate: int
     size_mb: float
@@ -86,6 +89,12 @@ class ModelEntry:
     @property
     def needs_download(self) -> bool:
         return bool(self.files)
+
+    @property
+    def downloadable(self) -> bool:
+        """True when every file can be fetched checksum-verified (the only way the zoo
+        downloads); an entry with files but no known checksum is import-only."""
+        return bool(self.files) and all(f.checksum for f in self.files)
 
 
 def _demucs(sig: str) -> RemoteFile:
@@ -180,19 +189,54 @@ def model_dir(name: str) -> Path:
 
 def list_models() -> list[ModelEntry]:
     """Registry entries plus models the user imported, registry first (the embedded
-    model only when its file is there)."""
+    model only when its file is there; a community RoFormer of ROFORMER_ENTRIES only once
+    imported: before that it is `import_only_models()`)."""
     registry = [e for e in ZOO.values() if e.family != "embedded" or is_installed(e.name)]
-    return registry + [e for e in _custom_entries() if e.name not in ZOO]
+    registry += [e for e in ROFORMER_ENTRIES.values()
+                 if e.name not in ZOO and is_installed(e.name)]
+    return registry + [e for e in _custom_entries()
+                       if e.name not in ZOO and e.name not in ROFORMER_ENTRIES]
+
+
+def import_only_models() -> list[ModelEntry]:
+    """Known models not installed that cannot be downloaded (no verified checksum yet):
+    the user fetches their files by hand (`import_hint`) and runs `models import`."""
+    return [e for e in ROFORMER_ENTRIES.values()
+            if e.name not in ZOO and not is_installed(e.name)]
+
+
+def import_hint(entry: ModelEntry) -> str:
+    """How to install an import-only model by hand, in one sentence."""
+    files = {f.target: f for f in entry.files}
+    ckpt, config = files.get("checkpoint"), files.get("config")
+    if ckpt is None or config is None:
+        return f"import its file with `stemwright models import {entry.name} FILE`"
+    return (f"download the two files from {ckpt.url} and {config.url} yourself and run "
+            f"`stemwright models import {entry.name} {ckpt.filename} --config "
+            f"{config.filename}`")
+
+
+def check_downloadable(name: str) -> ModelEntry:
+    """The entry of `name` if it can be downloaded; ModelError (one line) if it cannot."""
+    entry = get_entry(name)
+    if not entry.files:
+        raise ModelError(f"model '{name}' has no files to download")
+    if not entry.downloadable:
+        raise ModelError(f"{name}: no verified checksum yet, so Stemwright does not "
+                         f"download it; {import_hint(entry)}")
+    return entry
 
 
 def get_entry(name: str) -> ModelEntry:
     """The entry called `name`; ModelError listing the choices if there is none."""
     if name in ZOO:
         return ZOO[name]
+    if name in ROFORMER_ENTRIES:
+        return ROFORMER_ENTRIES[name]
     for entry in list_models():
         if entry.name == name:
             return entry
-    names = ", ".join(e.name for e in list_models())
+    names = ", ".join(e.name for e in list_models() + import_only_models())
     raise ModelError(f"unknown model '{name}' (available: {names})")
 
 
@@ -201,6 +245,11 @@ def is_installed(name: str) -> bool:
     entry = get_entry(name)
     if entry.family in ("stemwright", "embedded"):
         return checkpoint_path(name).is_file()
+    if entry.family == "roformer" and not entry.files:  # a user's: its record's files
+        try:
+            return all(p.is_file() for p in roformer_files(name))
+        except ModelError:
+            return False
     return all((model_dir(name) / f.filename).exists() for f in entry.files)
 
 
@@ -215,7 +264,7 @@ def download_model(name: str, progress: Callable[[int, int | None], None] | None
 
     `progress(done_bytes, total_bytes)` covers all of the model's files together.
     """
-    entry = get_entry(name)
+    entry = check_downloadable(name)
     folder = model_dir(name)
     missing = [f for f in entry.files if not (folder / f.filename).exists()]
     expected = int(entry.size_mb * 1e6) or None
@@ -264,17 +313,31 @@ def _valid_name(name: str) -> bool:
             and name.replace("_", "").replace("-", "").isalnum())
 
 
-def import_model_file(name: str, path: str | Path) -> Path:
+def import_model_file(name: str, path: str | Path,
+                      config: str | Path | None = None) -> Path:
     """Install a local weight file for model `name`, for machines without internet.
 
     For a registry model the file must be one of its official files (matched by checksum,
     whatever it is called locally). Any other name imports the file as a new user model:
     a Stemwright checkpoint (.safetensors) or an official demucs file (.th / .safetensors),
-    loaded safely and validated before it is installed.
+    loaded safely and validated before it is installed. A RoFormer (a ROFORMER_ENTRIES
+    name, or any new name given `config`) is a `.ckpt`/`.pth` plus its YAML `config`:
+    see `import_roformer`; it returns the model's folder.
     """
     src = Path(path)
     if not src.is_file():
         raise StemwrightError(f"{src}: no such file")
+    entry = ZOO.get(name) or ROFORMER_ENTRIES.get(name)
+    roformer = entry.family == "roformer" if entry is not None else config is not None
+    if roformer:
+        if config is None:
+            raise ModelError(_needs_yaml(name, src))
+        return import_roformer(name, src, config).folder
+    if config is not None:
+        raise ModelError(f"--config is only for RoFormer models; '{name}' takes its weight "
+                         f"file alone (`stemwright models import {name} FILE`)")
+    if entry is None and src.suffix.lower() == ".ckpt":
+        raise ModelError(_needs_yaml(name, src))
     if name in ZOO:
         entry = ZOO[name]
         if not entry.files:
@@ -330,7 +393,7 @@ def _import_custom(name: str, src: Path) -> Path:
                               f"may only use letters, digits, - and _ (at most "
                               f"{MAX_MODEL_NAME} characters)")
     dest = _custom_checkpoint(name)
-    if dest.exists():
+    if dest.exists() or _roformer_record(name).exists():
         raise StemwrightError(f"a model called '{name}' is already installed; "
                               f"remove it first (stemwright models remove {name})")
     fmt = checkpoint_format(src)
@@ -343,7 +406,14 @@ def _import_custom(name: str, src: Path) -> Path:
         raise ModelError(f"{src.name} is neither a Stemwright checkpoint nor a demucs model "
                          "file (unrecognised format)")
     else:
-        model = load_demucs_checkpoint(src)  # raises a clear ModelError if not one
+        try:
+            model = load_demucs_checkpoint(src)  # raises a clear ModelError if not one
+        except ModelError as exc:
+            if src.suffix.lower() not in (".pth", ".pt"):
+                raise
+            raise ModelError(f"{exc}; if it is a RoFormer, give its YAML config too "
+                             f"(`stemwright models import {name} {src.name} --config "
+                             "CONFIG.yaml`)") from None
         args, kwargs = getattr(model, "_init_args_kwargs", ((), {}))
         if args:
             raise ModelError(f"{src.name}: positional constructor arguments are not "
@@ -396,6 +466,15 @@ def _scan_custom() -> tuple[list[ModelEntry], list[tuple[str, str]]]:
         out.append(ModelEntry(
             name, name, "stemwright", mapping, meta.samplerate, size, "user model", source,
             f"{meta.architecture} checkpoint"))
+    for record in sorted(root.glob(f"*/{ROFORMER_RECORD}")):
+        name = record.parent.name
+        if name in ZOO or name in ROFORMER_ENTRIES or not _valid_name(name):
+            continue
+        try:
+            out.append(_roformer_user_entry(name))
+        except (StemwrightError, OSError) as exc:
+            bad.append((name, str(exc).splitlines()[0][:300] if str(exc) else
+                        type(exc).__name__))
     return out, bad
 
 
@@ -417,6 +496,9 @@ def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
     if entry.family == "embedded" and not is_installed(name):
         raise ModelError(f"the built-in model file is missing from this installation "
                          f"({embedded_checkpoint()}); reinstall Stemwright")
+    if not is_installed(name) and entry.files and not entry.downloadable:
+        raise ModelError(f"model '{name}' is not installed and cannot be downloaded (no "
+                         f"verified checksum yet); {import_hint(entry)}")
     if not is_installed(name):
         size = f" (about {entry.size_mb:.0f} MB)" if entry.size_mb else ""
         raise ModelError(f"model '{name}' is not downloaded yet; run `stemwright models "
@@ -435,6 +517,10 @@ def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
         return OpenUnmixSeparator(targets, name, **opts)
     if entry.family in ("stemwright", "embedded"):
         return _load_custom(name, opts)
+    if entry.family == "roformer":
+        from ..separation.roformer_backend import load_roformer_separator
+        ckpt, config = roformer_files(name)
+        return load_roformer_separator(ckpt, config, name, mapping=entry.mapping, **opts)
     raise ModelError(f"model family '{entry.family}' is not supported")
 
 
@@ -521,3 +607,157 @@ def _roformer_entries() -> dict[str, ModelEntry]:
 
 #: Community RoFormers ready to join ZOO once their files' sha256 are recorded.
 ROFORMER_ENTRIES: dict[str, ModelEntry] = _roformer_entries()
+
+
+# -- importing RoFormers by hand: the pair, validated, copied, and its sha256 recorded -----
+
+#: The record `models import` writes next to a RoFormer's two files (what they are called
+#: there, their sha256 and where they came from); it marks the import complete.
+ROFORMER_RECORD = "roformer.json"
+_RECORD_FORMAT = "stemwright-roformer-import"
+_MAX_RECORD_BYTES = 64 * 1024
+#: File names of a user RoFormer (a name outside ROFORMER_ENTRIES) in its folder.
+_USER_ROFORMER_FILES = {"checkpoint": "model.ckpt", "config": "config.yaml"}
+
+
+@dataclass(frozen=True)
+class RoformerImport:
+    """What `import_roformer` installed: the folder, and each file's name and sha256."""
+
+    name: str
+    folder: Path
+    files: dict[str, str]  # role ("checkpoint" / "config") -> file name in `folder`
+    sha256: dict[str, str]  # role -> hex digest
+    sources: tuple[str, ...]  # the model's native sources
+
+
+def _needs_yaml(name: str, src: Path) -> str:
+    return (f"{src.name}: a RoFormer checkpoint needs its YAML config; run `stemwright "
+            f"models import {name} {src.name} --config CONFIG.yaml` (the .yaml published "
+            "with the .ckpt)")
+
+
+def _roformer_record(name: str) -> Path:
+    return model_dir(name) / ROFORMER_RECORD
+
+
+def _read_record(name: str) -> dict:
+    """The import record of RoFormer `name`; ModelError when missing or malformed."""
+    path = _roformer_record(name)
+    try:
+        if path.stat().st_size > _MAX_RECORD_BYTES:
+            raise ModelError(f"{path}: far too big for an import record")
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"model '{name}' has no import record ({path})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path}: unreadable import record ({exc})") from None
+    files = record.get("files") if isinstance(record, dict) else None
+    if (not isinstance(files, dict) or record.get("format") != _RECORD_FORMAT
+            or set(files) != {"checkpoint", "config"}
+            or not all(isinstance(f, str) and f and Path(f).name == f and f != ROFORMER_RECORD
+                       for f in files.values())):
+        raise ModelError(f"{path}: not a Stemwright RoFormer import record; remove the "
+                         f"model (stemwright models remove {name}) and import it again")
+    return record
+
+
+def roformer_record(name: str) -> dict | None:
+    """The import record of RoFormer `name` (files, sha256, origin), None if it has none
+    (e.g. downloaded, not imported)."""
+    try:
+        return _read_record(name)
+    except ModelError:
+        return None
+
+
+def roformer_files(name: str) -> tuple[Path, Path]:
+    """(checkpoint, config) of an installed RoFormer: those its import record names, else
+    its entry's official file names."""
+    folder = model_dir(name)
+    if _roformer_record(name).exists() or name not in ROFORMER_ENTRIES | ZOO:
+        files = _read_record(name)["files"]
+        return folder / files["checkpoint"], folder / files["config"]
+    by_role = {f.target: f.filename for f in get_entry(name).files}
+    return folder / by_role["checkpoint"], folder / by_role["config"]
+
+
+def _roformer_user_entry(name: str) -> ModelEntry:
+    """The entry of a RoFormer the user imported under a name of their own."""
+    from ..separation.roformer_backend import mapping_for_instruments
+
+    record = _read_record(name)
+    sources = record.get("sources")
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise ModelError(f"{_roformer_record(name)}: its 'sources' are not a list of names")
+    ckpt, config = roformer_files(name)
+    size = round(sum(p.stat().st_size for p in (ckpt, config)) / 1e6, 1)
+    origin = record.get("imported_from") or {}
+    rate = record.get("samplerate")
+    return ModelEntry(
+        name, name, "roformer", mapping_for_instruments(sources),
+        rate if isinstance(rate, int) and not isinstance(rate, bool) else 44100, size,
+        "user model (licence as its publisher states)",
+        "imported by the user from " + " + ".join(str(v) for v in origin.values()),
+        f"{record.get('architecture', 'RoFormer')} community checkpoint")
+
+
+def import_roformer(name: str, checkpoint: str | Path, config: str | Path) -> RoformerImport:
+    """Install a RoFormer `.ckpt`/`.pth` + YAML pair the user has, offline.
+
+    The pair is loaded the safe way and validated first (config against the weights, its
+    instruments onto the six stems with the entry's mapping, or for a new name the
+    backend's default mapping); then both files are copied into the model's folder
+    (each atomically) and a record with their sha256 is written last, marking the import
+    complete. When the entry knows checksums, the files must match them.
+    """
+    from ..separation.roformer_backend import load_roformer_separator
+
+    ckpt, cfg = Path(checkpoint), Path(config)
+    for path in (ckpt, cfg):
+        if not path.is_file():
+            raise StemwrightError(f"{path}: no such file")
+    entry = ZOO.get(name) or ROFORMER_ENTRIES.get(name)
+    if entry is not None and entry.family != "roformer":
+        raise ModelError(f"'{name}' is not a RoFormer; import its file without --config")
+    if entry is None:
+        if not _valid_name(name):
+            raise StemwrightError(f"model name '{name[:40]}{'...' if len(name) > 40 else ''}'"
+                                  f" may only use letters, digits, - and _ (at most "
+                                  f"{MAX_MODEL_NAME} characters)")
+        if _custom_checkpoint(name).exists() or _roformer_record(name).exists():
+            raise StemwrightError(f"a model called '{name}' is already installed; "
+                                  f"remove it first (stemwright models remove {name})")
+        names = dict(_USER_ROFORMER_FILES)
+        wanted: dict[str, str | None] = {}
+    else:
+        names = {f.target: f.filename for f in entry.files}
+        wanted = {f.target: f.checksum for f in entry.files}
+    # validation: a real load (safe torch.load, config checked against the weights)
+    sep = load_roformer_separator(ckpt, cfg, name, mapping=entry.mapping if entry else None,
+                                  device="cpu")
+    sources, architecture, rate = sep.config.native, sep.config.architecture, sep.samplerate
+    del sep
+    folder = model_dir(name)
+    digests = {}
+    for role, src in (("checkpoint", ckpt), ("config", cfg)):
+        digest = sha256_file(src)
+        expected = wanted.get(role)
+        if expected and not digest.startswith(expected.lower()):
+            raise ModelError(f"{src.name} is not the published {role} of '{name}' (sha256 "
+                             f"{digest[:12]}..., expected {expected[:12]}...)")
+        digests[role] = digest
+    _roformer_record(name).unlink(missing_ok=True)  # an older import stops counting now
+    for role, src in (("checkpoint", ckpt), ("config", cfg)):
+        _atomic_copy(src, folder / names[role])
+    record = {"format": _RECORD_FORMAT, "version": 1, "architecture": architecture,
+              "sources": list(sources), "samplerate": rate, "files": names,
+              "sha256": digests,
+              "imported_from": {"checkpoint": ckpt.name, "config": cfg.name}}
+    tmp = _roformer_record(name).with_suffix(".json.part")
+    try:
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        os.replace(tmp, _roformer_record(name))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return RoformerImport(name, folder, names, digests, tuple(sources))
