@@ -59,7 +59,11 @@ def safe_yaml_loads(text: str, name: str) -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise YamlFileError(f"{name}: too big for a metadata file ({len(text)} characters, "
                             f"at most {MAX_YAML_BYTES}); fix or remove it")
-    loader = _BoundedLoader(text)
+    try:  # the reader checks the characters as the loader is built (ReaderError)
+        loader = _BoundedLoader(text)
+    except yaml.YAMLError as exc:
+        raise YamlFileError(f"{name}: not valid YAML ({_one_line(exc)}); fix or remove "
+                            "it") from None
     try:
         return loader.get_single_data()
     except _Refused as exc:

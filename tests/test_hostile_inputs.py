@@ -389,3 +389,10 @@ def test_save_removes_the_part_files_of_killed_saves(tmp_path):
     os.utime(dead, (old, old))
     save_audio(tmp_path / "stem.wav", tone(0.1).T, SR)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stem.wav"]
+
+
+def test_yaml_with_control_characters_is_one_line():
+    """The YAML reader refuses control characters while the loader is built: still the
+    one-line YamlFileError, not an unexpected error."""
+    with pytest.raises(YamlFileError, match=r"^bad\.yaml: not valid YAML"):
+        safe_yaml_loads("a: \x07b\n", "bad.yaml")
