@@ -9,17 +9,26 @@ import sys
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QIcon, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QStyleFactory
+
+from stemwright.resources import resource_path
 
 from .dialogs import messages as dialogs
 from .engine.workers import engine
 from .main_window import APP_NAME, MainWindow
 from .settings import APPLICATION, ORGANIZATION
+from .theme import VisibleChecks
+
+#: the app's style, kept referenced while the app uses it
+_STYLE: list[VisibleChecks] = []
 
 
 def apply_theme(app: QApplication) -> None:
-    """A dark Fusion theme that suits waveforms and spectrograms."""
-    app.setStyle("Fusion")
+    """A dark Fusion theme that suits waveforms and spectrograms, with tick boxes that
+    show on it (`VisibleChecks`) in every dialog, list and tree."""
+    style = VisibleChecks(QStyleFactory.create("Fusion"))
+    _STYLE[:] = [style]
+    app.setStyle(style)
     palette = QPalette()
     colours = {
         QPalette.ColorRole.Window: "#23262d",
@@ -48,7 +57,6 @@ def apply_theme(app: QApplication) -> None:
 
 def _icon() -> QIcon | None:
     try:
-        from stemwright.resources import resource_path
         for name in ("stemwright.svg", "stemwright.png", "icon.svg", "icon.png"):
             path = resource_path(name)
             if path.is_file():
@@ -84,6 +92,8 @@ def run(path: str | None = None, argv: list[str] | None = None) -> int:
     window.show()
     if path:
         window.open_file(path)
+    # stems kept from earlier separations stay under the user's cache limit
+    QTimer.singleShot(3000, window, window.apply_cache_limit)
     # Ctrl+C in the terminal closes the window the normal way (asking about unsaved
     # stems); the idle timer lets Python notice the signal while Qt waits for events.
     previous = signal.signal(signal.SIGINT, lambda *_args: window.close())

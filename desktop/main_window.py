@@ -24,7 +24,16 @@ import gc
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -42,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from .controllers.export import ExportController
 from .controllers.help import SHORTCUTS, HelpController
-from .controllers.layout import restore_layout, save_layout
+from .controllers.layout import apply_mixer_size, restore_layout, save_layout, size_splitter
 from .controllers.separation import SeparationController
 from .controllers.shortcuts import let_shortcuts_through
 from .controllers.songs import APP_NAME, SongController
@@ -126,7 +135,12 @@ class MainWindow(QMainWindow):
             self, (self.separation_dock, self.mixer_dock))
         self.transport.connect_player()
         self.stems.connect()
+        self.preferences_dialog = None
+        # the stems kept on disk stay under the user's limit (the open song's are kept)
+        self.stemsKept.connect(lambda _out: self.apply_cache_limit())
         restore_layout(self)
+        apply_mixer_size(self, force=True)  # compact in a short window (a laptop's)
+        self._shown_once = False
         self.update_actions()
         # Objects alive now (Qt bindings, torch, numpy, the window) never need collecting:
         # moving them out of the collector's reach keeps full collections short (~200 ms
@@ -170,8 +184,8 @@ class MainWindow(QMainWindow):
         self.splitter.setObjectName("viewSplitter")
         self.splitter.addWidget(self.lane_scroll)
         self.splitter.addWidget(self.spectrogram)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(0, 1)  # a taller window gives the lanes the room
+        self.splitter.setStretchFactor(1, 0)
         self.splitter.setSizes([560, 220])
         self.splitter.setChildrenCollapsible(False)
         self.splitter.setHandleWidth(6)
@@ -218,6 +232,8 @@ class MainWindow(QMainWindow):
         self.mixer_panel.selectedStemChanged.connect(self.stems.stem_selected_in_mixer)
         # the panel's A/B switch and the B action stay in step
         self.mixer_panel.abChanged.connect(self.transport.ab_changed)
+        self.mixer_panel.slimRequested.connect(
+            lambda on: self.set_mixer_size("compact" if on else "full"))
 
     def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None,
                 tip: str = "", icon: QStyle.StandardPixmap | None = None,
@@ -248,6 +264,24 @@ class MainWindow(QMainWindow):
         self.act_demo = self._action("Open the &demo song", self.songs.open_demo, None,
                                      "A short synthesized song with all six instruments")
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.mixer_size_group = QActionGroup(self)
+        self.mixer_size_actions: dict[str, QAction] = {}
+        for size, text, tip in (
+                ("auto", "&Automatic", "Compact in a short window (a laptop's), full "
+                 "strips otherwise"),
+                ("full", "&Full strips", "Vertical faders, meters, pan and dB readouts"),
+                ("compact", "&Compact (one row)", "Horizontal faders with dB readouts in "
+                 "one row: more room for the lanes")):
+            act = QAction(text, self)
+            act.setCheckable(True)
+            act.setStatusTip(tip)
+            act.setChecked(size == self.settings.mixer_size())
+            act.triggered.connect(lambda _c=False, s=size: self.set_mixer_size(s))
+            self.mixer_size_group.addAction(act)
+            self.mixer_size_actions[size] = act
+        self.act_preferences = self._action(
+            "&Preferences\u2026", self.open_preferences, "Ctrl+,",
+            "The session cache (stems kept on disk): its size, limit and clearing")
         self.act_play = self._action("&Play", self.transport.toggle_play, "Space",
                                      "Play or pause", sp.SP_MediaPlay)
         self.act_stop = self._action("&Stop", self.transport.stop, None, "Stop and go back",
@@ -260,6 +294,13 @@ class MainWindow(QMainWindow):
                                      sp.SP_BrowserReload, checkable=True)
         self.act_loop_in = self._action("Loop start at playhead", self.transport.loop_in, "[")
         self.act_loop_out = self._action("Loop end at playhead", self.transport.loop_out, "]")
+        self.act_snap = self._action(
+            "Snap loop to &beats", self.set_snap, None,
+            "Loop edges snap to the song's beats once its tempo is found; hold Shift while "
+            "dragging an edge to place it freely", checkable=True)
+        self.act_snap.setIconText("Snap")
+        self.act_snap.setChecked(self.settings.snap_to_beats())
+        self.waveform.set_snap(self.act_snap.isChecked())
         self.act_follow = self._action("&Follow playhead", self.transport.toggle_follow, "F",
                                        checkable=True)
         self.act_follow.setChecked(True)
@@ -330,6 +371,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.act_export)
         file_menu.addAction(self.act_close)
         file_menu.addSeparator()
+        file_menu.addAction(self.act_preferences)
         file_menu.addAction(self.act_quit)
 
         view_menu = bar.addMenu("&View")
@@ -346,12 +388,15 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.separation_dock.toggleViewAction())
         view_menu.addAction(self.mixer_dock.toggleViewAction())
+        mixer_menu = view_menu.addMenu("Mi&xer strips")
+        for act in self.mixer_size_actions.values():
+            mixer_menu.addAction(act)
 
         play_menu = bar.addMenu("&Playback")
         for act in (self.act_play, self.act_stop, self.act_home, self.act_end):
             play_menu.addAction(act)
         play_menu.addSeparator()
-        for act in (self.act_loop, self.act_loop_in, self.act_loop_out):
+        for act in (self.act_loop, self.act_loop_in, self.act_loop_out, self.act_snap):
             play_menu.addAction(act)
         play_menu.addSeparator()
         for act in (self.act_prev_stem, self.act_next_stem, self.act_mute, self.act_solo,
@@ -378,7 +423,7 @@ class MainWindow(QMainWindow):
         tools.addAction(self.act_open)
         tools.addAction(self.act_export)
         tools.addSeparator()
-        for act in (self.act_home, self.act_play, self.act_stop, self.act_loop):
+        for act in (self.act_home, self.act_play, self.act_stop, self.act_loop, self.act_snap):
             tools.addAction(act)
         tools.addSeparator()
         self.position_label = QLabel("0:00.0 / 0:00.0")
@@ -499,6 +544,60 @@ class MainWindow(QMainWindow):
             self.lane_height_slider.setValue(pixels)
             self.lane_height_slider.blockSignals(False)
         self.settings.set_value("view/lane_height", pixels)
+
+    def set_mixer_size(self, size: str) -> None:
+        """"auto" (compact in a short window), "full" or "compact" mixer strips;
+        remembered."""
+        self.settings.set_mixer_size(size)
+        apply_mixer_size(self, force=True)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            if self.settings.splitter_state() is None:  # first start: now it has its size
+                QTimer.singleShot(0, self, lambda: size_splitter(self))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if hasattr(self, "mixer_size_actions"):  # built: "auto" follows the window
+            apply_mixer_size(self)
+
+    def set_snap(self, on: bool) -> None:
+        """Loop edges snap to the song's beats (on) or go where they are dragged."""
+        self.waveform.set_snap(on)
+        self.settings.set_snap_to_beats(on)
+        if self.act_snap.isChecked() != bool(on):
+            self.act_snap.setChecked(bool(on))
+        if on and self.song is not None and self.waveform.beat_grid is None:
+            self.statusBar().showMessage("This song's beats are not known (yet): loop edges "
+                                         "snap once its tempo is found.", 6000)
+
+    def open_preferences(self) -> None:
+        """Show the Preferences dialog (the session cache), non-modal."""
+        from .dialogs.preferences import PreferencesDialog
+
+        if self.preferences_dialog is None:
+            self.preferences_dialog = PreferencesDialog(self)
+            self.preferences_dialog.finished.connect(self._preferences_closed)
+        self.preferences_dialog.refresh()
+        self.preferences_dialog.show()
+        self.preferences_dialog.raise_()
+
+    def _preferences_closed(self, _result: int) -> None:
+        dialog, self.preferences_dialog = self.preferences_dialog, None
+        if dialog is not None:
+            dialog.deleteLater()
+
+    def apply_cache_limit(self) -> list[Path]:
+        """Remove the oldest kept stems over the cache limit (never the open song's)."""
+        from .controllers.cache import apply_limit
+
+        try:
+            return apply_limit(self)
+        except OSError as exc:  # a cache that cannot be tidied never stops the app
+            self.statusBar().showMessage(f"The stems cache could not be tidied: {exc}", 8000)
+            return []
 
     def set_normalise(self, on: bool) -> None:
         """Each lane scaled to its own peak (on) or all to the mixture's (off)."""

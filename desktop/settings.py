@@ -15,6 +15,9 @@ ORGANIZATION = "Stemwright"
 APPLICATION = "Stemwright"
 MAX_RECENT = 10
 APP_FOLDER = "Stemwright"  # the user-visible folder under Music / Documents
+MIXER_SIZES = ("auto", "full", "compact")
+DEFAULT_CACHE_LIMIT_MB = 2048
+CACHE_LIMIT_MIN_MB, CACHE_LIMIT_MAX_MB = 100, 1_000_000
 
 
 def _standard(location: QStandardPaths.StandardLocation, fallback: str) -> Path:
@@ -147,6 +150,33 @@ class Settings:
 
     def set_show_spectrogram(self, on: bool) -> None:
         self.set_value("view/spectrogram", bool(on))
+
+    def snap_to_beats(self) -> bool:
+        """Loop edges snap to the song's beats (when its beat grid is known)."""
+        return bool(self.value("view/snap_to_beats", True, bool))
+
+    def set_snap_to_beats(self, on: bool) -> None:
+        self.set_value("view/snap_to_beats", bool(on))
+
+    def mixer_size(self) -> str:
+        """The mixer's strips: "auto" (compact in a short window), "full" or "compact"."""
+        size = str(self.value("view/mixer_size", "auto") or "auto")
+        return size if size in MIXER_SIZES else "auto"
+
+    def set_mixer_size(self, size: str) -> None:
+        if size not in MIXER_SIZES:
+            raise ValueError(f"mixer size must be one of {', '.join(MIXER_SIZES)}")
+        self.set_value("view/mixer_size", size)
+
+    # -- the session cache (separated stems kept on disk) ------------------------------
+    def cache_limit_mb(self) -> int:
+        """The most the session cache may hold, in MB (oldest songs go first)."""
+        mb = int(self.value("cache/limit_mb", DEFAULT_CACHE_LIMIT_MB, int))
+        return min(max(mb, CACHE_LIMIT_MIN_MB), CACHE_LIMIT_MAX_MB)
+
+    def set_cache_limit_mb(self, mb: int) -> None:
+        self.set_value("cache/limit_mb", int(min(max(mb, CACHE_LIMIT_MIN_MB),
+                                                 CACHE_LIMIT_MAX_MB)))
 
     # -- window layout ----------------------------------------------------------------
     def window_geometry(self) -> QByteArray | None:

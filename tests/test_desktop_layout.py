@@ -109,14 +109,18 @@ def test_window_fits_a_laptop_screen_with_every_lane(qtbot, separated):
     window.resize(window.minimumSizeHint())
     pump(100)
     assert window.height() <= LAPTOP[1] - DECORATIONS
-    strip = window.mixer_panel.strips["vocals"]
-    assert strip.fader.isVisible() and strip.fader.height() >= 40
+    fader = window.mixer_panel.fader_widget("vocals")  # compact here: a horizontal fader
+    assert fader.isVisible() and max(fader.width(), fader.height()) >= 40
 
 
 def test_mixer_faders_and_readouts_stay_visible(qtbot, separated):
+    """The full mixer, when chosen on a laptop screen, still fits with its faders (the
+    default there is the compact one: tests/test_gui_snap_cache.py)."""
     window = separated
+    window.set_mixer_size("full")
+    pump(100)
     panel = window.mixer_panel
-    assert not panel.compact
+    assert not panel.compact and not panel.slim
     win_rect = QRect(QPoint(0, 0), window.size())
     for stem_id, strip in [*panel.strips.items(), ("master", None)]:
         fader = panel.master_fader if strip is None else strip.fader
@@ -133,6 +137,8 @@ def test_mixer_faders_and_readouts_stay_visible(qtbot, separated):
 
 
 def test_compact_strips_keep_a_gain_readout(qtbot, separated):
+    separated.set_mixer_size("full")
+    pump(100)
     panel = separated.mixer_panel
     panel.set_compact(True)
     strip = panel.strips["bass"]

@@ -1,6 +1,13 @@
 """The main window's layout between sessions: geometry, dock sizes and the views' splitter,
 kept in `Settings`; first start sizes the docks for the screen, and a window saved on a
-bigger screen is brought back inside this one."""
+bigger screen is brought back inside this one.
+
+The mixer's size (`apply_mixer_size`): "auto" (the default) gives the compact one-row
+mixer in a window shorter than `MIXER_COMPACT_BELOW` (a 1366x768 laptop: the lanes get
+the room, three stems with their reference lanes) and full strips above it (1600x1000);
+"full" or "compact" when the user chose one (View > Mixer strips, the mixer's Compact
+button).
+"""
 
 from __future__ import annotations
 
@@ -29,11 +36,18 @@ def restore_layout(window: MainWindow) -> None:
     splitter = settings.splitter_state()
     if splitter is not None:
         window.splitter.restoreState(splitter)
-    else:  # the lanes get most of the room; the spectrogram a quarter (the user drags it)
-        total = max(window.splitter.height(), 300)
-        spectrogram = min(max(int(total * 0.28), 90), 260)
-        window.splitter.setSizes([total - spectrogram, spectrogram])
+    else:
+        size_splitter(window)
     fit_screen(window)
+
+
+def size_splitter(window: MainWindow) -> None:
+    """The lanes get most of the room; the spectrogram a quarter, or its shortest in a
+    short window (the user drags it; a taller window gives the lanes the extra)."""
+    total = max(sum(window.splitter.sizes()), window.splitter.height(), 300)
+    tall = window.height() >= MIXER_COMPACT_BELOW
+    spectrogram = min(max(int(total * (0.28 if tall else 0.12)), 90), 260)
+    window.splitter.setSizes([total - spectrogram, spectrogram])
 
 
 def fit_screen(window: MainWindow) -> None:
@@ -47,6 +61,44 @@ def fit_screen(window: MainWindow) -> None:
     if (width, height) != (window.width(), window.height()):
         window.resize(max(width, window.minimumSizeHint().width()),
                       max(height, window.minimumSizeHint().height()))
+
+
+MIXER_COMPACT_BELOW = 840  # px of window height: shorter gets the compact mixer ("auto")
+QWIDGETSIZE_MAX = 16777215  # Qt's "no maximum" (not exported by PySide6)
+
+
+def mixer_slim_wanted(window: MainWindow) -> bool:
+    """Whether the mixer should be compact now (its setting, and the window's height)."""
+    size = window.settings.mixer_size()
+    if size == "auto":
+        return window.height() < MIXER_COMPACT_BELOW
+    return size == "compact"
+
+
+def apply_mixer_size(window: MainWindow, force: bool = False) -> None:
+    """Show the compact or the full mixer as wanted, and size its dock for it: exactly
+    one row of slim strips, or at least full strips (faders with dB readouts)."""
+    panel = window.mixer_panel
+    slim = mixer_slim_wanted(window)
+    if slim == panel.slim and not force and not slim:
+        return
+    changed = slim != panel.slim
+    panel.set_slim(slim)
+    if slim:
+        height = panel.slim_height_hint()
+        changed = changed or height != panel.maximumHeight()
+        panel.setMinimumHeight(height)
+        panel.setMaximumHeight(height)
+    else:
+        panel.setMaximumHeight(QWIDGETSIZE_MAX)
+        panel.setMinimumHeight(panel.full_height_hint(1000))
+    if changed:
+        dock = window.mixer_dock
+        want = panel.minimumHeight() + (0 if slim else 24)
+        window.resizeDocks([dock], [want + dock.height() - panel.height()],
+                           Qt.Orientation.Vertical)
+    for size, action in getattr(window, "mixer_size_actions", {}).items():
+        action.setChecked(size == window.settings.mixer_size())
 
 
 def save_layout(window: MainWindow) -> None:

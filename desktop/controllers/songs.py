@@ -6,11 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QFileDialog
 
+from stemwright import resources
+from stemwright.models.errors import StemwrightError
+
 from ..dialogs import messages as dialogs
+from ..engine import protocol
+from ..engine.child import ANALYSIS_CHILD, start_child
 from ..engine.workers import LoadedSong, LoadTask, Task
+from ..views.beat_grid import BeatGrid
 from ..views.waveform import format_time
 
 if TYPE_CHECKING:
@@ -49,12 +56,7 @@ class TempoKeyTask(Task):
         then let the analysis child (`serve_analysis`) run librosa, so its import and
         numba compilation never hold this process's lock while the window plays or
         separates."""
-        import numpy as np
-
         from stemwright.models.analysis.tempo_key import TempoKey, analysis_input
-
-        from ..engine import protocol
-        from ..engine.child import ANALYSIS_CHILD, start_child
 
         mono = analysis_input(self.song.data, self.song.samplerate)
         self.check_cancel()
@@ -106,10 +108,8 @@ class SongController:
     def open_demo(self) -> None:
         """Open the bundled demo song, a generated multitrack song, with its true stems
         as reference lanes (no mapping dialog: its metadata maps every track)."""
-        from stemwright.models.errors import StemwrightError
         from stemwright.models.multitrack.folders import scan_folder
-        from stemwright.resources import demo_song
-        path = demo_song()
+        path = resources.demo_song()
         try:
             songs = scan_folder(path).songs if (path / "mix.flac").is_file() else []
         except StemwrightError:
@@ -124,8 +124,7 @@ class SongController:
         """Decode `path` in the background; the song replaces the current one when ready."""
         w = self.window
         path = Path(path)
-        from stemwright.resources import demo_song
-        if path.is_dir() and path.resolve() == demo_song().resolve():
+        if path.is_dir() and path.resolve() == resources.demo_song().resolve():
             self.open_demo()
             return None
         if path.is_dir():  # a multitrack song, or a folder of them
@@ -242,11 +241,14 @@ class SongController:
             return
         self.tempo_key = found
         text = found.describe()
-        if text:
-            try:
+        try:
+            # the loop snaps to this grid; bar lines on the ruler and the navigator
+            w.waveform.set_beat_grid(BeatGrid.from_analysis(found.beats, found.bpm,
+                                                            task.song.duration))
+            if text:
                 w.song_label.setText(f"{w.song_label.text()}  \u00b7  {text}")
-            except RuntimeError:  # the window was closed meanwhile
-                pass
+        except RuntimeError:  # the window was closed meanwhile
+            pass
 
     def close_song(self) -> None:
         """Close the current song (asks first if separated stems were never exported)."""

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QStyle
 
+from stemwright.models.remix.mixer import MixerState
+
 from ..views.waveform import format_time
 
 if TYPE_CHECKING:
@@ -33,7 +35,6 @@ class NoPlayer(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        from stemwright.models.remix.mixer import MixerState
         self.mixer = MixerState()
         self._pos = 0.0
 
@@ -224,7 +225,8 @@ class TransportController:
             w.player.set_loop(*loop)
 
     def toggle_loop(self) -> None:
-        """L: remove the loop, or create one from the playhead (a quarter of the view)."""
+        """L: remove the loop, or create one from the playhead (a quarter of the view, on
+        beats when snapping)."""
         w = self.window
         if w.song is None:
             w.act_loop.setChecked(False)
@@ -239,6 +241,9 @@ class TransportController:
         end = min(w.song.duration, start + max(1.0, (x1 - x0) / 4))
         if end - start < 0.01:
             start = max(0.0, end - max(1.0, (x1 - x0) / 4))
+        snapped = w.waveform.snap_time(start), w.waveform.snap_time(end)  # on beats
+        if snapped[1] - snapped[0] >= 0.01:
+            start, end = snapped
         w.waveform.set_loop(start, end)
 
     def loop_in(self) -> None:

@@ -9,8 +9,9 @@ stemwright-mapping.yaml through `multitrack.write_mapping`, so the command line,
 evaluation and training read the same mapping.
 
 The dialogs' shared pieces live here too: `CallTask` / `start_task` (a call on a worker
-thread), `VisibleChecks` (tick boxes that show on the dark theme) and `RowToggles` (a list
-row ticks when clicked anywhere on it).
+thread) and `RowToggles` (a list row ticks when clicked anywhere on it). Tick boxes that
+show on the dark theme are app-wide now (`theme.VisibleChecks`, set by `app.apply_theme`);
+the name is still importable from here.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -33,11 +34,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProxyStyle,
     QPushButton,
     QSplitter,
-    QStyle,
-    QStyleOption,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -55,6 +53,7 @@ from stemwright.models.multitrack.folders import (
 from stemwright.models.stems import STEM_IDS, get_stem
 
 from ..engine.workers import LoadedSong, Task
+from ..theme import VisibleChecks  # app-wide now; still imported from here by dialogs
 from ..views.waveform_data import Envelope, format_time
 
 PROCEDURE = "adaptive"  # the six-class mixdown the references come from
@@ -67,55 +66,6 @@ SOURCES = {"metadata": "metadata", "name": "file name", "default": "nothing matc
            "override": "mapping file", "edited": "edited here"}
 LAYOUTS = {"musdb": "MUSDB18", "slakh": "Slakh2100", "medleydb": "metadata",
            "tracks": "file names"}
-
-
-# -- tick boxes that show on the dark theme -------------------------------------------
-
-class VisibleChecks(QProxyStyle):
-    """Tick boxes drawn with a light outline (unticked) or filled with a tick (ticked):
-    Fusion's outline on the dark theme is nearly black on black, so an unticked box is
-    invisible and a list of models reads as plain text."""
-
-    CHECKS = (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
-              QStyle.PrimitiveElement.PE_IndicatorItemViewItemCheck)
-
-    def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption,  # noqa: N802
-                      painter: QPainter, widget: QWidget | None = None) -> None:
-        if element not in self.CHECKS:
-            super().drawPrimitive(element, option, painter, widget)
-            return
-        state = option.state
-        enabled = bool(state & QStyle.StateFlag.State_Enabled)
-        side = min(option.rect.width(), option.rect.height()) - 2
-        box = QRectF(option.rect.center().x() - side / 2 + 0.5,
-                     option.rect.center().y() - side / 2 + 0.5, side, side)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        on = bool(state & QStyle.StateFlag.State_On)
-        partly = bool(state & QStyle.StateFlag.State_NoChange)
-        if on or partly:
-            fill = QColor("#2f6fd0" if enabled else "#3a4252")
-            painter.setPen(QPen(fill.lighter(130), 1.2))
-            painter.setBrush(fill)
-        else:
-            painter.setPen(QPen(QColor("#a3acbb" if enabled else "#5a606c"), 1.5))
-            painter.setBrush(QColor("#15171b"))
-        painter.drawRoundedRect(box, 3, 3)
-        mark = QPen(QColor("#ffffff" if enabled else "#9aa3b2"), max(1.6, side / 8))
-        mark.setCapStyle(Qt.PenCapStyle.RoundCap)
-        mark.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
-        painter.setPen(mark)
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        if on:
-            path = QPainterPath(QPointF(box.left() + side * 0.22, box.top() + side * 0.52))
-            path.lineTo(box.left() + side * 0.42, box.top() + side * 0.72)
-            path.lineTo(box.left() + side * 0.78, box.top() + side * 0.30)
-            painter.drawPath(path)
-        elif partly:
-            y = box.center().y()
-            painter.drawLine(QPointF(box.left() + side * 0.25, y),
-                             QPointF(box.right() - side * 0.25, y))
-        painter.restore()
 
 
 class RowToggles(QObject):

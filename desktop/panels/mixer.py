@@ -10,6 +10,12 @@ Mouse: double-click a fader or pan slider to reset it; click a strip to select i
 The window sizes the mixer dock for full strips (`full_height_hint`); only a dock the
 user makes shorter turns compact, and compact strips still show their fader and its dB
 readout (next to M/S).
+
+Slim mode (`set_slim`, the window's "compact mixer", the default in a short window such
+as a 1366x768 laptop's) shows one row of `SlimStrip`s instead: name, M/S, a horizontal
+fader with its dB readout and a thin meter, about 55 px tall, so the lanes get the room.
+Slim strips drive the full strips' controls, so there is one state whichever shows.
+The strips themselves (`ChannelStrip`, `SlimStrip`, `LevelMeter`) are in `strips`.
 """
 
 from __future__ import annotations
@@ -17,16 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from PySide6.QtCore import QEvent, QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import (
-    QColor,
-    QFont,
-    QFontMetrics,
-    QLinearGradient,
-    QMouseEvent,
-    QPainter,
-    QPaintEvent,
-)
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -46,27 +43,31 @@ from stemwright.models.remix.mixer import FADER_FLOOR_DB, describe_null_test
 from stemwright.models.stems import STEM_IDS, get_stem
 
 from ..playback import Player
-
-FADER_MAX_DB = 12.0
-FADER_STEPS_PER_DB = 2  # 0.5 dB resolution
-METER_FLOOR_DB = -60.0
-METER_TOP_DB = 6.0
-METER_FALL_DB_PER_S = 24.0
-PEAK_HOLD_S = 1.5
-REFRESH_MS = 33
-STRIP_WIDTH = 96
-METER_MIN = 60  # px: a meter's shortest useful height
-METER_MIN_COMPACT = 36
-MASTER_SPACING = 24 + 4 + 22 + 18  # buttons, pan slider, pan readout and their spacing
-MASTER_COMPACT_LABEL = 16  # the master's readout above its fader in compact strips
-MASTER_SPACING_COMPACT = 24 + 4 + 22 - MASTER_COMPACT_LABEL - 4
-SCROLL_MIN_HEIGHT = 90  # the dock never hides the strips completely
-
-PANEL_BG = "#16181d"
-STRIP_BG = "#1c1f26"
-STRIP_BG_SELECTED = "#262b36"
-TEXT = "#d8dee9"
-DIM_TEXT = "#7c8493"
+from .strips import (
+    DIM_TEXT,
+    FADER_MAX_DB,
+    FADER_STEPS_PER_DB,
+    MASTER_COMPACT_LABEL,
+    MASTER_SPACING,
+    MASTER_SPACING_COMPACT,
+    METER_MIN,
+    METER_MIN_COMPACT,
+    PANEL_BG,
+    REFRESH_MS,
+    SCROLL_MIN_HEIGHT,
+    STRIP_BG,
+    STRIP_BG_SELECTED,
+    STRIP_WIDTH,
+    TEXT,
+    ChannelStrip,
+    LevelMeter,
+    ResetSlider,
+    SlimStrip,
+    db_to_fader,
+    fader_to_db,
+    format_gain,
+    format_pan,
+)
 
 STYLE = f"""
 MixerPanel, #mixerStrips {{ background: {PANEL_BG}; }}
@@ -88,296 +89,11 @@ QPushButton#ab {{ padding: 3px 10px; color: {TEXT}; background: #2b303b;
     border: 1px solid #3a404d; }}
 QPushButton#ab:checked {{ background: #3d6fb6; border-color: #5a86c8; color: white; }}
 QPushButton#ab:disabled {{ color: #4a4f59; }}
+SlimStrip {{ background: {STRIP_BG}; border: 1px solid #2a2f3a; border-radius: 4px; }}
+SlimStrip[selected="true"] {{ background: {STRIP_BG_SELECTED}; border: 1px solid #5a86c8; }}
+SlimStrip[available="false"] {{ background: #17181b; border: 1px dashed #2a2d33; }}
+QLabel#slimGain {{ color: {TEXT}; font-size: 8pt; }}
 """
-
-
-def fader_to_db(value: int) -> float:
-    """Slider position -> dB (the bottom position is -inf)."""
-    db = value / FADER_STEPS_PER_DB
-    return -math.inf if db <= FADER_FLOOR_DB else db
-
-
-def db_to_fader(db: float) -> int:
-    """dB -> slider position (clamped to the fader's range)."""
-    if db == -math.inf or db <= FADER_FLOOR_DB:
-        return int(FADER_FLOOR_DB * FADER_STEPS_PER_DB)
-    return int(round(min(db, FADER_MAX_DB) * FADER_STEPS_PER_DB))
-
-
-def format_gain(db: float) -> str:
-    return "-inf" if db == -math.inf else f"{db:+.1f}" if db else "0.0"
-
-
-def format_pan(pan: float) -> str:
-    """"C", "L50", "R100"."""
-    pct = round(pan * 100)
-    return "C" if pct == 0 else (f"L{-pct}" if pct < 0 else f"R{pct}")
-
-
-class ResetSlider(QSlider):
-    """A slider that returns to a default value on double-click."""
-
-    def __init__(self, orientation: Qt.Orientation, default: int = 0,
-                 parent: QWidget | None = None) -> None:
-        super().__init__(orientation, parent)
-        self.default = default
-
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        self.setValue(self.default)
-        event.accept()
-
-
-class LevelMeter(QWidget):
-    """A vertical peak meter (dBFS) with a falling bar, a peak-hold line and a clip light."""
-
-    def __init__(self, parent: QWidget | None = None, width: int = 10) -> None:
-        super().__init__(parent)
-        self.setFixedWidth(width)
-        self.setMinimumHeight(METER_MIN)
-        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
-        self.level_db = -math.inf
-        self.hold_db = -math.inf
-        self._hold_age = 0.0
-        self.clipped = False
-
-    def set_level(self, db: float, dt: float = REFRESH_MS / 1000) -> None:
-        """Feed the latest peak; the bar falls at METER_FALL_DB_PER_S when it drops."""
-        fallen = (self.level_db - METER_FALL_DB_PER_S * dt if self.level_db > METER_FLOOR_DB
-                  else -math.inf)
-        new = max(db, fallen)
-        if new < METER_FLOOR_DB:
-            new = -math.inf
-        self._hold_age += dt
-        if new >= self.hold_db or self._hold_age > PEAK_HOLD_S:
-            self.hold_db, self._hold_age = new, 0.0
-        if db > 0.0:
-            self.clipped = True
-        if new != self.level_db or self._hold_age == 0.0:
-            self.level_db = new
-            self.update()
-
-    def reset(self) -> None:
-        self.level_db = self.hold_db = -math.inf
-        self.clipped = False
-        self.update()
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        self.clipped = False  # click clears the clip light
-        self.update()
-        super().mousePressEvent(event)
-
-    @staticmethod
-    def _fraction(db: float) -> float:
-        if db == -math.inf:
-            return 0.0
-        return min(1.0, max(0.0, (db - METER_FLOOR_DB) / (METER_TOP_DB - METER_FLOOR_DB)))
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
-        p = QPainter(self)
-        w, h = self.width(), self.height()
-        clip_h = 4
-        body = QRectF(0, clip_h + 1, w, h - clip_h - 1)
-        p.fillRect(body, QColor("#0f1115"))
-        p.fillRect(QRectF(0, 0, w, clip_h), QColor("#ff3b30" if self.clipped else "#2a2d33"))
-        if not self.isEnabled():
-            p.end()
-            return
-        frac = self._fraction(self.level_db)
-        if frac > 0:
-            grad = QLinearGradient(0, body.bottom(), 0, body.top())
-            zero = self._fraction(0.0)
-            warn = self._fraction(-12.0)
-            grad.setColorAt(0.0, QColor("#2fbf71"))
-            grad.setColorAt(warn, QColor("#7ed957"))
-            grad.setColorAt(min(zero - 0.01, 1.0), QColor("#f2c94c"))
-            grad.setColorAt(zero, QColor("#ff3b30"))
-            grad.setColorAt(1.0, QColor("#ff3b30"))
-            bar_h = body.height() * frac
-            p.fillRect(QRectF(0, body.bottom() - bar_h, w, bar_h), grad)
-        hold = self._fraction(self.hold_db)
-        if hold > 0:
-            y = body.bottom() - body.height() * hold
-            p.fillRect(QRectF(0, y - 1, w, 2), QColor("#e8ecf2"))
-        # 0 dB tick
-        y0 = body.bottom() - body.height() * self._fraction(0.0)
-        p.fillRect(QRectF(0, y0, w, 1), QColor(255, 255, 255, 90))
-        p.end()
-
-    def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(self.width(), 160)
-
-
-class ChannelStrip(QFrame):
-    """One stem's strip; the panel wires its controls. Emits `clicked` when pressed."""
-
-    clicked = Signal(str)
-
-    def __init__(self, stem_id: str, available: bool = True,
-                 parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        stem = get_stem(stem_id)
-        self.stem_id = stem.id
-        self.available: bool | None = None  # set by set_available below
-        self.compact = False
-        self._name_style = ""
-        self.setProperty("selected", "false")
-        self.setFixedWidth(STRIP_WIDTH)
-
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.setSpacing(4)
-        self.swatch = QFrame(self)
-        self.swatch.setFixedHeight(5)
-        lay.addWidget(self.swatch)
-        self.name = QLabel(stem.name, self)
-        self.name.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.name.setToolTip(stem.name)
-        self._name_fit = self._fitting_font_size(stem.name)
-        # the normal height, so a smaller name does not shift the strip's controls up
-        self.name.setFixedHeight(QFontMetrics(self.name.font()).height() + 2)
-        lay.addWidget(self.name)
-
-        buttons = QHBoxLayout()
-        buttons.setSpacing(4)
-        self.mute = QPushButton("M", self)
-        self.mute.setObjectName("mute")
-        self.mute.setCheckable(True)
-        self.mute.setToolTip(f"Mute {stem.name}")
-        self.solo = QPushButton("S", self)
-        self.solo.setObjectName("solo")
-        self.solo.setCheckable(True)
-        self.solo.setToolTip(f"Solo {stem.name} (only soloed stems play)")
-        # compact strips show the gain here (their readout under the fader is hidden)
-        self.compact_gain = QLabel("0.0", self)
-        self.compact_gain.setObjectName("compactGain")
-        self.compact_gain.setToolTip("Volume in dB")
-        self.compact_gain.setVisible(False)
-        buttons.addStretch(1)
-        buttons.addWidget(self.mute)
-        buttons.addWidget(self.solo)
-        buttons.addWidget(self.compact_gain)
-        buttons.addStretch(1)
-        lay.addLayout(buttons)
-
-        self.pan = ResetSlider(Qt.Orientation.Horizontal, 0, self)
-        self.pan.setRange(-100, 100)
-        self.pan.setToolTip("Pan (double-click: centre)")
-        self.pan_label = QLabel("C", self)
-        self.pan_label.setObjectName("dim")
-        self.pan_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(self.pan)
-        lay.addWidget(self.pan_label)
-
-        fader_row = QHBoxLayout()
-        fader_row.setSpacing(6)
-        self.fader = ResetSlider(Qt.Orientation.Vertical, 0, self)
-        self.fader.setRange(int(FADER_FLOOR_DB * FADER_STEPS_PER_DB),
-                            int(FADER_MAX_DB * FADER_STEPS_PER_DB))
-        self.fader.setValue(0)
-        self.fader.setToolTip("Volume in dB (double-click: 0 dB)")
-        self.meter = LevelMeter(self)
-        fader_row.addStretch(1)
-        fader_row.addWidget(self.fader)
-        fader_row.addWidget(self.meter)
-        fader_row.addStretch(1)
-        lay.addLayout(fader_row, 1)
-        self.gain_label = QLabel("0.0 dB", self)
-        self.gain_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(self.gain_label)
-        self.set_available(available)
-
-    def set_available(self, available: bool) -> None:
-        """Switch between a live strip and a greyed "not produced by this model" one
-        (cheap when nothing changes: strips are reused, never rebuilt)."""
-        available = bool(available)
-        if available == self.available:
-            return
-        self.available = available
-        stem = get_stem(self.stem_id)
-        self.setProperty("available", "true" if available else "false")
-        self.setToolTip(stem.description if available else
-                        f"{stem.name}: not produced by this model")
-        color = stem.color if available else "#3a3d44"
-        self.swatch.setStyleSheet(f"background: {color}; border: none; border-radius: 2px;")
-        self.set_name_dim(not available)
-        for w in (self.mute, self.solo, self.pan, self.fader, self.meter):
-            w.setEnabled(available)
-        self.gain_label.setObjectName("" if available else "dim")
-        if available:
-            self.pan_label.setText("C")
-            self.gain_label.setText("0.0 dB")
-            self.compact_gain.setText("0.0")
-        else:
-            for w in (self.mute, self.solo):
-                w.blockSignals(True)
-                w.setChecked(False)
-                w.blockSignals(False)
-            self.meter.reset()
-            self.pan_label.setText("")
-            self.gain_label.setText("not produced\nby this model")
-            self.compact_gain.setText("")
-        self.set_compact(self.compact, force=True)
-        for w in (self, self.gain_label):
-            w.style().unpolish(w)
-            w.style().polish(w)
-
-    def _fitting_font_size(self, text: str) -> str:
-        """A style-sheet font size that fits `text` in bold across the strip ("" when the
-        normal size fits): "Electric guitar" is wider than a strip at the normal size."""
-        font = QFont(self.name.font())
-        font.setBold(True)
-        width = QFontMetrics(font).horizontalAdvance(text)
-        room = STRIP_WIDTH - 16  # the strip's margins and the label's own
-        if width <= room or font.pointSizeF() <= 0:
-            return ""
-        return f"font-size: {max(6.0, font.pointSizeF() * room / width):.1f}pt;"
-
-    def set_name_dim(self, dim: bool) -> None:
-        """Grey the name (unavailable, muted or silenced by another stem's solo)."""
-        style = self._name_fit + (f"color: {DIM_TEXT};" if dim else "")
-        if self.available:
-            style = "font-weight: bold;" + style
-        if style != self._name_style:
-            self._name_style = style
-            self.name.setStyleSheet(style)
-
-    def set_compact(self, compact: bool, force: bool = False) -> None:
-        """Compact: a shorter meter, no pan readout, the gain readout next to M/S (for
-        short mixer docks): the fader and its dB value always show."""
-        if compact == self.compact and not force:
-            return
-        self.compact = compact
-        self.pan_label.setVisible(not compact)
-        self.gain_label.setVisible(not compact)
-        self.compact_gain.setVisible(compact and bool(self.available))
-        self.meter.setMinimumHeight(METER_MIN_COMPACT if compact else METER_MIN)
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self.available:
-            self.clicked.emit(self.stem_id)
-        super().mousePressEvent(event)
-
-    def set_selected(self, selected: bool) -> None:
-        value = "true" if selected else "false"
-        if self.property("selected") == value:
-            return
-        self.setProperty("selected", value)
-        self.style().unpolish(self)
-        self.style().polish(self)
-
-    def show_state(self, gain_db: float, pan: float, mute: bool, solo: bool) -> None:
-        """Show a channel state without echoing signals back."""
-        for w, setter, value in ((self.fader, self.fader.setValue, db_to_fader(gain_db)),
-                                 (self.pan, self.pan.setValue, round(pan * 100)),
-                                 (self.mute, self.mute.setChecked, mute),
-                                 (self.solo, self.solo.setChecked, solo)):
-            w.blockSignals(True)
-            setter(value)
-            w.blockSignals(False)
-        if self.available:
-            self.gain_label.setText(f"{format_gain(gain_db)} dB")
-            self.compact_gain.setText(format_gain(gain_db))
-            self.pan_label.setText(format_pan(pan))
 
 
 class MixerPanel(QWidget):
@@ -391,6 +107,7 @@ class MixerPanel(QWidget):
     selectedStemChanged = Signal(str)
     mixerChanged = Signal()
     abChanged = Signal(str)  # "mix" or "remix", whoever changed it
+    slimRequested = Signal(bool)  # the user pressed the Compact button
 
     def __init__(self, player: Player, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -400,6 +117,7 @@ class MixerPanel(QWidget):
         self.selected: str | None = None
         self.null_db: float | None = None
         self.compact = False
+        self.slim = False
         self._master_spacer: QSpacerItem | None = None
         self.setStyleSheet(STYLE)
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
@@ -434,7 +152,15 @@ class MixerPanel(QWidget):
         self.null_label.setSizePolicy(QSizePolicy.Policy.Ignored,
                                       QSizePolicy.Policy.Preferred)
         top.addWidget(self.null_label, 1)
-        top.addWidget(QLabel("Output:", self))
+        self.slim_button = QPushButton("Compact", self)
+        self.slim_button.setObjectName("ab")
+        self.slim_button.setCheckable(True)
+        self.slim_button.setToolTip("Compact mixer: one row of strips with horizontal "
+                                    "faders, more room for the lanes")
+        self.slim_button.clicked.connect(self.slimRequested)
+        top.addWidget(self.slim_button)
+        self.output_label = QLabel("Output:", self)
+        top.addWidget(self.output_label)
         self.device_combo = QComboBox(self)
         self.device_combo.setMinimumWidth(120)
         self.device_combo.setSizeAdjustPolicy(
@@ -476,6 +202,7 @@ class MixerPanel(QWidget):
         self.scroll.viewport().installEventFilter(self)
         outer.addWidget(self.scroll, 1)
         self._full_height = self._strips_min_height(False)
+        self._build_slim(outer)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
@@ -530,6 +257,83 @@ class MixerPanel(QWidget):
         self.master_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.master_label)
         return frame
+
+    def _build_slim(self, outer: QVBoxLayout) -> None:
+        """The slim row (hidden until `set_slim`): a strip per stem and the master."""
+        self.slim_scroll = QScrollArea(self)
+        self.slim_scroll.setWidgetResizable(True)
+        self.slim_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.slim_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.slim_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        host = QWidget()
+        host.setObjectName("mixerStrips")
+        row = QHBoxLayout(host)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(6)
+        self.slim_strips: dict[str, SlimStrip] = {}
+        for stem_id in STEM_IDS:
+            slim = SlimStrip(stem_id, host)
+            slim.hide()
+            row.addWidget(slim)
+            self.slim_strips[stem_id] = slim
+            full = self._all_strips[stem_id]
+            # the slim controls drive the full strip's (one state, one set of slots)
+            slim.mute.toggled.connect(full.mute.setChecked)
+            slim.solo.toggled.connect(full.solo.setChecked)
+            slim.fader.valueChanged.connect(full.fader.setValue)
+            slim.clicked.connect(self.select_stem)
+        self.slim_master = SlimStrip("master", host)
+        self.slim_master.fader.valueChanged.connect(self.master_fader.setValue)
+        row.addWidget(self.slim_master)
+        self.slim_host = host
+        self.slim_scroll.setWidget(host)
+        self.slim_scroll.setVisible(False)
+        outer.addWidget(self.slim_scroll)
+
+    def set_slim(self, slim: bool) -> None:
+        """One row of slim strips (True) or the full strips."""
+        slim = bool(slim)
+        self.slim_button.setChecked(slim)
+        if slim == self.slim:
+            return
+        self.slim = slim
+        self.scroll.setVisible(not slim)
+        self.slim_scroll.setVisible(slim)
+        margin = 4 if slim else 6
+        self.layout().setContentsMargins(margin, margin, margin, margin)
+        self.layout().setSpacing(margin)
+        self._update_notice()
+
+    def slim_height_hint(self) -> int:
+        """Height the panel needs in slim mode (top row and one row of slim strips)."""
+        outer = self.layout()
+        margins = outer.contentsMargins()
+        strips = (self.slim_strips["vocals"], self.slim_master)  # with and without M/S
+        for strip in strips:
+            strip.layout().activate()
+        self.slim_host.layout().activate()
+        # a sideways scroll bar only when the strips do not fit across
+        room = self.width() - margins.left() - margins.right()
+        narrow = self.slim_host.minimumSizeHint().width() > room
+        scroll_bar = self.slim_scroll.horizontalScrollBar().sizeHint().height() if narrow \
+            else 0
+        return (margins.top() + margins.bottom() + self._top_row.sizeHint().height()
+                + outer.spacing() + max(max(strip.sizeHint().height(),
+                                            strip.minimumSizeHint().height())
+                                        for strip in strips) + scroll_bar + 2)
+
+    def fader_widget(self, stem_id: str) -> QSlider:
+        """The fader of `stem_id` ("master" too) that shows now (slim or full)."""
+        if stem_id == "master":
+            return self.slim_master.fader if self.slim else self.master_fader
+        return self.slim_strips[stem_id].fader if self.slim else \
+            self._all_strips[stem_id].fader
+
+    def _show_slim_state(self, stem_id: str) -> None:
+        slim = self.slim_strips[stem_id]
+        if slim.available:
+            ch = self.player.mixer.channel(stem_id)
+            slim.show_state(ch.gain_db, ch.mute, ch.solo)
 
     # -- short docks: compact strips, then scrolling ------------------------------------
     def _strips_min_height(self, compact: bool) -> int:
@@ -610,6 +414,11 @@ class MixerPanel(QWidget):
                 strips[stem_id] = strip
             if strip.isHidden() == shown:
                 strip.setVisible(shown)
+            slim = self.slim_strips[stem_id]
+            if shown:
+                slim.set_available(stem_id in available)
+            if slim.isHidden() == shown:
+                slim.setVisible(shown)
         self.strips = strips
         self.sync_from_player()
         self.set_null_db(null_db)
@@ -648,9 +457,11 @@ class MixerPanel(QWidget):
                 continue
             ch = mixer.channel(stem_id)
             strip.show_state(ch.gain_db, ch.pan, ch.mute, ch.solo)
+            self._show_slim_state(stem_id)
         self.master_fader.blockSignals(True)
         self.master_fader.setValue(db_to_fader(mixer.master_db))
         self.master_fader.blockSignals(False)
+        self.slim_master.show_state(mixer.master_db)
         self.master_label.setText(f"{format_gain(mixer.master_db)} dB")
         self.master_compact.setText(f"{format_gain(mixer.master_db)} dB")
         for b in (self.ab_mix, self.ab_remix):
@@ -664,6 +475,7 @@ class MixerPanel(QWidget):
         self.player.set_channel(stem_id, **changes)
         ch = self.player.mixer.channel(stem_id)
         self.strips[stem_id].show_state(ch.gain_db, ch.pan, ch.mute, ch.solo)
+        self._show_slim_state(stem_id)
         self._dim_for_solo()
         self.mixerChanged.emit()
 
@@ -677,6 +489,7 @@ class MixerPanel(QWidget):
                 continue
             ch = mixer.channel(stem_id)
             strip.set_name_dim(ch.mute or (any_solo and not ch.solo))
+            self.slim_strips[stem_id].set_name_dim(ch.mute or (any_solo and not ch.solo))
 
     def toggle_mute(self, stem_id: str) -> None:
         """Flip a stem's mute (keyboard shortcut target)."""
@@ -699,6 +512,7 @@ class MixerPanel(QWidget):
         self.selected = stem_id
         for sid, strip in self._all_strips.items():
             strip.set_selected(sid == stem_id)
+            self.slim_strips[sid].set_selected(sid == stem_id)
         if stem_id is not None:
             self.selectedStemChanged.emit(stem_id)
 
@@ -707,6 +521,7 @@ class MixerPanel(QWidget):
         self.player.set_master_db(db)
         self.master_label.setText(f"{format_gain(db)} dB")
         self.master_compact.setText(f"{format_gain(db)} dB")
+        self.slim_master.show_state(db)
         self.mixerChanged.emit()
 
     def _on_ab(self, mix_checked: bool) -> None:
@@ -741,7 +556,8 @@ class MixerPanel(QWidget):
         self.player.set_output_device(self.device_combo.itemData(row))
 
     def _update_notice(self) -> None:
-        if self.player.available:
+        # slim: the status bar's "no audio output" says it in one line
+        if self.player.available or self.slim:
             self.notice.hide()
         else:
             self.notice.setText(f"Playback is off: {self.player.unavailable_reason}. "
@@ -754,11 +570,14 @@ class MixerPanel(QWidget):
         levels = self.player.levels()
         for stem_id, strip in self.strips.items():
             if strip.available:
-                strip.meter.set_level(levels.get(stem_id, -math.inf))
-        self.master_meter.set_level(levels.get("master", -math.inf))
-        if self.player.state() != "playing" and all(
-                s.meter.level_db == -math.inf for s in self.strips.values()) and \
-                self.master_meter.level_db == -math.inf:
+                level = levels.get(stem_id, -math.inf)
+                (self.slim_strips[stem_id].meter if self.slim else strip.meter).set_level(level)
+        master = levels.get("master", -math.inf)
+        (self.slim_master.meter if self.slim else self.master_meter).set_level(master)
+        shown = self.slim_strips if self.slim else self.strips
+        meters = [shown[s].meter for s in self.strips] + [
+            self.slim_master.meter if self.slim else self.master_meter]
+        if self.player.state() != "playing" and all(m.level_db == -math.inf for m in meters):
             self._timer.stop()  # everything has fallen to the floor
 
     def _on_player_state(self, state: str) -> None:
@@ -773,3 +592,7 @@ class MixerPanel(QWidget):
     def hideEvent(self, event) -> None:  # noqa: N802
         super().hideEvent(event)
         self._timer.stop()
+
+
+__all__ = ["MixerPanel", "LevelMeter", "ChannelStrip", "SlimStrip", "ResetSlider", "db_to_fader",
+           "fader_to_db", "format_gain", "format_pan"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QFont
@@ -15,6 +16,8 @@ from .waveform_data import TIME_STEPS, Envelope, format_time
 
 MIX_COLOR = "#b8c4d6"
 AXIS_WIDTH = 56  # left axis width shared with the spectrogram so time lines up
+BAR_MARK_COLOR = (243, 167, 18, 150)  # the ruler's bar marks: a faint amber
+BAR_MARK_PX = 6
 
 
 def format_peak(peak: float) -> str:
@@ -25,7 +28,39 @@ def format_peak(peak: float) -> str:
 
 
 class TimeAxis(pg.AxisItem):
-    """Axis labelled in mm:ss with musical-ish steps (1, 2, 5, 10, 15, 30 s, 1 min...)."""
+    """Axis labelled in mm:ss with musical-ish steps (1, 2, 5, 10, 15, 30 s, 1 min...);
+    with the song's bar lines (`set_bars`) it marks each bar with a short amber tick."""
+
+    bars: np.ndarray | None = None
+
+    def set_bars(self, bars: np.ndarray | None) -> None:
+        """Mark these times (seconds) as bar lines on the ruler (None: none)."""
+        self.bars = None if bars is None else np.asarray(bars, dtype=np.float64)
+        self.picture = None  # drawn again with (or without) the marks
+        self.update()
+
+    def generateDrawSpecs(self, p):  # noqa: N802
+        specs = super().generateDrawSpecs(p)
+        bars = self.bars
+        if specs is None or bars is None or not bars.size or \
+                self.orientation not in ("top", "bottom"):
+            return specs
+        lo, hi = self.range
+        bounds = self.mapRectFromParent(self.geometry())
+        if hi <= lo or bounds.width() <= 0:
+            return specs
+        inside = bars[(bars >= lo) & (bars <= hi)]
+        if inside.size > bounds.width() / 4:  # too dense to tell apart: no marks
+            return specs
+        scale = bounds.width() / (hi - lo)
+        top = self.orientation == "top"
+        y0 = bounds.bottom() if top else bounds.top()
+        y1 = y0 - BAR_MARK_PX if top else y0 + BAR_MARK_PX
+        pen = pg.mkPen(BAR_MARK_COLOR, width=1)
+        for value in inside:
+            x = bounds.left() + (value - lo) * scale
+            specs[1].append((pen, QPointF(x, y0), QPointF(x, y1)))
+        return specs
 
     def tickSpacing(self, minVal: float, maxVal: float, size: float):  # noqa: N802
         span = maxVal - minVal

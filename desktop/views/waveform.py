@@ -11,6 +11,11 @@ seeking:
 * right or middle drag: pan; the navigator's box can be dragged to scroll;
 * Ctrl+wheel: taller or shorter lanes (`set_lane_height`; the window scrolls them).
 
+Once the song's beat grid is known (`set_beat_grid`), bar lines are drawn faintly on the
+navigator and the mixture's ruler (beats too when zoomed in), and loop edges snap to the
+nearest beat while `snap` is on: hold Shift while dragging an edge (Ctrl while drawing a
+loop with Shift+drag) to place it freely.
+
 Each lane is scaled to its own peak (`set_normalise`), so a quiet stem is not a flat line,
 and its header says its true level (peak dBFS, "silent" when it is all zeros). Stem lanes
 carry M/S buttons in their header (`muteClicked`/`soloClicked`); the window's mixer state
@@ -25,6 +30,7 @@ from PySide6.QtGui import QColor, QFont
 
 from stemwright.models.stems import STEM_IDS, get_stem
 
+from .beat_grid import BeatGrid
 from .lane_items import (
     MIX_COLOR,
     HeaderButton,
@@ -34,6 +40,7 @@ from .lane_items import (
     blank_axis,
     format_peak,
 )
+from .loop_snap import BAR_PEN, BEAT_PEN, LoopSnapping, grid_curve, held_modifiers
 from .waveform_data import Envelope, format_time
 
 BACKGROUND = "#16181d"
@@ -56,7 +63,7 @@ LABEL_FILL = (22, 24, 29, 238)  # lane headers: opaque enough to read over a wav
 MUTE_ON, SOLO_ON = "#e05a47", "#f2c94c"  # as the mixer's buttons
 
 
-class WaveformView(pg.GraphicsLayoutWidget):
+class WaveformView(LoopSnapping, pg.GraphicsLayoutWidget):
     """Navigator + mixture + stem lanes with a shared, zoomable time axis."""
 
     seekRequested = Signal(float)
@@ -81,6 +88,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self._y_peak = 1.05
         self.lane_height = LANE_HEIGHT
         self.normalise = True  # each lane scaled to its own peak
+        self.beat_grid: BeatGrid | None = None
+        self.snap = True  # loop edges snap to beats (when the grid is known)
         self._pending: float | None = None  # stems are final only before this time
         self.lanes: list[Lane] = []
         self._extra: dict[str, Lane] = {}  # lanes under a stem lane (set_extra_lane)
@@ -119,6 +128,8 @@ class WaveformView(pg.GraphicsLayoutWidget):
                                             pen=pg.mkPen(None))
         self.nav_loop.setVisible(False)
         self.navigator.addItem(self.nav_loop)
+        self.nav_bars = grid_curve(BAR_PEN)
+        self.nav_vb.addItem(self.nav_bars, ignoreBounds=True)
         self.nav_vb.sigSeek.connect(self._nav_seek)
         self.nav_vb.sigLoopDrag.connect(self._loop_drag)
         self.nav_vb.setMouseEnabled(x=False, y=False)
@@ -135,6 +146,10 @@ class WaveformView(pg.GraphicsLayoutWidget):
         time_axis.setTextPen("#aab2bf")
         self.time_axis = time_axis
         self.ci.layout.setRowStretchFactor(1, 3)
+        self.bar_lines = grid_curve(BAR_PEN)  # under the ruler, in the mixture's lane
+        self.beat_lines = grid_curve(BEAT_PEN, Qt.PenStyle.DotLine)
+        for curve in (self.bar_lines, self.beat_lines):
+            self.mix_vb.addItem(curve, ignoreBounds=True)
         self.mix.plot.setMinimumHeight(64)
         # stem lanes are built once (hidden) so showing stems costs no item creation
         self._stem_lanes: dict[str, Lane] = {}
@@ -321,6 +336,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         for key in list(self._extra):
             self.remove_extra_lane(key)
         self.clear_loop(emit=False)
+        self.set_beat_grid(None)
         self.mix.envelope = envelope
         self.samplerate = envelope.samplerate
         self.duration = max(envelope.duration, 1.0 / envelope.samplerate)
@@ -351,6 +367,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
         for key in list(self._extra):
             self.remove_extra_lane(key)
         self.clear_loop(emit=False)
+        self.set_beat_grid(None)
         self.mix.envelope = None
         self.duration = 0.0
         if self.mix.curve is not None:
@@ -583,6 +600,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
             x, y = lane.envelope.slice(x0, x1, width)
             lane.curve.setData(x, y)
             self._apply_scale(lane)  # stems being separated grow as chunks arrive
+        self._show_beats(x0, x1, width)
 
     def _draw_navigator(self) -> None:
         env = self.mix.envelope
@@ -720,6 +738,11 @@ class WaveformView(pg.GraphicsLayoutWidget):
             return
         self._syncing = True
         values = region.getRegion()
+        if self.snapping() and not held_modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            snapped = self._snapped_region(values)
+            if snapped != values:
+                values = snapped
+                region.setRegion(values)
         for lane in self.lanes:
             if lane.region is not None and lane.region is not region:
                 lane.region.setRegion(values)
@@ -730,12 +753,19 @@ class WaveformView(pg.GraphicsLayoutWidget):
         if self._syncing:
             return
         start, end = region.getRegion()
+        if self.snapping() and not held_modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            # a region dragged whole ends without a last "moved" signal: snap it here
+            start, end = self._snapped_region((start, end))
         self.set_loop(start, end, emit=True)
 
     def _loop_drag(self, start: float, end: float, finished: bool) -> None:
         if self.duration <= 0:
             return
         start, end = self._clamp(start), self._clamp(end)
+        if self.snapping() and not held_modifiers() & Qt.KeyboardModifier.ControlModifier:
+            snapped = self.snap_time(start), self.snap_time(end)
+            if snapped[1] - snapped[0] >= 1e-3:
+                start, end = snapped
         if end - start < 1e-3:
             return
         self.set_loop(start, end, emit=finished)

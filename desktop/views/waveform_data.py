@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stemwright.models.errors import Cancelled
+
 TIME_STEPS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30,
               60, 120, 300, 600, 900, 1800, 3600)
 
@@ -75,7 +77,6 @@ class Envelope:
         step = cls.CHUNK  # multiple of block
         for start in range(0, length, step):
             if cancel is not None and cancel():
-                from stemwright.models.errors import Cancelled
                 raise Cancelled("cancelled")
             seg = data[:, start:start + step]
             lo, hi = seg[0], seg[0]
