@@ -230,7 +230,7 @@ def _qt() -> str:
 
 
 def _default_model() -> str:
-    from .zoo import catalog as zoo
+    from .zoo import catalog as zoo  # lazy: doctor must start even when numpy is broken
 
     entry = zoo.get_entry(zoo.DEFAULT_MODEL)
     if entry.family != "embedded":
@@ -254,7 +254,7 @@ def _synth_tools() -> str:
 
 
 def _cache() -> str:
-    from .zoo.catalog import cache_dir
+    from .zoo.catalog import cache_dir  # lazy: doctor must start even when numpy is broken
 
     folder = cache_dir()
     probe = folder

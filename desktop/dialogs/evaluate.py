@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from stemwright.models.stems import STEM_IDS, get_stem
+from stemwright.models.zoo.catalog import DEFAULT_MODEL
 
 from ..engine.workers import Task
 from ..panels.separation import format_duration, format_eta
@@ -331,7 +332,6 @@ class EvaluateDialog(QDialog):
     def current_model(self) -> str:
         """The model chosen in the Separation panel (remembered in the settings), or the
         default model."""
-        from stemwright.models.zoo.catalog import DEFAULT_MODEL
 
         if self.settings is None:
             return DEFAULT_MODEL

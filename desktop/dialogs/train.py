@@ -46,6 +46,8 @@ from PySide6.QtWidgets import (
 
 from stemwright.models.errors import StemwrightError
 from stemwright.models.stems import STEM_IDS, STEMS, get_stem
+from stemwright.models.zoo import catalog as zoo
+from stemwright.models.zoo.catalog import DEFAULT_MODEL
 
 from ..engine.workers import Task
 
@@ -82,7 +84,6 @@ def trainable_models(current: str | None = None) -> list[tuple[str, str]]:
     the model chosen in the window, at the top), then new architectures from scratch.
     Fine-tuning is what the dialog is for; from scratch needs far more songs."""
     from stemwright.models.architectures.registry import ARCHITECTURES
-    from stemwright.models.zoo import catalog as zoo
 
     tune: list[tuple[str, str]] = []
     for entry in zoo.list_models():
@@ -314,7 +315,6 @@ class TrainDialog(QDialog):
     # -- remembered choices -----------------------------------------------------------
     def current_model(self) -> str:
         """The model chosen in the window's Separation panel, or the default model."""
-        from stemwright.models.zoo.catalog import DEFAULT_MODEL
 
         if self.settings is None:
             return DEFAULT_MODEL

@@ -11,6 +11,8 @@ import traceback
 
 import numpy as np
 
+from stemwright.models.zoo import catalog as zoo
+
 from .protocol import progress_sender, recv_array, recv_msg, send_array, send_error, send_msg
 
 
@@ -25,7 +27,6 @@ def engine_main() -> None:
     proto_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # stray prints from libraries go to stderr, not into the protocol
     sys.stdout = sys.stderr
-    from stemwright.models.zoo import catalog as zoo
 
     cache: dict[tuple, object] = {}
 

@@ -24,6 +24,7 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from stemwright.models.errors import Cancelled, StemwrightError
 from stemwright.models.remix.mixer import as_stereo, null_test_db
+from stemwright.models.zoo import catalog as zoo
 
 from ..views.spectrogram_data import compute_spectrogram
 from ..views.waveform_data import Envelope
@@ -314,7 +315,6 @@ class SeparateTask(Task):
                     partial=self._on_partial if self.partial_enabled else None,
                     receive_into=self._receive_into)
         if result is None:
-            from stemwright.models.zoo import catalog as zoo
 
             self.report(0.0, None, f"Loading model {opts.model}")
             separator = zoo.load_separator(opts.model, device=opts.device,
@@ -376,7 +376,6 @@ class DownloadTask(Task):
             self.report(0.0, None, f"{done / 1e6:.1f} MB")
 
     def work(self) -> Path:
-        from stemwright.models.zoo import catalog as zoo
 
         self.report(0.0, None, f"Connecting for {self.model}")
         folder = zoo.download_model(self.model, progress=self._progress,
@@ -416,7 +415,6 @@ MAX_SESSIONS = 3
 
 
 def sessions_dir() -> Path:
-    from stemwright.models.zoo import catalog as zoo
 
     return zoo.cache_dir() / "sessions"
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from stemwright.models.separation.devices import available_devices
 from stemwright.models.stems import get_stem
 from stemwright.models.zoo import catalog as zoo
 
@@ -99,7 +100,6 @@ class SeparationPanel(QWidget):
         self.device_combo = QComboBox()
         self.device_combo.setToolTip("Where the model runs")
         try:
-            from stemwright.models.separation.devices import available_devices
             devices = available_devices()
         except Exception:  # noqa: BLE001 - torch trouble must not hide the panel
             devices = ["auto", "cpu"]

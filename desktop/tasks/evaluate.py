@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from stemwright.models.errors import Cancelled, StemwrightError
 from stemwright.models.progress import Progress
+from stemwright.models.zoo import catalog as zoo
 
 from ..engine.child import EVALUATION_CHILD, start_child
 from ..engine.protocol import recv_msg, send_msg
@@ -116,7 +117,6 @@ class EvaluateTask(Task):
 
 def installed_models() -> list[tuple[str, str]]:
     """(title, name) of the zoo models that can run now (installed or needing no files)."""
-    from stemwright.models.zoo import catalog as zoo
 
     out = []
     for entry in zoo.list_models():

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..errors import StemwrightError
 from ..separation.devices import describe_machine
+from ..zoo import catalog as zoo
 from ..zoo import catalog as zoo_catalog
 from .runner import peak_rss_mb, proc_status_mb, reset_peak_rss, run_child
 
@@ -61,7 +62,6 @@ def describe(name: str, small: bool = False) -> dict[str, Any]:
                 f"whole chunk ({a.global_context or 'global layers'})",
                 "segment_seconds": a.segment}
     if name in CLASSIC:
-        from ..zoo import catalog as zoo
 
         entry = zoo.get_entry(name)
         return {"model": name, "title": entry.title, "kind": "classic",
@@ -91,7 +91,6 @@ def measure_one(name: str, device: str = "cpu", seconds: float = 60.0, small: bo
         from ..architectures.registry import random_separator
         sep = random_separator(name, small, seed=seed, device=device, threads=threads)
     else:
-        from ..zoo import catalog as zoo
         sep = zoo.load_separator(name, device="cpu")
         if threads is not None:
             torch.set_num_threads(threads)

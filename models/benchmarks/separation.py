@@ -14,6 +14,7 @@ import time
 
 from ..errors import StemwrightError
 from ..separation.devices import describe_machine, resolve_device
+from ..zoo import catalog as zoo
 from .runner import peak_rss_mb, run_child
 
 RANDOM_WEIGHT_MODELS = ("htdemucs", "htdemucs_6s")
@@ -30,7 +31,6 @@ def bench_one(name: str, device: str = "auto", seconds: float = 60.0,
     import torch
 
     from ..synthetic.test_songs import synth_song
-    from ..zoo import catalog as zoo
 
     dev = resolve_device(device)
     t0 = time.perf_counter()
@@ -73,7 +73,6 @@ def bench_one(name: str, device: str = "auto", seconds: float = 60.0,
 def available_models(random_weights: bool) -> list[tuple[str, bool]]:
     """(model, random_weights) pairs to benchmark: installed models, plus random-weight
     demucs architectures when asked."""
-    from ..zoo import catalog as zoo
 
     out = [(e.name, False) for e in zoo.list_models()
            if not e.needs_download or zoo.is_installed(e.name)]

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..separation.separator import NumpySeparator
-from ..stems import StemMapping
+from .teaching_facts import TEACHING_FACTS
 
 _EPS = 1e-10
 
@@ -86,12 +86,10 @@ class HPSSSeparator(SpectralMaskSeparator):
     """Harmonic/percussive separation: percussive -> drums, harmonic -> other."""
 
     name = "hpss"
-    mapping = StemMapping(("percussive", "harmonic"),
-                          {"percussive": "drums", "harmonic": "other"})
-    title = "HPSS (no training)"
-    source = "Stemwright: harmonic/percussive median filtering after FitzGerald (2010)"
-    description = ("Teaching baseline: median filters split sustained notes (other) from "
-                   "hits (drums).")
+    mapping = TEACHING_FACTS["hpss"].mapping
+    title = TEACHING_FACTS["hpss"].title
+    source = TEACHING_FACTS["hpss"].source
+    description = TEACHING_FACTS["hpss"].description
 
     def __init__(self, kernel_size: int = 31, margin: float = 1.0, power: float = 2.0,
                  **kwargs) -> None:
@@ -113,12 +111,10 @@ class REPETSeparator(SpectralMaskSeparator):
     """Repetition-based lead extraction: foreground -> vocals, background -> other."""
 
     name = "repet"
-    mapping = StemMapping(("foreground", "background"),
-                          {"foreground": "vocals", "background": "other"})
-    title = "REPET (no training)"
-    source = "Stemwright: REPET after Rafii & Pardo (2013), REPET-SIM after Rafii & Pardo (2012)"
-    description = ("Teaching baseline: what repeats is accompaniment (other), what does "
-                   "not is the lead (vocals).")
+    mapping = TEACHING_FACTS["repet"].mapping
+    title = TEACHING_FACTS["repet"].title
+    source = TEACHING_FACTS["repet"].source
+    description = TEACHING_FACTS["repet"].description
 
     def __init__(self, similarity: bool = False, period_range: tuple[float, float] = (1.0, 10.0),
                  cutoff: float = 100.0, min_distance: float = 2.0, margin: float = 2.0,
@@ -260,12 +256,10 @@ class NMFSeparator(SpectralMaskSeparator):
     low -> bass and tonal -> other (see the module docstring for the rule)."""
 
     name = "nmf"
-    mapping = StemMapping(("percussive", "low", "tonal"),
-                          {"percussive": "drums", "low": "bass", "tonal": "other"})
-    title = "NMF (no training)"
-    source = "Stemwright: NMF after Lee & Seung (2001), component grouping by HPSS and band"
-    description = ("Teaching baseline: spectral templates found by NMF, grouped into drums, "
-                   "bass and other by a simple rule.")
+    mapping = TEACHING_FACTS["nmf"].mapping
+    title = TEACHING_FACTS["nmf"].title
+    source = TEACHING_FACTS["nmf"].source
+    description = TEACHING_FACTS["nmf"].description
 
     def __init__(self, n_components: int = 16, divergence: str = "kl",
                  max_iter: int = 100, bass_cutoff: float = 200.0, seed: int = 0,

@@ -16,6 +16,8 @@ from typing import NoReturn
 
 from ..audio.encode import check_lossy_options
 from ..audio.io import LOSSY_FORMATS, OUTPUT_FORMATS, SAVE_FORMATS
+from ..benchmarks.compare import run_compare, to_markdown, write_report
+from ..benchmarks.separation import run_benchmark
 from ..diagnostics import as_json, explain, report_lines, run_checks
 from ..errors import AudioError, Cancelled, StemwrightError
 from ..remix.export import DEFAULT_PATTERN
@@ -298,7 +300,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from ..benchmarks.compare import run_compare, to_markdown, write_report
 
     devices = None if args.device == "auto" else [args.device]
     report = run_compare(args.names or None, args.seconds, devices, small=args.small,
@@ -490,7 +491,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         print(json.dumps(run_resampler_benchmark(args.seconds), indent=2))
         return 0
-    from ..benchmarks.separation import run_benchmark
 
     report = run_benchmark(args.models or None, args.device, args.seconds,
                            args.random_weights, args.segment)

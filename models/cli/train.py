@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from ..benchmarks.runner import run_child
+from ..separation.devices import describe_machine, resolve_device
 from ..stems import STEM_IDS
 from ..wording import count
+from ..zoo import catalog as zoo
 
 # Options whose default lives in TrainConfig; None on the command line means "not given",
 # so a resumed run keeps what it was started with.
@@ -69,7 +71,6 @@ class _LazyHelp(str):
 def model_help() -> str:
     """`--model` help: every registered architecture and every trainable zoo model."""
     from ..architectures import registry as archs
-    from ..zoo import catalog as zoo
 
     installed, downloadable = [], []
     for e in zoo.list_models():
@@ -219,7 +220,6 @@ def config_from_args(args: argparse.Namespace):
     options in _RESUMABLE that were given replaced)."""
     from ..training.config import TrainConfig, TrainingError, load_run_config
     from ..training.distributed import env_context
-    from ..zoo import catalog as zoo
 
     if args.resume:
         cfg = load_run_config(args.resume)
@@ -436,7 +436,6 @@ def run_training_benchmark(names: list[str] | None = None, device: str = "auto",
     """`stemwright bench --training`: training throughput of each architecture, each in
     its own subprocess; {"machine": ..., "results": [...]}."""
     from ..architectures import registry as archs
-    from ..separation.devices import describe_machine, resolve_device
 
     dev = resolve_device(device)
     todo = names or list(archs.ARCHITECTURES)

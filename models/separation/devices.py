@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 import platform
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import StemwrightError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """Turn "auto", "cpu", "cuda", "cuda:1" or "mps" into an available torch device."""
+    import torch  # lazy: `stemwright --help` and the CLI start without torch
+
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         if torch.cuda.is_available():
@@ -36,12 +40,16 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 
 def _mps_available() -> bool:
+    import torch  # lazy: `stemwright --help` and the CLI start without torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def available_devices() -> list[str]:
     """Devices a user can pick on this machine, "auto" first."""
+    import torch  # lazy: `stemwright --help` and the CLI start without torch
+
     out = ["auto", "cpu"]
     if torch.cuda.is_available():
         out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
@@ -52,6 +60,8 @@ def available_devices() -> list[str]:
 
 def configure_cpu_threads(threads: int | None = None) -> int:
     """Use the physical-ish core count for intra-op parallelism (not hyperthreads)."""
+    import torch  # lazy: `stemwright --help` and the CLI start without torch
+
     if threads is None:
         affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         threads = affinity or os.cpu_count() or 1
@@ -62,6 +72,8 @@ def configure_cpu_threads(threads: int | None = None) -> int:
 
 def describe_machine(device: torch.device | None = None) -> dict:
     """A short description of the machine for benchmark reports."""
+    import torch  # lazy: `stemwright --help` and the CLI start without torch
+
     info = {
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -85,6 +97,8 @@ def describe_machine(device: torch.device | None = None) -> dict:
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for accelerator out-of-memory errors (CUDA, MPS)."""
+    import torch  # lazy: `stemwright --help` and the CLI start without torch
+
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
@@ -92,6 +106,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def free_accelerator_memory(device: torch.device) -> None:
     """Return cached blocks to the driver after an OOM so a retry can succeed."""
+    import torch  # lazy: `stemwright --help` and the CLI start without torch
+
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps" and hasattr(torch, "mps"):

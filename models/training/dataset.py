@@ -51,6 +51,7 @@ from ..multitrack.folders import MultitrackError, Song, load_song, scan_folder
 from ..multitrack.mixdown import mix_stems
 from ..progress import CancelCheck, check_cancel
 from ..stems import STEM_IDS, get_stem
+from ..zoo.catalog import cache_dir
 
 CACHE_VERSION = 1
 ACTIVITY_HOP = 0.1  # seconds per activity frame
@@ -106,7 +107,6 @@ class CachedSong:
 
 def default_cache_dir() -> Path:
     """Where decoded training audio is cached: <user cache>/training-cache."""
-    from ..zoo.catalog import cache_dir
     return cache_dir() / "training-cache"
 
 

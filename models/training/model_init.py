@@ -17,6 +17,7 @@ from torch import nn
 from ..architectures import registry as archs
 from ..errors import ModelError
 from ..stems import STEM_IDS, get_stem, mapping_for
+from ..zoo import catalog as zoo
 from ..zoo.checkpoint import checkpoint_format, load_checkpoint, load_demucs_checkpoint
 from .config import TrainingError
 
@@ -61,7 +62,6 @@ def init_model(spec: str, stems: Sequence[str] | None = None, small: bool = Fals
     """Build the model to train from `spec`: an architecture name (fresh weights), a
     Stemwright checkpoint or demucs file, or an installed zoo model. `stems` (canonical
     ids) is the stem set to train; other heads are adapted (`adapt_heads`)."""
-    from ..zoo import catalog as zoo
 
     overrides = dict(kwargs or {})
     if samplerate:

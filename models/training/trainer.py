@@ -47,6 +47,7 @@ from ..errors import StemwrightError
 from ..evaluation.metrics import bss_eval, sdr
 from ..separation.devices import resolve_device
 from ..stems import get_stem
+from ..zoo.catalog import ZOO, model_dir
 from ..zoo.checkpoint import CheckpointMeta, read_checkpoint_meta, save_checkpoint
 from . import distributed as ddp
 from .config import CONFIG_FILE, TrainConfig, TrainingError, check_config
@@ -305,7 +306,6 @@ class Trainer:
             self.on_event({"event": "data", "done": done, "total": total, "song": key})
 
     def _check_zoo_name(self) -> None:
-        from ..zoo.catalog import ZOO, model_dir
         name = self.cfg.model_name()
         if not self.cfg.install:
             return
@@ -630,7 +630,6 @@ class Trainer:
         """Copy the best checkpoint into the model zoo; returns the model's name."""
         if not self.cfg.install:
             return None
-        from ..zoo.catalog import model_dir
         src = self.out / "best.safetensors"
         if not src.exists():
             src = self.out / "last.safetensors"

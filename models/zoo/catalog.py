@@ -15,14 +15,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stemwright.resources import resource_path
 
+from ..classic.teaching_facts import TEACHING_FACTS
 from ..errors import ModelError, StemwrightError
 from ..progress import CancelCheck
-from ..separation.separator import Separator
 from ..stems import DEMUCS_SIX_STEMS, FOUR_STEMS, STEM_IDS, StemMapping, mapping_for
 from .download import checksum_from_filename, download_file, sha256_file
+
+if TYPE_CHECKING:
+    from ..separation.separator import Separator
 
 DEMUCS_ROOT = "https://dl.fbaipublicfiles.com/demucs/"
 UMXHQ_ROOT = "https://zenodo.org/records/3370489/files/"
@@ -157,12 +161,10 @@ ZOO: dict[str, ModelEntry] = {e.name: e for e in (
 
 
 def _register_teaching() -> None:
-    """The training-free teaching separators (models/teaching.py): NMF, HPSS, REPET."""
-    from ..classic.teaching import TEACHING
-
-    for name, cls in TEACHING.items():
-        ZOO[name] = ModelEntry(name, cls.title, "classic", cls.mapping, cls.samplerate, 0.0,
-                               "MIT (Stemwright)", cls.source, cls.description)
+    """The training-free teaching separators (classic/teaching.py): NMF, HPSS, REPET."""
+    for name, f in TEACHING_FACTS.items():
+        ZOO[name] = ModelEntry(name, f.title, "classic", f.mapping, f.samplerate, 0.0,
+                               "MIT (Stemwright)", f.source, f.description)
 
 
 _register_teaching()
