@@ -25,12 +25,9 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
-    QKeySequence,
     QResizeEvent,
     QShowEvent,
 )
@@ -41,17 +38,17 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QScrollArea,
-    QSlider,
     QSplitter,
-    QStyle,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
+from .controllers.actions import build_actions, build_menus_and_toolbar
+from .controllers.drag import StemDragController
 from .controllers.export import ExportController
 from .controllers.help import SHORTCUTS, HelpController
 from .controllers.layout import apply_mixer_size, restore_layout, save_layout, size_splitter
+from .controllers.reference_lanes import MultitrackController
 from .controllers.separation import SeparationController
 from .controllers.shortcuts import let_shortcuts_through
 from .controllers.songs import APP_NAME, SongController
@@ -77,7 +74,7 @@ from .panels.separation import SeparationPanel
 from .playback import Player
 from .settings import Settings
 from .views.spectrogram import SpectrogramView
-from .views.waveform import LANE_HEIGHT, LANE_HEIGHT_MAX, LANE_HEIGHT_MIN, WaveformView
+from .views.waveform import LANE_HEIGHT, WaveformView
 
 _NoPlayer = NoPlayer  # the name tests and older code use
 LANES_MIN_HEIGHT = 110  # px: the lane area's shortest (it scrolls; the window never grows)
@@ -127,9 +124,11 @@ class MainWindow(QMainWindow):
         self.exporter = ExportController(self)
         self.help = HelpController(self)
         self._build_views()
+        self.drags = StemDragController(self)  # stems dragged out as files (a DAW)
         self._build_docks()
-        self._build_actions()
-        self._build_menus_and_toolbar()
+        build_actions(self)
+        self.multitrack = MultitrackController(self)  # multitrack songs, references, scores
+        build_menus_and_toolbar(self)
         self._build_status_bar()
         self._shortcut_filter = let_shortcuts_through(
             self, (self.separation_dock, self.mixer_dock))
@@ -234,241 +233,6 @@ class MainWindow(QMainWindow):
         self.mixer_panel.abChanged.connect(self.transport.ab_changed)
         self.mixer_panel.slimRequested.connect(
             lambda on: self.set_mixer_size("compact" if on else "full"))
-
-    def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None,
-                tip: str = "", icon: QStyle.StandardPixmap | None = None,
-                checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(f"{tip} ({action.shortcut().toString()})"
-                              if shortcut else tip)
-        if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        sp = QStyle.StandardPixmap
-        self.act_open = self._action("&Open...", self.songs.open_dialog,
-                                     QKeySequence.StandardKey.Open, "Open a song",
-                                     sp.SP_DialogOpenButton)
-        self.act_export = self._action("&Export stems...", self.exporter.export_stems, "Ctrl+E",
-                                       "Export the stems or the remix", sp.SP_DialogSaveButton)
-        self.act_close = self._action("&Close song", self.songs.close_song, "Ctrl+W",
-                                      "Close the current song")
-        self.act_demo = self._action("Open the &demo song", self.songs.open_demo, None,
-                                     "A short synthesized song with all six instruments")
-        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.mixer_size_group = QActionGroup(self)
-        self.mixer_size_actions: dict[str, QAction] = {}
-        for size, text, tip in (
-                ("auto", "&Automatic", "Compact in a short window (a laptop's), full "
-                 "strips otherwise"),
-                ("full", "&Full strips", "Vertical faders, meters, pan and dB readouts"),
-                ("compact", "&Compact (one row)", "Horizontal faders with dB readouts in "
-                 "one row: more room for the lanes")):
-            act = QAction(text, self)
-            act.setCheckable(True)
-            act.setStatusTip(tip)
-            act.setChecked(size == self.settings.mixer_size())
-            act.triggered.connect(lambda _c=False, s=size: self.set_mixer_size(s))
-            self.mixer_size_group.addAction(act)
-            self.mixer_size_actions[size] = act
-        self.act_preferences = self._action(
-            "&Preferences\u2026", self.open_preferences, "Ctrl+,",
-            "The session cache (stems kept on disk): its size, limit and clearing")
-        self.act_play = self._action("&Play", self.transport.toggle_play, "Space",
-                                     "Play or pause", sp.SP_MediaPlay)
-        self.act_stop = self._action("&Stop", self.transport.stop, None, "Stop and go back",
-                                     sp.SP_MediaStop)
-        self.act_home = self._action("Go to &start", self.transport.go_home, "Home",
-                                     "Go to the start", sp.SP_MediaSkipBackward)
-        self.act_end = self._action("Go to &end", self.transport.go_end, "End")
-        self.act_loop = self._action("&Loop", self.transport.toggle_loop, "L",
-                                     "Loop on/off (Shift+drag in a lane to draw one)",
-                                     sp.SP_BrowserReload, checkable=True)
-        self.act_loop_in = self._action("Loop start at playhead", self.transport.loop_in, "[")
-        self.act_loop_out = self._action("Loop end at playhead", self.transport.loop_out, "]")
-        self.act_snap = self._action(
-            "Snap loop to &beats", self.set_snap, None,
-            "Loop edges snap to the song's beats once its tempo is found; hold Shift while "
-            "dragging an edge to place it freely", checkable=True)
-        self.act_snap.setIconText("Snap")
-        self.act_snap.setChecked(self.settings.snap_to_beats())
-        self.waveform.set_snap(self.act_snap.isChecked())
-        self.act_follow = self._action("&Follow playhead", self.transport.toggle_follow, "F",
-                                       checkable=True)
-        self.act_follow.setChecked(True)
-        self.act_mute = self._action("&Mute selected stem", self.stems.mute_selected, "M")
-        self.act_solo = self._action("S&olo selected stem", self.stems.solo_selected, "S")
-        self.act_prev_stem = self._action("Select previous stem",
-                                          lambda: self.stems.select_adjacent(-1), "Ctrl+Up")
-        self.act_next_stem = self._action("Select next stem",
-                                          lambda: self.stems.select_adjacent(1), "Ctrl+Down")
-        self.act_ab = self._action("&A/B: hear the original mixture", self.transport.toggle_ab, "B",
-                                   "Switch between the original mixture and the remix",
-                                   checkable=True)
-        self.act_zoom_in = self._action("Zoom &in", lambda: self.waveform.zoom(2.0),
-                                        QKeySequence.StandardKey.ZoomIn, "Zoom in",
-                                        sp.SP_ArrowUp)
-        self.act_zoom_in.setShortcuts([QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
-        self.act_zoom_out = self._action("Zoom &out", lambda: self.waveform.zoom(0.5),
-                                         QKeySequence.StandardKey.ZoomOut, "Zoom out",
-                                         sp.SP_ArrowDown)
-        self.act_zoom_fit = self._action("&Whole song", self.waveform.zoom_fit, "Ctrl+0",
-                                         "Show the whole song", sp.SP_TitleBarMaxButton)
-        self.act_taller = self._action("&Taller lanes", lambda: self.change_lane_height(1),
-                                       None, "Taller stem lanes (also Ctrl+wheel on the lanes)")
-        self.act_shorter = self._action("S&horter lanes",
-                                        lambda: self.change_lane_height(-1), None,
-                                        "Shorter stem lanes (also Ctrl+wheel on the lanes)")
-        self.act_normalise = self._action(
-            "&Normalise each lane", self.set_normalise, None,
-            "Scale each lane to its own peak (its true level is in its header)",
-            checkable=True)
-        self.act_normalise.setChecked(self.waveform.normalise)
-        self.act_spectrogram = self._action("S&pectrogram", self.spectra.toggle, None,
-                                            checkable=True)
-        self.act_spectrogram.setChecked(self.settings.show_spectrogram())
-        self.act_log_freq = self._action("&Log frequency axis",
-                                         lambda on: self.spectrogram.set_log_frequency(on),
-                                         None, checkable=True)
-        self.act_log_freq.setChecked(self.spectrogram.log_frequency())
-        self.act_separate = self._action("&Separate", lambda: self.panel._separate_clicked(),
-                                         "Ctrl+R", "Separate the song into stems",
-                                         sp.SP_MediaSeekForward)
-        self.act_cancel = self._action("&Cancel", self.separation.cancel_all, "Esc",
-                                       "Cancel loading or separating", sp.SP_BrowserStop)
-        self.act_download = self._action("&Download selected model", self.panel.start_download)
-        self.act_shortcuts = self._action("&Keyboard shortcuts", self.help.show_shortcuts, "F1")
-        self.act_about = self._action("&About Stemwright", self.help.show_about)
-        from .controllers.reference_lanes import MultitrackController
-
-        self.multitrack = MultitrackController(self)  # multitrack songs, references, scores
-        # scroll keys only act while the views have focus (lists and spin boxes keep theirs)
-        for key, pages in (("Left", -0.25), ("Right", 0.25)):
-            act = QAction(self.views)
-            act.setShortcut(QKeySequence(key))
-            act.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            act.triggered.connect(lambda _c=False, p=pages: self.waveform.scroll(p))
-            self.views.addAction(act)
-
-    def _build_menus_and_toolbar(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addAction(self.act_open)
-        file_menu.addAction(self.multitrack.act_open)
-        self.recent_menu = file_menu.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self.songs.fill_recent_menu)
-        self.songs.fill_recent_menu()
-        file_menu.addAction(self.act_demo)
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_export)
-        file_menu.addAction(self.act_close)
-        file_menu.addSeparator()
-        file_menu.addAction(self.act_preferences)
-        file_menu.addAction(self.act_quit)
-
-        view_menu = bar.addMenu("&View")
-        for act in (self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit):
-            view_menu.addAction(act)
-        view_menu.addSeparator()
-        for act in (self.act_taller, self.act_shorter, self.act_normalise):
-            view_menu.addAction(act)
-        view_menu.addSeparator()
-        view_menu.addAction(self.act_follow)
-        view_menu.addAction(self.act_spectrogram)
-        view_menu.addAction(self.act_log_freq)
-        view_menu.addAction(self.multitrack.act_references)
-        view_menu.addSeparator()
-        view_menu.addAction(self.separation_dock.toggleViewAction())
-        view_menu.addAction(self.mixer_dock.toggleViewAction())
-        mixer_menu = view_menu.addMenu("Mi&xer strips")
-        for act in self.mixer_size_actions.values():
-            mixer_menu.addAction(act)
-
-        play_menu = bar.addMenu("&Playback")
-        for act in (self.act_play, self.act_stop, self.act_home, self.act_end):
-            play_menu.addAction(act)
-        play_menu.addSeparator()
-        for act in (self.act_loop, self.act_loop_in, self.act_loop_out, self.act_snap):
-            play_menu.addAction(act)
-        play_menu.addSeparator()
-        for act in (self.act_prev_stem, self.act_next_stem, self.act_mute, self.act_solo,
-                    self.act_ab):
-            play_menu.addAction(act)
-
-        sep_menu = bar.addMenu("&Separation")
-        for act in (self.act_separate, self.act_cancel, self.act_download):
-            sep_menu.addAction(act)
-        sep_menu.addSeparator()
-        sep_menu.addAction("&Fine-tune a model…", self.exporter.open_train_dialog)
-        sep_menu.addSeparator()
-        sep_menu.addAction(self.multitrack.act_errors)
-        sep_menu.addAction(self.multitrack.act_evaluate)
-
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.act_shortcuts)
-        help_menu.addAction(self.act_about)
-
-        tools = QToolBar("Main toolbar", self)
-        tools.setObjectName("mainToolbar")
-        tools.setMovable(False)
-        tools.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tools.addAction(self.act_open)
-        tools.addAction(self.act_export)
-        tools.addSeparator()
-        for act in (self.act_home, self.act_play, self.act_stop, self.act_loop, self.act_snap):
-            tools.addAction(act)
-        tools.addSeparator()
-        self.position_label = QLabel("0:00.0 / 0:00.0")
-        self.position_label.setMinimumWidth(130)
-        self.position_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.position_label.setStyleSheet("font-family: monospace; font-size: 13px; "
-                                          "color: #e6e9ef; padding: 0 8px")
-        tools.addWidget(self.position_label)
-        tools.addSeparator()
-        for act in (self.act_zoom_in, self.act_zoom_out, self.act_zoom_fit):
-            tools.addAction(act)
-        tools.addSeparator()
-        lanes_label = QLabel("Lanes")
-        lanes_label.setStyleSheet("color: #aab2bf; padding: 0 4px")
-        tools.addWidget(lanes_label)
-        self.lane_height_slider = QSlider(Qt.Orientation.Horizontal)
-        self.lane_height_slider.setRange(LANE_HEIGHT_MIN, LANE_HEIGHT_MAX)
-        self.lane_height_slider.setSingleStep(8)
-        self.lane_height_slider.setPageStep(24)
-        self.lane_height_slider.setFixedWidth(90)
-        self.lane_height_slider.setValue(self.waveform.lane_height)
-        self.lane_height_slider.setToolTip("Lane height (also Ctrl+wheel on the lanes)")
-        self.lane_height_slider.valueChanged.connect(self.waveform.set_lane_height)
-        self.waveform.laneHeightChanged.connect(self._lane_height_changed)
-        tools.addWidget(self.lane_height_slider)
-        tools.addSeparator()
-        tools.addAction(self.act_separate)
-        self.toolbar = tools
-        self.addToolBar(tools)
-        # short toolbar labels (the menus keep the full names): the toolbar fits 1366 px
-        home = tools.widgetForAction(self.act_home)
-        if home is not None:
-            home.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        for act, short in ((self.act_zoom_in, "In"), (self.act_zoom_out, "Out"),
-                           (self.act_zoom_fit, "Fit")):
-            act.setIconText(short)
-        # Play and Pause take the same room: the toolbar never shifts when playback starts
-        play = tools.widgetForAction(self.act_play)
-        if play is not None:
-            widths = []
-            for text in ("&Pause", "&Play"):
-                self.act_play.setText(text)
-                widths.append(play.sizeHint().width())
-            play.setFixedWidth(max(widths))
-            self.play_button = play
 
     def _build_status_bar(self) -> None:
         status = self.statusBar()

@@ -198,17 +198,21 @@ def test_the_app_shows_the_tempo_and_key_after_loading(qtbot) -> None:
 
     from stemwright.desktop.controllers.songs import _ANALYSES, SongController
 
-    song = SimpleNamespace(data=click_track(84, seconds=8.0), samplerate=SR)
+    song = SimpleNamespace(data=click_track(84, seconds=8.0), samplerate=SR, duration=8.0)
     label = QLabel("My Song.wav  \u00b7  0:08")
     qtbot.addWidget(label)
-    window = SimpleNamespace(song=song, song_label=label, start_task=lambda t: t.start())
+    grids: list = []
+    waveform = SimpleNamespace(set_beat_grid=grids.append)
+    window = SimpleNamespace(song=song, song_label=label, start_task=lambda t: t.start(),
+                             waveform=waveform)
     controller = SongController(window)
     controller.analyse(song)
     qtbot.waitUntil(lambda: controller.tempo_key is not None, timeout=30_000)
     assert label.text().startswith("My Song.wav  \u00b7  0:08  \u00b7  84 bpm")
     assert controller.tempo_task is None
+    assert len(grids) == 1 and grids[0] is not None  # the loop can snap to its beats
     # a song replaced before its analysis ends: the old result is not shown
-    other = SimpleNamespace(data=click_track(128, seconds=8.0), samplerate=SR)
+    other = SimpleNamespace(data=click_track(128, seconds=8.0), samplerate=SR, duration=8.0)
     stale = controller.analyse(other)
     window.song = song
     # its results are delivered before `finished`, which empties `_ANALYSES`

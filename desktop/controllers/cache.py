@@ -41,6 +41,12 @@ class CachedSeparation:
     def song_folder(self) -> Path:
         return self.folder.parent
 
+    @property
+    def is_drag_renders(self) -> bool:
+        """The stems rendered for dragging out of the app (controllers/drag.py), not a
+        separation; removed with the oldest separations all the same."""
+        return self.folder.name == "drag"
+
 
 def _folder_size(folder: Path) -> tuple[int, float]:
     """Bytes and newest modification time of the files under `folder` (links not

@@ -88,10 +88,11 @@ class PreferencesDialog(QDialog):
         """Show the cache's size now."""
         found = cache.separations()
         songs = len({s.song_folder for s in found})
+        runs = sum(not s.is_drag_renders for s in found)
         size = cache.cache_size()
         self.size_label.setText(
             f"{cache.format_size(size)} in {songs} song{'s' if songs != 1 else ''} "
-            f"({len(found)} separation{'s' if len(found) != 1 else ''})")
+            f"({runs} separation{'s' if runs != 1 else ''})")
         self.clear_button.setEnabled(bool(found))
         self.open_button.setEnabled(sessions_dir().is_dir())
 

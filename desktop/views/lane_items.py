@@ -1,6 +1,7 @@
 """The pieces a waveform lane is made of: the mm:ss axis, the view box that turns mouse
-gestures into seeks, loops and zooms, the M/S header buttons, and the `Lane` record that
-`WaveformView` (waveform.py) keeps per row."""
+gestures into seeks, loops and zooms, the M/S header buttons, the `Lane` record that
+`WaveformView` (waveform.py) keeps per row, and `LaneDragging`: a lane's name dragged out
+of the window (into a DAW or a file manager)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QPoint, QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QDrag, QFont
+from PySide6.QtWidgets import QApplication
+
+from stemwright.models.stems import STEM_IDS
 
 from .waveform_data import TIME_STEPS, Envelope, format_time
 
@@ -206,3 +210,76 @@ class Lane:
     @property
     def available(self) -> bool:
         return self.envelope is not None
+
+
+DRAG_TIP = ("Drag into a DAW or a folder: a WAV of this lane (hold Alt as the drag starts: "
+            "as heard, with its fader and pan)")
+
+
+class LaneDragging:
+    """The drag-out part of `WaveformView` (it provides `lanes`): pressing a lane's name
+    (the mixture, or a stem that is drawn) and moving starts a drag whose mime data
+    `lane_drag(key, as_heard)` builds (None: no drag); Alt held: "as heard". A press
+    that does not become a drag is a click, as before (seek, select)."""
+
+    lane_drag = None  # callable(key, as_heard) -> QMimeData | None
+    _drag_press: tuple | None = None  # key, position, the press event (replayed on click)
+
+    def set_lane_drag(self, source) -> None:
+        """Let lanes be dragged out; `source(key, as_heard)` gives the mime data or None."""
+        self.lane_drag = source
+        for lane in self.lanes:
+            if lane.key == "mix" or lane.key in STEM_IDS:
+                lane.label.setToolTip(DRAG_TIP if source is not None else "")
+                lane.label.setCursor(Qt.CursorShape.OpenHandCursor)
+
+    def drag_key_at(self, pos: QPoint) -> str | None:
+        """The lane whose name is under `pos` (widget coordinates), if it can be dragged."""
+        if self.lane_drag is None:
+            return None
+        scene_pos = self.mapToScene(pos)
+        for lane in self.lanes:
+            if (lane.key == "mix" or lane.key in STEM_IDS) and lane.available and \
+                    lane.label.isVisible() and lane.label.sceneBoundingRect().contains(scene_pos):
+                return lane.key
+        return None
+
+    def mousePressEvent(self, ev) -> None:  # noqa: N802
+        pos = ev.position().toPoint()
+        key = self.drag_key_at(pos) if ev.button() == Qt.MouseButton.LeftButton else None
+        self._drag_press = None if key is None else (key, pos, ev.clone())
+        if key is None:
+            super().mousePressEvent(ev)
+        else:
+            ev.accept()
+
+    def mouseMoveEvent(self, ev) -> None:  # noqa: N802
+        press = self._drag_press
+        if press is None:
+            super().mouseMoveEvent(ev)
+            return
+        ev.accept()
+        if (ev.position().toPoint() - press[1]).manhattanLength() >= \
+                QApplication.startDragDistance():
+            self._drag_press = None
+            alt = bool((ev.modifiers() | press[2].modifiers())
+                       & Qt.KeyboardModifier.AltModifier)
+            self.start_lane_drag(press[0], alt)
+
+    def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
+        press = self._drag_press
+        if press is None:
+            super().mouseReleaseEvent(ev)
+            return
+        self._drag_press = None  # a click on the name: what a click there did before
+        super().mousePressEvent(press[2])
+        super().mouseReleaseEvent(ev)
+
+    def start_lane_drag(self, key: str, as_heard: bool = False) -> Qt.DropAction | None:
+        """Drag lane `key` out (blocks until dropped); None when it gives no drag."""
+        mime = self.lane_drag(key, as_heard) if self.lane_drag is not None else None
+        if mime is None:
+            return None
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        return drag.exec(Qt.DropAction.CopyAction)

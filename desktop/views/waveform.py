@@ -19,7 +19,8 @@ loop with Shift+drag) to place it freely.
 Each lane is scaled to its own peak (`set_normalise`), so a quiet stem is not a flat line,
 and its header says its true level (peak dBFS, "silent" when it is all zeros). Stem lanes
 carry M/S buttons in their header (`muteClicked`/`soloClicked`); the window's mixer state
-decides how they look (`set_lane_mix_state`: muted or silenced lanes are greyed).
+decides how they look (`set_lane_mix_state`: muted or silenced lanes are greyed). A lane's
+name can be dragged out into a DAW (`set_lane_drag`, `LaneDragging` in lane_items.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .lane_items import (
     MIX_COLOR,
     HeaderButton,
     Lane,
+    LaneDragging,
     TimeAxis,
     TimeViewBox,
     blank_axis,
@@ -63,7 +65,7 @@ LABEL_FILL = (22, 24, 29, 238)  # lane headers: opaque enough to read over a wav
 MUTE_ON, SOLO_ON = "#e05a47", "#f2c94c"  # as the mixer's buttons
 
 
-class WaveformView(LoopSnapping, pg.GraphicsLayoutWidget):
+class WaveformView(LaneDragging, LoopSnapping, pg.GraphicsLayoutWidget):
     """Navigator + mixture + stem lanes with a shared, zoomable time axis."""
 
     seekRequested = Signal(float)
