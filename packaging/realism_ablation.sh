@@ -42,3 +42,13 @@ for r in A B C; do
       --json "$RUNS/confusion-$r.json"
 done
 .venv/bin/python packaging/confusion_matrix.py stemwright6 "$DATA/newtest" --json "$RUNS/confusion-0.json"
+# 5. Session of 2026-12-03 (afternoon): 17 songs of generator v3 (expressive wind, guitar
+#    amps/cabinets/double tracking; at f705d05; stopped after 17 of 40 to leave time to train),
+#    then E: D continued on v1 + v2 + v3 songs, bass weighted x2.
+$SW synth "$DATA/v3" --songs 40 --seconds 150 --seed 11 --split 1/0/0 --workers 1 -v
+$SW train "$DATA/screen/train" "$DATA/new/train" "$DATA/v3/train" --valid-folder "$DATA/new/valid" \
+    -m "$RUNS/ft-D/best.safetensors" --epochs 4 --segments-per-song 8 --batch 8 --segment 4 \
+    --lr 2e-4 --warmup 10 --ema 0.99 --loss l1 --stem-weight vocals=2 --stem-weight bass=2 \
+    --codec-prob 0.5 --valid-metric usdr --valid-segments 3 --no-install --cache-dir "$DATA/cache" \
+    --threads 2 --workers 0 --json --out "$RUNS/ft-E"
+# (resume after an interruption: the same command with --resume)
