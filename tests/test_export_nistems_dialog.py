@@ -45,6 +45,11 @@ def test_nistems_tab_writes_one_file_with_the_mix_and_four_stems(qtbot, tmp_path
     d = _dialog(qtbot, tmp_path, stems)
     d.set_mode("nistems")
     assert "Song.stem.mp4" in d.preview.text() and d.export_button.isEnabled()
+    # the format row is NI's own: greyed out, and back for the other tabs
+    assert not d.format_combo.isEnabled() and not d.depth_combo.isEnabled()
+    d.set_mode("stems")
+    assert d.format_combo.isEnabled() and d.depth_combo.isEnabled()
+    d.set_mode("nistems")
     assert d.start_export()
     qtbot.waitUntil(lambda: d.task is None, timeout=60000)
     assert errors == []

@@ -275,7 +275,7 @@ class ExportDialog(QDialog):
         for w in (self.folder_edit, self.pattern_edit):
             w.textChanged.connect(self.update_preview)
         self.subfolder_box.toggled.connect(self.update_preview)
-        self.tabs.currentChanged.connect(self.update_preview)
+        self.tabs.currentChanged.connect(self._on_mode)
         self.depth_combo.currentIndexChanged.connect(self.update_preview)
         self.bitrate_combo.currentIndexChanged.connect(self._on_bitrate)
         self.update_preview()
@@ -420,6 +420,19 @@ class ExportDialog(QDialog):
             self.bitrate_combo.addItem("—", None)
         self.bitrate_combo.blockSignals(False)
         self.bitrate_combo.setEnabled(lossy)
+        self.update_preview()
+
+    def _on_mode(self) -> None:
+        """NI Stems has its own fixed format (AAC in MP4 at 44.1/48 kHz): the format row
+        does not apply to it and is greyed out."""
+        ni = self.mode() == "nistems"
+        self.format_combo.setEnabled(not ni)
+        self.rate_combo.setEnabled(not ni)
+        if ni:
+            self.depth_combo.setEnabled(False)
+            self.bitrate_combo.setEnabled(False)
+        else:
+            self._on_format()  # enables the depth or bitrate menu of the chosen format
         self.update_preview()
 
     def _on_bitrate(self) -> None:
