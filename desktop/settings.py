@@ -151,6 +151,13 @@ class Settings:
     def set_show_spectrogram(self, on: bool) -> None:
         self.set_value("view/spectrogram", bool(on))
 
+    def lane_spectrograms(self) -> bool:
+        """Whether the lanes draw spectrograms instead of waveforms (off by default)."""
+        return bool(self.value("view/lane_spectrograms", False, bool))
+
+    def set_lane_spectrograms(self, on: bool) -> None:
+        self.set_value("view/lane_spectrograms", bool(on))
+
     def snap_to_beats(self) -> bool:
         """Loop edges snap to the song's beats (when its beat grid is known)."""
         return bool(self.value("view/snap_to_beats", True, bool))

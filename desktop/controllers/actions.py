@@ -122,6 +122,13 @@ def build_actions(window: MainWindow) -> None:
                                      lambda on: window.spectrogram.set_log_frequency(on),
                                      None, checkable=True)
     window.act_log_freq.setChecked(window.spectrogram.log_frequency())
+    window.act_lane_spectra = action(window, "Lanes show spectro&grams",
+                                         window.spectra.lanes_toggle, None,
+                                         "Draw every lane as a spectrogram (log frequency) "
+                                         "instead of a waveform", checkable=True)
+    window.act_lane_spectra.setChecked(window.settings.lane_spectrograms())
+    if window.act_lane_spectra.isChecked():
+        window.spectra.lanes_toggle(True)
     window.act_separate = action(window, "&Separate", lambda: window.panel._separate_clicked(),
                                      "Ctrl+R", "Separate the song into stems",
                                      sp.SP_MediaSeekForward)
@@ -165,6 +172,7 @@ def build_menus_and_toolbar(window: MainWindow) -> None:
     view_menu.addAction(window.act_follow)
     view_menu.addAction(window.act_spectrogram)
     view_menu.addAction(window.act_log_freq)
+    view_menu.addAction(window.act_lane_spectra)
     view_menu.addAction(window.multitrack.act_references)
     view_menu.addSeparator()
     view_menu.addAction(window.separation_dock.toggleViewAction())

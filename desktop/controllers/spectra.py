@@ -1,5 +1,6 @@
 """The spectrogram under the lanes: computing it (mixture or a stem) on a worker thread,
-the cache of finished ones, showing/hiding it and its frequency axis."""
+the cache of finished ones, showing/hiding it and its frequency axis; and the lanes'
+own spectrograms (View > Lanes show spectrograms), computed the same way."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from typing import TYPE_CHECKING
 
 from ..engine.workers import SpectrogramTask
 from ..views.spectrogram import Spectrogram
+from ..views.waveform_data import Envelope
+
+SILENT = 1e-6  # a lane this quiet keeps its (flat) waveform
 
 if TYPE_CHECKING:
     from ..main_window import MainWindow
@@ -74,3 +78,28 @@ class SpectrogramController:
     def toggle(self, on: bool) -> None:
         self.window.spectrogram.setVisible(on)
         self.window.settings.set_show_spectrogram(on)
+
+    # -- spectrograms in the lanes ----------------------------------------------------
+    def lanes_toggle(self, on: bool) -> None:
+        """Lanes draw spectrograms (on) or waveforms (off); remembered in the settings."""
+        w = self.window
+        w.settings.set_lane_spectrograms(on)
+        if w.act_lane_spectra.isChecked() != bool(on):
+            w.act_lane_spectra.setChecked(bool(on))
+        w.waveform.set_lane_spectrograms(on, self._lane_request)
+
+    def _lane_request(self, key: str, envelope: Envelope) -> None:
+        """Compute lane `key`'s spectrogram on a worker (the mixture's may be cached)."""
+        w = self.window
+        if envelope.peak <= SILENT:  # all dB bins equal: a flat line says it better
+            w.waveform.set_lane_spectrogram(envelope, None)
+            return
+        mix = self.cache.get("mix")
+        if key == "mix" and mix is not None and mix.length == envelope.length and \
+                mix.samplerate == envelope.samplerate:
+            w.waveform.set_lane_spectrogram(envelope, mix)
+            return
+        task = SpectrogramTask(envelope.data, envelope.samplerate, key, w)
+        task.succeeded.connect(lambda spec, e=envelope: w.waveform.set_lane_spectrogram(e, spec))
+        task.failed.connect(lambda _exc, e=envelope: w.waveform.set_lane_spectrogram(e, None))
+        w.start_task(task)

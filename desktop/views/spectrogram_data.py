@@ -82,6 +82,11 @@ def to_rgba(db: np.ndarray) -> np.ndarray:
     return lut[index]
 
 
+#: a spectrogram whose loudest bin is at or below this (the 1e-12 floor is -120 dB) is
+#: silence
+SILENT_DB = -119.0
+
+
 def compute_spectrogram(signal: np.ndarray, samplerate: int, n_fft: int = 2048,
                         max_frames: int = 3000,
                         cancel: Callable[[], bool] | None = None,
@@ -117,6 +122,9 @@ def compute_spectrogram(signal: np.ndarray, samplerate: int, n_fft: int = 2048,
         if progress is not None:
             progress(min(1.0, (start + step) / n))
     peak = float(db.max()) if db.size else 0.0
-    db -= peak
-    np.maximum(db, -DB_RANGE - 20, out=db)
+    if peak <= SILENT_DB:  # silence: dark everywhere, not "0 dB" relative to itself
+        db.fill(-DB_RANGE - 20)
+    else:
+        db -= peak
+        np.maximum(db, -DB_RANGE - 20, out=db)
     return Spectrogram(db, int(samplerate), hop, n_fft, length).render()

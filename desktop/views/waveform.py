@@ -42,6 +42,7 @@ from .lane_items import (
     blank_axis,
     format_peak,
 )
+from .lane_spectrogram import LaneSpectra
 from .loop_snap import BAR_PEN, BEAT_PEN, LoopSnapping, grid_curve, held_modifiers
 from .waveform_data import Envelope, format_time
 
@@ -65,7 +66,7 @@ LABEL_FILL = (22, 24, 29, 238)  # lane headers: opaque enough to read over a wav
 MUTE_ON, SOLO_ON = "#e05a47", "#f2c94c"  # as the mixer's buttons
 
 
-class WaveformView(LaneDragging, LoopSnapping, pg.GraphicsLayoutWidget):
+class WaveformView(LaneDragging, LoopSnapping, LaneSpectra, pg.GraphicsLayoutWidget):
     """Navigator + mixture + stem lanes with a shared, zoomable time axis."""
 
     seekRequested = Signal(float)
@@ -430,6 +431,7 @@ class WaveformView(LaneDragging, LoopSnapping, pg.GraphicsLayoutWidget):
     def _apply_minimum_height(self) -> None:
         if getattr(self, "closed", False):
             return
+        self.lanes_drawn()  # lanes shown or hidden since: spectrograms follow
         hint = self.ci.effectiveSizeHint(Qt.SizeHint.MinimumSize)
         height = int(hint.height()) + 10
         if height != self.minimumHeight():
@@ -603,6 +605,7 @@ class WaveformView(LaneDragging, LoopSnapping, pg.GraphicsLayoutWidget):
             lane.curve.setData(x, y)
             self._apply_scale(lane)  # stems being separated grow as chunks arrive
         self._show_beats(x0, x1, width)
+        self.lanes_drawn()  # lanes showing spectrograms (lane_spectrogram.py)
 
     def _draw_navigator(self) -> None:
         env = self.mix.envelope
