@@ -931,6 +931,7 @@ def _check_separation(d: Path, argv: list[str]) -> str:
     folded into other) the stems add up to the mix; else what is wrong."""
     from stemwright.models.audio.channels import downmix_to_stereo
     from stemwright.models.audio.io import load_audio
+    from stemwright.models.cli.batch import RECORD_NAME
     from stemwright.models.remix.export import song_name
 
     logging.disable(logging.WARNING)  # the CLI has shown its warnings already
@@ -946,6 +947,8 @@ def _check_separation(d: Path, argv: list[str]) -> str:
             mix = dataclasses.replace(mix, data=downmix_to_stereo(mix.data))
         folder = d / out / song_name(Path(name))
         stems = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        if any(p.name == RECORD_NAME for p in stems):  # the --skip-existing record: kept
+            stems = [p for p in stems if p.name != RECORD_NAME]
         hidden = [p.name for p in stems if p.name.startswith(".")]
         if hidden:
             return f"temporary files left: {hidden}"
