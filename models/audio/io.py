@@ -194,6 +194,19 @@ def iter_blocks(path: str | os.PathLike[str], block_frames: int) -> Iterator[np.
     return _iter_blocks(probe, int(block_frames))
 
 
+def check_output_path(path: Path, overwrite: bool) -> None:
+    """One-line errors, before any work, for a file that cannot be written at `path`: a
+    folder in its place, a missing folder, or an existing file without `overwrite`."""
+    if path.is_dir():
+        raise AudioError(f"{path.name}: is a folder; choose a file name to save to")
+    if not path.parent.is_dir():
+        raise AudioError(f"{path.name}: the folder {path.parent} does not exist; create it or "
+                         "choose another")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path.name} already exists in {path.parent}; choose another "
+                                "name or allow overwriting")
+
+
 def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
                format: str | None = None, bit_depth: int = 24, dither: bool = True,
                overwrite: bool = False, *, bitrate_kbps: int | None = None,
@@ -241,14 +254,7 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
     data = _check_save_data(path, data, fmt)
     samplerate = int(samplerate)
     _check_samplerate(samplerate, f"{path.name}: the")
-    if path.is_dir():
-        raise AudioError(f"{path.name}: is a folder; choose a file name to save to")
-    if not path.parent.is_dir():
-        raise AudioError(f"{path.name}: the folder {path.parent} does not exist; create it or "
-                         "choose another")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path.name} already exists in {path.parent}; choose another "
-                                "name or allow overwriting")
+    check_output_path(path, overwrite)
 
     subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}.get(bit_depth, "PCM_24")
     container = "FLAC" if fmt == "flac" else "WAV"
@@ -900,4 +906,4 @@ def _quantise(x: np.ndarray, bits: int, rng: np.random.Generator | None) -> np.n
 
 __all__ = ["Audio", "AudioInfo", "LOSSY_FORMATS", "OUTPUT_FORMATS", "SAVE_FORMATS", "TAG_KEYS",
            "MIN_SAMPLERATE", "MAX_SAMPLERATE", "audio_info", "load_audio", "iter_blocks",
-           "save_audio"]
+           "save_audio", "check_output_path"]

@@ -52,6 +52,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..audio.channels import to_stereo
+from ..audio.io import check_output_path
 from ..audio.resample import resample
 from ..errors import AudioError, Cancelled, OutputExistsError
 from ..partfiles import lock_part, remove_stale_parts
@@ -204,14 +205,7 @@ def write_ni_stems(path: str | os.PathLike[str], mix: np.ndarray,
     if not 32 <= int(bitrate_kbps) <= 512:
         raise AudioError(f"{path.name}: choose an AAC bit rate from 32 to 512 kbps, not "
                          f"{bitrate_kbps}")
-    if path.is_dir():
-        raise AudioError(f"{path.name}: is a folder; choose a file name to save to")
-    if not path.parent.is_dir():
-        raise AudioError(f"{path.name}: the folder {path.parent} does not exist; create it "
-                         "or choose another")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path.name} already exists in {path.parent}; choose "
-                                "another name or allow overwriting")
+    check_output_path(path, overwrite)
     manifest = ni_stems_metadata(colors)
     tracks = [("Mix", _stereo(mix, "mix"))]
     folded = fold_stems(stems)
