@@ -47,7 +47,6 @@ from PySide6.QtWidgets import (
 from stemwright.models.errors import StemwrightError
 from stemwright.models.stems import STEM_IDS, STEMS, get_stem
 from stemwright.models.zoo import catalog as zoo
-from stemwright.models.zoo.catalog import DEFAULT_MODEL
 
 from ..engine.workers import Task
 
@@ -317,8 +316,8 @@ class TrainDialog(QDialog):
         """The model chosen in the window's Separation panel, or the default model."""
 
         if self.settings is None:
-            return DEFAULT_MODEL
-        return str(self.settings.model(DEFAULT_MODEL))
+            return zoo.DEFAULT_MODEL
+        return str(self.settings.model(zoo.DEFAULT_MODEL))
 
     def _restore(self) -> None:
         """The choices of the last run (or of the last time the dialog was closed)."""

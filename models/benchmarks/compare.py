@@ -25,12 +25,10 @@ from typing import Any
 from ..errors import StemwrightError
 from ..separation.devices import describe_machine
 from ..zoo import catalog as zoo
-from ..zoo import catalog as zoo_catalog
 from .runner import peak_rss_mb, proc_status_mb, reset_peak_rss, run_child
 
-#: Training-free methods compared alongside the networks (zoo names).
 #: The training-free methods, from the zoo catalogue (its "classic" family).
-CLASSIC = tuple(e.name for e in zoo_catalog.ZOO.values() if e.family == "classic")
+CLASSIC = tuple(e.name for e in zoo.ZOO.values() if e.family == "classic")
 REPORT_NAME = "models-compare"
 
 
