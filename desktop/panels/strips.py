@@ -79,6 +79,20 @@ def format_pan(pan: float) -> str:
     return "C" if pct == 0 else (f"L{-pct}" if pct < 0 else f"R{pct}")
 
 
+
+def mute_solo_buttons(parent: QWidget, name: str) -> tuple[QPushButton, QPushButton]:
+    """The checkable M and S buttons of a strip for the stem called `name` (styled by
+    their object names)."""
+    mute = QPushButton("M", parent)
+    mute.setObjectName("mute")
+    mute.setCheckable(True)
+    mute.setToolTip(f"Mute {name}")
+    solo = QPushButton("S", parent)
+    solo.setObjectName("solo")
+    solo.setCheckable(True)
+    solo.setToolTip(f"Solo {name} (only soloed stems play)")
+    return mute, solo
+
 class ResetSlider(QSlider):
     """A slider that returns to a default value on double-click."""
 
@@ -217,14 +231,7 @@ class ChannelStrip(QFrame):
 
         buttons = QHBoxLayout()
         buttons.setSpacing(4)
-        self.mute = QPushButton("M", self)
-        self.mute.setObjectName("mute")
-        self.mute.setCheckable(True)
-        self.mute.setToolTip(f"Mute {stem.name}")
-        self.solo = QPushButton("S", self)
-        self.solo.setObjectName("solo")
-        self.solo.setCheckable(True)
-        self.solo.setToolTip(f"Solo {stem.name} (only soloed stems play)")
+        self.mute, self.solo = mute_solo_buttons(self, stem.name)
         # compact strips show the gain here (their readout under the fader is hidden)
         self.compact_gain = QLabel("0.0", self)
         self.compact_gain.setObjectName("compactGain")
@@ -393,14 +400,7 @@ class SlimStrip(QFrame):
         self.name.setMinimumHeight(22)  # as tall as M/S: the master lines up with the stems
         self.name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top.addWidget(self.name, 1)
-        self.mute = QPushButton("M", self)
-        self.mute.setObjectName("mute")
-        self.mute.setCheckable(True)
-        self.mute.setToolTip(f"Mute {name}")
-        self.solo = QPushButton("S", self)
-        self.solo.setObjectName("solo")
-        self.solo.setCheckable(True)
-        self.solo.setToolTip(f"Solo {name} (only soloed stems play)")
+        self.mute, self.solo = mute_solo_buttons(self, name)
         for button in (self.mute, self.solo):
             button.setVisible(not master)
             top.addWidget(button)

@@ -83,14 +83,6 @@ class DemucsSeparator(Separator):
             std = 1.0
         return (mix - mean) / std, (mean, std)
 
-    def restore(self, sources: np.ndarray, state: object) -> np.ndarray:
-        if state is None:
-            return sources
-        mean, std = state
-        sources *= std
-        sources += mean
-        return sources
-
 
 #: Constructor arguments of the published architectures (read off their weight shapes), so
 #: benchmarks and tests can build them with random weights and no download.

@@ -357,14 +357,6 @@ class RoformerSeparator(Separator):
             std = 1.0
         return ((mix - mean) / std).astype(np.float32), (mean, std)
 
-    def restore(self, sources: np.ndarray, state: object) -> np.ndarray:
-        if state is None:
-            return sources
-        mean, std = state
-        sources *= std
-        sources += mean
-        return sources
-
     def _infer_once(self, mix: np.ndarray, segment: float, batch: int,
                     progress: ProgressCallback | None, cancel: CancelCheck | None,
                     seconds: float, on_final: FinalRegionHook | None = None) -> np.ndarray:

@@ -154,7 +154,13 @@ class Separator(ABC):
         return mix, None
 
     def restore(self, sources: np.ndarray, state: object) -> np.ndarray:
-        """Undo `prepare` on the separated sources [S, C, T] (in place is fine)."""
+        """Undo `prepare` on the separated sources [S, C, T] (in place is fine): `state` is
+        None (nothing to undo) or the (mean, std) a standardising `prepare` divided out."""
+        if state is None:
+            return sources
+        mean, std = state
+        sources *= std
+        sources += mean
         return sources
 
     @property
