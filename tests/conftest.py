@@ -40,3 +40,23 @@ def stereo_tone() -> tuple[np.ndarray, int]:
     t = np.arange(2 * sr) / sr
     x = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 660 * t)])
     return x.astype(np.float32), sr
+
+
+@pytest.fixture
+def one_torch_thread(monkeypatch):
+    """Tiny models: one torch thread is fastest, and fair to a shared machine (also
+    while a separator configures its CPU threads)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setattr("stemwright.models.separation.separator.configure_cpu_threads",
+                        lambda threads=None: torch.set_num_threads(1))
+    yield
+    torch.set_num_threads(saved)
+
+
+def load_npz(path) -> dict[str, np.ndarray]:
+    """Every array of a reference fixture (.npz, no pickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

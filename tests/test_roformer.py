@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import load_npz
 
 from stemwright.models.architectures.roformer import BSRoformer, mel_band_layout
 from stemwright.models.errors import Cancelled, ModelError
@@ -34,21 +35,12 @@ FIXTURE = Path(__file__).parent / "data" / "roformer_reference.npz"
 ARCHS = ("bs_roformer", "mel_band_roformer")
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """Tiny models: one thread is fastest, and fair to a shared machine."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setattr("stemwright.models.separation.separator.configure_cpu_threads",
-                        lambda threads=None: torch.set_num_threads(1))
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def ref() -> dict[str, np.ndarray]:
-    with np.load(FIXTURE, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    return load_npz(FIXTURE)
 
 
 def _official(ref: dict, arch: str, folder: Path, yaml_text: str | None = None

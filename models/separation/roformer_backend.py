@@ -1,10 +1,12 @@
-"""Community BS-RoFormer / Mel-Band RoFormer checkpoints (a `.ckpt` + its YAML config)
-behind the Separator interface.
+"""Community BS-RoFormer / Mel-Band RoFormer and MDX23C (TFC-TDF v3) checkpoints (a
+`.ckpt` + its YAML config) behind the Separator interface.
 
 The models are those UVR, python-audio-separator and ZFTurbo's Music-Source-Separation-
-Training (MSST) run; the network code is `architectures.roformer`, which keeps their state
-dict layout. Inference follows MSST's `utils.model_utils.demix` (generic mode), so a model
-separates here as it does there:
+Training (MSST) run; the network code is `architectures.roformer` and
+`architectures.tfc_tdf`, which keep their state dict layouts. The family is told by the
+YAML's keys (`model: num_scales`, `growth`, ... for MDX23C), as MSST is told it by
+`--model_type`; both use the same inference. Inference follows MSST's
+`utils.model_utils.demix` (generic mode), so a model separates here as it does there:
 
   * the song is reflect-padded by `border = chunk - step` at both ends (when longer than
     2 x border), chunks of `chunk_size` samples start every `step = chunk_size //
@@ -19,9 +21,10 @@ One difference: MSST drops the first/last-chunk fades of every chunk in the firs
 last chunk only, which is MSST's result with batch_size 1 for every batch size.
 
 Around that: progress and cancel per chunk, partial results as regions become final,
-out-of-memory retries (the base class halves `segment`, i.e. the chunk), MSST's optional
-input normalisation (`inference.normalize`), and single-target models (e.g. vocals)
-given their complement (mix - target) as a second source so "other" gets the rest.
+out-of-memory retries (the base class halves `segment`, i.e. the chunk; for MDX23C a
+chunk other than the config's is rounded down to a length its U-Net takes whole), MSST's
+optional input normalisation (`inference.normalize`), and single-target models (e.g.
+vocals) given their complement (mix - target) as a second source so "other" gets the rest.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ import torch
 import yaml
 
 from ..architectures.roformer import BSRoformer, MelBandRoformer
+from ..architectures.scnet import DEFAULT_SOURCES as SCNET_DEFAULT_SOURCES
+from ..architectures.scnet import SCNet, check_scnet_config
+from ..architectures.tfc_tdf import TFCTDFNet
 from ..errors import ModelError
 from ..progress import CancelCheck, ProgressCallback, ProgressTracker, check_cancel
 from ..stems import StemMapping
@@ -60,15 +66,20 @@ INSTRUMENT_STEMS: dict[str, str] = {
                     "other"),
 }
 _TUPLE_TAG = re.compile(r"!!python/tuple\b")
-_ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
-    "bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer}
+#: Every MSST family read here -> its network class (all keep MSST's state dict layout).
+ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
+    "bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "mdx23c": TFCTDFNet,
+    "scnet": SCNet}
+_ARCHITECTURES = ARCHITECTURES  # the name before MDX23C joined
+FAMILY_NAMES = {"bs_roformer": "BS-RoFormer", "mel_band_roformer": "Mel-Band RoFormer",
+                "mdx23c": "MDX23C (TFC-TDF v3)", "scnet": "SCNet"}
 
 
 @dataclass(frozen=True)
 class RoformerConfig:
-    """What Stemwright reads from a RoFormer YAML config."""
+    """What Stemwright reads from a RoFormer or MDX23C YAML config."""
 
-    architecture: str  # "bs_roformer" | "mel_band_roformer"
+    architecture: str  # "bs_roformer" | "mel_band_roformer" | "mdx23c"
     model_kwargs: dict[str, Any]
     sources: tuple[str, ...]  # what the network outputs, in order
     samplerate: int = 44100
@@ -102,10 +113,64 @@ def _int(section: Mapping[str, Any], key: str, default: int, name: str, lo: int,
     return value
 
 
-def parse_roformer_config(text: str, name: str = "config.yaml") -> RoformerConfig:
-    """Read a RoFormer YAML config (MSST / audio-separator layout); ModelError naming
-    `name` when it is not one. `!!python/tuple` tags (MSST writes them; a safe loader
-    refuses them) are read as plain lists."""
+#: The `model:` settings of an MDX23C config (MSST's TFC_TDF_net reads these and no
+#: others); all are required except norm and act.
+_MDX23C_MODEL_KEYS = ("num_subbands", "num_scales", "scale", "num_blocks_per_scale",
+                      "num_channels", "growth", "bottleneck_factor", "norm", "act")
+#: The keys only MDX23C's `model:` section has (not num_subbands: segm_models' has it).
+_MDX23C_OWN_KEYS = ("num_scales", "num_blocks_per_scale", "growth", "bottleneck_factor")
+#: Its `audio:` settings the network needs.
+_MDX23C_AUDIO_KEYS = ("n_fft", "hop_length", "dim_f")
+
+
+def detect_architecture(model: Mapping[str, Any]) -> str | None:
+    """The MSST model family a config's `model:` section describes: "mdx23c",
+    "mel_band_roformer", "bs_roformer", or None. Not `num_subbands` or `audio: dim_f`
+    alone: MSST's segm_models / torchseg configs have them too."""
+    if any(k in model for k in _MDX23C_OWN_KEYS):
+        return "mdx23c"
+    if "band_SR" in model or "num_dplayer" in model:
+        return "scnet"
+    if "num_bands" in model:
+        return "mel_band_roformer"
+    if "freqs_per_bands" in model or "dim" in model:
+        return "bs_roformer"
+    return None
+
+
+def _mdx23c_kwargs(model: Mapping[str, Any], audio: Mapping[str, Any], n_outputs: int,
+                   name: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """TFCTDFNet's keyword arguments from an MDX23C config (and notes on what is
+    ignored); ModelError naming the first missing setting."""
+    for section, keys, label in ((model, _MDX23C_MODEL_KEYS[:-2], "model"),
+                                 (audio, _MDX23C_AUDIO_KEYS, "audio")):
+        missing = [k for k in keys if k not in section]
+        if missing:
+            raise ModelError(f"{name}: an MDX23C config needs '{label}: {missing[0]}' "
+                             f"(missing: {', '.join(missing)})")
+    kwargs = {k: model[k] for k in _MDX23C_MODEL_KEYS if k in model}
+    if isinstance(kwargs["scale"], list):
+        kwargs["scale"] = tuple(kwargs["scale"])
+    for key in ("norm", "act"):
+        if key in kwargs and not isinstance(kwargs[key], str):
+            raise ModelError(f"{name}: 'model: {key}' must be a name, not "
+                             f"{str(kwargs[key])[:40]!r}")
+    kwargs.update({k: audio[k] for k in _MDX23C_AUDIO_KEYS})
+    kwargs["audio_channels"] = audio.get("num_channels", 2)
+    kwargs["num_stems"] = n_outputs
+    ignored = sorted(str(k) for k in model if k not in _MDX23C_MODEL_KEYS)
+    notes = ((f"model settings ignored, as MSST ignores them: {', '.join(ignored)}",)
+             if ignored else ())
+    return kwargs, notes
+
+
+def parse_roformer_config(text: str, name: str = "config.yaml",
+                          architecture: str | None = None) -> RoformerConfig:
+    """Read an MSST / audio-separator YAML config of a BS-RoFormer, Mel-Band RoFormer or
+    MDX23C (TFC-TDF v3); ModelError naming `name` when it is not one, or not of
+    `architecture` when one is given. The family is told by the `model:`/`audio:` keys.
+    `!!python/tuple` tags (MSST writes them; a safe loader refuses them) are read as
+    plain lists."""
     try:
         cfg = safe_yaml_loads(_TUPLE_TAG.sub("", text), name)
     except YamlFileError as exc:
@@ -114,18 +179,22 @@ def parse_roformer_config(text: str, name: str = "config.yaml") -> RoformerConfi
         reason = " ".join(str(exc).split())[:120]
         raise ModelError(f"{name}: not a YAML config ({reason})") from None
     if not isinstance(cfg, Mapping):
-        raise ModelError(f"{name}: not a RoFormer config (no 'model:' section)")
+        raise ModelError(f"{name}: not a RoFormer, MDX23C or SCNet config (no 'model:' section)")
     model = dict(_section(cfg, "model", name))
     audio = _section(cfg, "audio", name)
     training = _section(cfg, "training", name)
     inference = _section(cfg, "inference", name)
-    if "num_bands" in model:
-        arch = "mel_band_roformer"
-    elif "freqs_per_bands" in model or "dim" in model:
-        arch = "bs_roformer"
-    else:
-        raise ModelError(f"{name}: not a RoFormer config (its 'model:' section has neither "
-                         "'num_bands' nor 'freqs_per_bands')")
+    arch = detect_architecture(model)
+    if arch is None:
+        raise ModelError(f"{name}: not a RoFormer, MDX23C or SCNet config (its 'model:' "
+                         "section has none of 'num_bands', 'freqs_per_bands', 'num_scales', "
+                         "'band_SR')")
+    if architecture is not None and arch != architecture:
+        if architecture not in ARCHITECTURES:
+            raise ModelError(f"unknown architecture {architecture[:40]!r} (known: "
+                             f"{', '.join(ARCHITECTURES)})")
+        raise ModelError(f"{name}: its settings describe {FAMILY_NAMES[arch]}, not "
+                         f"{FAMILY_NAMES[architecture]}; the files belong to another model")
     for key in ("freqs_per_bands", "multi_stft_resolutions_window_sizes"):
         if isinstance(model.get(key), list):
             model[key] = tuple(model[key])
@@ -146,28 +215,52 @@ def parse_roformer_config(text: str, name: str = "config.yaml") -> RoformerConfi
                                                      else "instrumental")
     else:
         sources = tuple(instruments)
-    stems = model.get("num_stems", 1)
-    if stems != len(sources):
-        raise ModelError(f"{name}: the model has num_stems {stems} but the config names "
-                         f"{len(sources)} output(s) ({', '.join(sources)})")
-    if not model.get("stereo", False):
-        raise ModelError(f"{name}: mono RoFormers (stereo: false) are not supported; "
-                         "Stemwright separates stereo")
+    notes: tuple[str, ...] = ()
+    if arch == "mdx23c":
+        model, notes = _mdx23c_kwargs(model, audio, len(sources), name)
+        if model["audio_channels"] != 2:
+            raise ModelError(f"{name}: mono MDX23C models (audio num_channels "
+                             f"{str(model['audio_channels'])[:20]}) are not supported; "
+                             "Stemwright separates stereo")
+    elif arch == "scnet":
+        model = check_scnet_config(model, name)
+        stems = len(model.get("sources", SCNET_DEFAULT_SOURCES))
+        if stems != len(sources):
+            raise ModelError(f"{name}: the model has {stems} sources but the config names "
+                             f"{len(sources)} output(s) ({', '.join(sources)})")
+        if model.get("audio_channels", 2) != 2:
+            raise ModelError(f"{name}: mono SCNet models (audio_channels "
+                             f"{str(model['audio_channels'])[:20]}) are not supported; "
+                             "Stemwright separates stereo")
+    else:
+        stems = model.get("num_stems", 1)
+        if stems != len(sources):
+            raise ModelError(f"{name}: the model has num_stems {stems} but the config names "
+                             f"{len(sources)} output(s) ({', '.join(sources)})")
+        if not model.get("stereo", False):
+            raise ModelError(f"{name}: mono RoFormers (stereo: false) are not supported; "
+                             "Stemwright separates stereo")
     rate = _int(audio, "sample_rate", 44100, name, 1000, 384000)
     chunk = inference.get("chunk_size", audio.get("chunk_size", 352800))
     chunk = _int({"chunk_size": chunk}, "chunk_size", 0, name, 1024, 64 * rate)
     overlap = _int(inference, "num_overlap", 2, name, 1, 64)
     normalize = inference.get("normalize", False) is True
-    return RoformerConfig(arch, model, sources, rate, chunk, overlap, normalize, complement)
+    return RoformerConfig(arch, model, sources, rate, chunk, overlap, normalize, complement,
+                          notes)
 
 
-def read_roformer_config(path: str | os.PathLike[str]) -> RoformerConfig:
+#: The same parser under a name for every family it reads.
+parse_msst_config = parse_roformer_config
+
+
+def read_roformer_config(path: str | os.PathLike[str],
+                         architecture: str | None = None) -> RoformerConfig:
     """`parse_roformer_config` of a file, its size checked before it is read."""
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ModelError(f"{path.name}: {size} bytes is far too big for a RoFormer "
+            raise ModelError(f"{path.name}: {size} bytes is far too big for a model "
                              "config; it is not one")
         data = path.read_bytes()
     except OSError as exc:
@@ -176,7 +269,7 @@ def read_roformer_config(path: str | os.PathLike[str]) -> RoformerConfig:
         raise ModelError(f"{path.name}: binary data, not a YAML config (is it the checkpoint? "
                          "give the .ckpt first and its .yaml with --config)")
     text = data.decode("utf-8", errors="replace")
-    return parse_roformer_config(text, path.name)
+    return parse_roformer_config(text, path.name, architecture)
 
 
 def mapping_for_instruments(native: Sequence[str]) -> StemMapping:
@@ -197,12 +290,13 @@ def mapping_for_instruments(native: Sequence[str]) -> StemMapping:
     return StemMapping(tuple(native), targets)
 
 
-def load_roformer(checkpoint: str | os.PathLike[str], config: str | os.PathLike[str]
-                  ) -> tuple[torch.nn.Module, RoformerConfig]:
-    """The network of a `.ckpt` + YAML pair, safely loaded and validated (eval mode)."""
+def load_roformer(checkpoint: str | os.PathLike[str], config: str | os.PathLike[str],
+                  architecture: str | None = None) -> tuple[torch.nn.Module, RoformerConfig]:
+    """The network of a `.ckpt` + YAML pair (RoFormer or MDX23C, told by the YAML; must
+    be `architecture` when given), safely loaded and validated (eval mode)."""
     from ..zoo.checkpoint import load_roformer_checkpoint  # lazy: zoo imports separation
 
-    cfg = read_roformer_config(config)
+    cfg = read_roformer_config(config, architecture)
     model = load_roformer_checkpoint(checkpoint, _ARCHITECTURES[cfg.architecture],
                                      cfg.model_kwargs)
     return model, cfg
@@ -296,7 +390,7 @@ def _normalise(result: np.ndarray, counter: np.ndarray, a: int, b: int) -> None:
 
 
 class RoformerSeparator(Separator):
-    """A BS-/Mel-Band RoFormer network run the way MSST's inference runs it."""
+    """A BS-/Mel-Band RoFormer or MDX23C network run the way MSST's inference runs it."""
 
     min_segment = 1.0
 
@@ -344,6 +438,9 @@ class RoformerSeparator(Separator):
             chunk = cfg.chunk_size
         else:
             chunk = max(10, int(round(segment * self.samplerate)))
+            snap = getattr(self.model, "valid_chunk", None)
+            if snap is not None:  # MDX23C: a length its U-Net takes whole
+                chunk = snap(chunk)
         if math.isclose(self.overlap, self.default_overlap):
             return chunk, max(1, chunk // cfg.num_overlap)
         return chunk, max(1, int(round(chunk * (1.0 - self.overlap))))
@@ -373,12 +470,22 @@ class RoformerSeparator(Separator):
 def load_roformer_separator(checkpoint: str | os.PathLike[str],
                             config: str | os.PathLike[str], name: str,
                             mapping: StemMapping | None = None,
+                            architecture: str | None = None,
                             **kwargs: Any) -> RoformerSeparator:
-    """A ready separator from a RoFormer `.ckpt` and its YAML config."""
-    model, cfg = load_roformer(checkpoint, config)
+    """A ready separator from a RoFormer or MDX23C `.ckpt` and its YAML config."""
+    model, cfg = load_roformer(checkpoint, config, architecture)
     return RoformerSeparator(model, cfg, name, mapping=mapping, **kwargs)
 
 
-__all__ = ["INSTRUMENT_STEMS", "RoformerConfig", "RoformerSeparator", "demix", "fade_window",
-           "load_roformer", "load_roformer_separator", "mapping_for_instruments",
-           "parse_roformer_config", "read_roformer_config"]
+#: Names for every family these serve (the RoFormer names stay: zoo.catalog uses them).
+MsstConfig = RoformerConfig
+MsstSeparator = RoformerSeparator
+load_msst = load_roformer
+load_msst_separator = load_roformer_separator
+read_msst_config = read_roformer_config
+
+__all__ = ["ARCHITECTURES", "FAMILY_NAMES", "INSTRUMENT_STEMS", "MsstConfig", "MsstSeparator",
+           "RoformerConfig", "RoformerSeparator", "demix", "detect_architecture",
+           "fade_window", "load_msst", "load_msst_separator", "load_roformer",
+           "load_roformer_separator", "mapping_for_instruments", "parse_msst_config",
+           "parse_roformer_config", "read_msst_config", "read_roformer_config"]
