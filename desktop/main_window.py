@@ -56,6 +56,7 @@ from .controllers.spectra import SpectrogramController
 from .controllers.stems import StemController
 from .controllers.tasks import TaskRunner
 from .controllers.transport import NoPlayer, TransportController
+from .dialogs import batch_queue
 from .dialogs import messages as dialogs
 from .engine.workers import (
     LoadedSong,
@@ -446,7 +447,7 @@ class MainWindow(QMainWindow):
 
     # -- closing ---------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        if not self.confirm_discard("Quit"):
+        if not self.confirm_discard("Quit") or not batch_queue.may_quit(self):
             event.ignore()
             return
         save_layout(self)
@@ -459,6 +460,7 @@ class MainWindow(QMainWindow):
         if self.multitrack.evaluate_dialog is not None:
             self.multitrack.evaluate_dialog.shutdown()
         self.tasks.cancel_all(5.0)
+        batch_queue.shutdown(self)
         for box in dialogs.open_dialogs():
             box.close()
         event.accept()

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QSlider, QStyle, QToolBar
 
+from ..dialogs.batch_queue import open_batch_queue
 from ..views.waveform import LANE_HEIGHT_MAX, LANE_HEIGHT_MIN
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ def build_actions(window: MainWindow) -> None:
                                   "Close the current song")
     window.act_demo = action(window, "Open the &demo song", window.songs.open_demo, None,
                                  "A short synthesized song with all six instruments")
+    window.act_batch = action(window, "&Batch queue\u2026", lambda: open_batch_queue(window),
+                              "Ctrl+B", "Separate many songs one after another in the "
+                              "background")
     window.act_quit = action(window, "&Quit", window.close, QKeySequence.StandardKey.Quit)
     window.mixer_size_group = QActionGroup(window)
     window.mixer_size_actions: dict[str, QAction] = {}
@@ -155,6 +159,7 @@ def build_menus_and_toolbar(window: MainWindow) -> None:
     window.recent_menu.aboutToShow.connect(window.songs.fill_recent_menu)
     window.songs.fill_recent_menu()
     file_menu.addAction(window.act_demo)
+    file_menu.addAction(window.act_batch)
     file_menu.addSeparator()
     file_menu.addAction(window.act_export)
     file_menu.addAction(window.act_close)

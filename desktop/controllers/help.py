@@ -36,6 +36,7 @@ SHORTCUTS = (
     ("Ctrl+Shift+O", "Open a multitrack song (its stems become references)"),
     ("Ctrl+R / Esc", "Separate / cancel"),
     ("Ctrl+E", "Export stems"),
+    ("Ctrl+B", "Batch queue: separate many songs in the background"),
 )
 
 

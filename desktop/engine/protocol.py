@@ -6,8 +6,10 @@ as well as the window.
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
+import sys
 import time
 import traceback
 
@@ -18,6 +20,20 @@ from stemwright.models.errors import StemwrightError
 PROGRESS_INTERVAL = 0.05  # seconds between progress signals / messages
 HEADER = struct.Struct("<Q")
 IO_CHUNK = 1 << 23  # bytes per pipe read/write (each releases the GIL)
+
+
+def child_streams():
+    """In a child process: lower its priority (the window and playback win the CPU), and
+    return (requests in, messages out) with stray prints sent to stderr instead of into
+    the protocol."""
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass
+    proto_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return sys.stdin.buffer, proto_out
 
 
 def progress_sender(stream):

@@ -4,22 +4,12 @@ request on stdin, progress, songs and the report as messages on stdout. Imports 
 
 from __future__ import annotations
 
-import os
-import sys
-
-from .protocol import progress_sender, recv_msg, send_error, send_msg
+from .protocol import child_streams, progress_sender, recv_msg, send_error, send_msg
 
 
 def evaluate_main() -> None:
     """Entry point of the evaluation process: one request on stdin, messages on stdout."""
-    try:
-        os.nice(10)  # the window and playback win the CPU
-    except (AttributeError, OSError):
-        pass
-    proto_in = sys.stdin.buffer
-    proto_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints go to stderr, not into the protocol
-    sys.stdout = sys.stderr
+    proto_in, proto_out = child_streams()
     from stemwright.models.evaluation.evaluate import evaluate
 
     msg = recv_msg(proto_in)

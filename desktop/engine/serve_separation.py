@@ -4,29 +4,28 @@ serve separation requests from stdin until EOF. Imports no Qt.
 
 from __future__ import annotations
 
-import os
 import signal as _signal
-import sys
 import traceback
 
 import numpy as np
 
 from stemwright.models.zoo import catalog as zoo
 
-from .protocol import progress_sender, recv_array, recv_msg, send_array, send_error, send_msg
+from .protocol import (
+    child_streams,
+    progress_sender,
+    recv_array,
+    recv_msg,
+    send_array,
+    send_error,
+    send_msg,
+)
 
 
 def engine_main() -> None:
     """Entry point of the engine process: serve requests from stdin until EOF."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl+C is the app's to handle
-    try:
-        os.nice(10)  # the window always wins the CPU over a running model
-    except (AttributeError, OSError):
-        pass
-    proto_in = sys.stdin.buffer
-    proto_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # stray prints from libraries go to stderr, not into the protocol
-    sys.stdout = sys.stderr
+    proto_in, proto_out = child_streams()
 
     cache: dict[tuple, object] = {}
 
