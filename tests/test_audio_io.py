@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from stemwright.models.audio import block_writer
 from stemwright.models.audio import io as audio_io
 from stemwright.models.audio.io import (
     SAVE_FORMATS,
@@ -305,7 +306,7 @@ def test_overwrite_refused_unless_asked(tmp_path):
 
 @pytest.mark.parametrize("exc_type", [OSError, RuntimeError, KeyboardInterrupt])
 def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch, exc_type):
-    original = audio_io._quantise
+    original = block_writer.quantise
     calls = []
 
     def failing(*args, **kwargs):
@@ -314,8 +315,8 @@ def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch, exc_type):
             raise exc_type("disk full")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(audio_io, "_WRITE_BLOCK", 1000)
-    monkeypatch.setattr(audio_io, "_quantise", failing)
+    monkeypatch.setattr(block_writer, "WRITE_BLOCK", 1000)
+    monkeypatch.setattr(block_writer, "quantise", failing)
     expected = AudioError if exc_type is OSError else exc_type
     with pytest.raises(expected):
         save_audio(tmp_path / "half.flac", tones(2, 0.5), SR, bit_depth=16)

@@ -136,6 +136,7 @@ def test_a_failure_midway_through_a_song_leaves_none_of_its_files(tmp_path, caps
 
     real = batch.export_song_minus
     monkeypatch.setattr(batch, "export_song_minus", broken)
+    monkeypatch.setenv("STEMWRIGHT_IN_MEMORY", "1")  # streamed: tests/test_streaming.py
     out = tmp_path / "out"
     code, stdout, err = run(capsys, "separate", str(tmp_path / "lib"), "-o", str(out), "-m",
                             "classic", "--preset", "karaoke")

@@ -54,6 +54,7 @@ import soundfile as sf
 from ..errors import AudioError, Cancelled, OutputExistsError, UnsupportedFormatError
 from ..partfiles import lock_part, remove_stale_parts
 from . import headers
+from .block_writer import BlockWriter, container_for
 from .encode import LOSSY_FORMATS, TAG_KEYS, check_lossy_options, check_tags, encode_lossy
 from .resample import resample
 
@@ -67,7 +68,6 @@ OUTPUT_FORMATS: tuple[str, ...] = (*SAVE_FORMATS, *LOSSY_FORMATS)
 INPUT_FORMATS = "WAV, FLAC, AIFF, OGG, MP3 and M4A/AAC"
 
 _READ_BLOCK = 1 << 16  # frames per soundfile read in load_audio
-_WRITE_BLOCK = 1 << 17  # frames quantised and written at a time in save_audio
 _TAG_KEYS = ("title", "artist", "album", "albumartist", "date", "genre", "tracknumber",
              "composer", "comment", "copyright")
 _TAG_ALIASES = {"album_artist": "albumartist", "track": "tracknumber", "author": "artist",
@@ -256,10 +256,7 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
     _check_samplerate(samplerate, f"{path.name}: the")
     check_output_path(path, overwrite)
 
-    subtype = {16: "PCM_16", 24: "PCM_24", 32: "FLOAT"}.get(bit_depth, "PCM_24")
-    container = "FLAC" if fmt == "flac" else "WAV"
-    if fmt == "wav" and data.size * bit_depth // 8 > 0xFFFF0000:
-        container = "RF64"  # a plain WAV cannot hold more than 4 GiB
+    container = container_for(fmt, data.shape[-1], data.shape[0], bit_depth)
     remove_stale_parts(path)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.part"
     lock_fd = -1
@@ -271,7 +268,7 @@ def save_audio(path: str | os.PathLike[str], data: np.ndarray, samplerate: int,
         if fmt in LOSSY_FORMATS:
             clipped = _write_lossy(tmp, data, samplerate, fmt, bitrate_kbps, vbr, clean_tags)
         else:
-            clipped = _write(tmp, data, samplerate, container, subtype, bit_depth, dither,
+            clipped = _write(tmp, data, samplerate, container, bit_depth, dither,
                              clean_tags)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -843,31 +840,17 @@ def _check_save_data(path: Path, data: np.ndarray, fmt: str) -> np.ndarray:
     return data
 
 
-def _write(tmp: Path, data: np.ndarray, samplerate: int, container: str, subtype: str,
-           bit_depth: int, dither: bool, tags: Mapping[str, str]) -> int:
+def _write(tmp: Path, data: np.ndarray, samplerate: int, container: str, bit_depth: int,
+           dither: bool, tags: Mapping[str, str]) -> int:
     """Write `data` to `tmp` block by block; returns how many samples had to be clipped."""
-    channels, frames = data.shape
-    step = max(1, frames // 65536)
+    step = max(1, data.shape[-1] // 65536)
     seed = zlib.crc32(np.ascontiguousarray(data[:, ::step]).tobytes(),
                       zlib.crc32(repr(data.shape).encode()))
-    rng = np.random.default_rng(seed)
-    clipped = 0
-    with sf.SoundFile(tmp, "w", samplerate=samplerate, channels=channels, subtype=subtype,
-                      format=container) as f:
-        for key, value in tags.items():  # before any audio: FLAC writes them first
-            setattr(f, key, value)
-        for start in range(0, frames, _WRITE_BLOCK):
-            block = data[:, start:start + _WRITE_BLOCK].astype(np.float64)
-            over = np.abs(block) > 1.0
-            if over.any():
-                clipped += int(over.sum())
-                np.clip(block, -1.0, 1.0, out=block)
-            if bit_depth == 32:
-                out = block.astype(np.float32)
-            else:
-                out = _quantise(block, bit_depth, rng if dither else None)
-            f.write(np.ascontiguousarray(out.T))
-    return clipped
+    rng = np.random.default_rng(seed) if dither else None
+    with BlockWriter(tmp, samplerate, data.shape[0], container, bit_depth, tags,
+                     rng) as writer:
+        writer.write(data)
+        return writer.close()
 
 
 def _write_lossy(tmp: Path, data: np.ndarray, samplerate: int, fmt: str,
@@ -885,23 +868,6 @@ def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
     import av
 
     return (av.FFmpegError,)
-
-
-def _quantise(x: np.ndarray, bits: int, rng: np.random.Generator | None) -> np.ndarray:
-    """float64 in -1..1 -> integer codes (TPDF-dithered when `rng` is given), as int16/int32.
-
-    24-bit codes are returned shifted into the top of an int32, which is how libsndfile
-    takes 24-bit samples.
-    """
-    scale = float(2 ** (bits - 1))
-    y = x * scale
-    if rng is not None:
-        y += rng.random(x.shape) - rng.random(x.shape)  # triangular, +-1 LSB
-    np.rint(y, out=y)
-    np.clip(y, -scale, scale - 1, out=y)
-    if bits == 16:
-        return y.astype(np.int16)
-    return y.astype(np.int32) << (32 - bits)
 
 
 __all__ = ["Audio", "AudioInfo", "LOSSY_FORMATS", "OUTPUT_FORMATS", "SAVE_FORMATS", "TAG_KEYS",

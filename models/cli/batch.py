@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..audio.io import audio_info, load_audio
+from ..audio.io import SAVE_FORMATS, audio_info, iter_blocks, load_audio
 from ..diagnostics import explain
 from ..errors import AudioError, Cancelled, OutputExistsError, StemwrightError
 from ..multitrack.folders import AUDIO_SUFFIXES
@@ -42,6 +42,8 @@ from ..remix.export import (
     write_text_atomic,
 )
 from ..remix.nistems import export_ni_stems
+from ..remix.stream_export import StreamedExport
+from ..separation.streaming import separate_stream, streams
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
 
@@ -57,6 +59,8 @@ MIX_LABEL = "Mix"
 #: `--format ni-stems`: one .stem.mp4 per song (models/remix/nistems.py), AAC at this bitrate
 NI_STEMS = "ni-stems"
 NI_STEMS_KBPS = 256
+#: frames read at a time when a song is separated as a stream
+STREAM_BLOCK = 1 << 16
 PRESETS = ("karaoke", "a-cappella", "practice-STEM")
 
 
@@ -409,15 +413,13 @@ def separate_song(sep, song: Song, settings: Settings,
     """Separate one song and write all its files and then its record; returns the line
     to print. A failure or cancel midway removes the files this call created (files it
     replaced under --force are not restored) and leaves no record."""
+    if streamed(sep, settings):
+        return _separate_streamed(sep, song, settings, progress, cancel)
     audio = load_audio(song.path)
     artist = audio.tags.get("artist")
-    try:
+    with _named(song):
         result = sep.separate(audio.data, audio.samplerate, progress=progress, cancel=cancel,
                               residual_to_other=settings.residual_to_other)
-    except AudioError as exc:  # e.g. too short for the model: name the file
-        if str(exc).startswith(f"{shown(song.path.name)}:"):
-            raise
-        raise AudioError(f"{shown(song.path.name)}: {exc}") from exc
     del audio
     targets = song.targets(settings)
     new = [t for t in targets if not os.path.lexists(t)]
@@ -459,6 +461,74 @@ def separate_song(sep, song: Song, settings: Settings,
             with contextlib.suppress(OSError):
                 path.unlink()
         raise
+    return _done_line(song, settings, result, done)
+
+
+def streamed(sep, settings: Settings) -> bool:
+    """Whether this song is separated as a stream, written while it is separated (memory
+    flat in the song's length): a model that streams (`separation.streaming`) and WAV or
+    FLAC files. STEMWRIGHT_IN_MEMORY=1 separates the whole song at once instead."""
+    return (streams(sep) and settings.format in SAVE_FORMATS
+            and os.environ.get("STEMWRIGHT_IN_MEMORY", "") in ("", "0"))
+
+
+@contextlib.contextmanager
+def _named(song: Song) -> Iterator[None]:
+    """AudioError messages name the file (e.g. too short for the model)."""
+    try:
+        yield
+    except AudioError as exc:
+        if str(exc).startswith(f"{shown(song.path.name)}:"):
+            raise
+        raise AudioError(f"{shown(song.path.name)}: {exc}") from exc
+
+
+def _separate_streamed(sep, song: Song, settings: Settings, progress: Callable | None,
+                       cancel: Callable[[], bool] | None) -> str:
+    """`separate_song` for a stream: read, separate and write block by block; the files
+    appear (all at once) only when the whole song is done."""
+    info = audio_info(song.path)
+    artist = info.tags.get("artist")
+    targets = song.targets(settings)
+    n_files = len(settings.stems) + (1 if settings.minus else 0)
+    new = [t for t in targets if not os.path.lexists(t)]
+    record = song.folder / RECORD_NAME
+    export = StreamedExport(targets[:n_files], settings.stems, settings.minus,
+                            settings.format, settings.bit_depth, settings.force, song.name,
+                            artist, frames_hint=info.frames)
+    with contextlib.suppress(OSError):
+        record.unlink()  # the files change now: the old record no longer tells the truth
+    done: list[str] = []
+    try:
+        with _named(song):
+            result = separate_stream(
+                sep, lambda: iter_blocks(song.path, STREAM_BLOCK), info.samplerate, export,
+                frames_hint=info.frames, progress=progress, cancel=cancel,
+                residual_to_other=settings.residual_to_other)
+        if cancel is not None and cancel():
+            raise Cancelled("separation cancelled")
+        export.commit()
+        if settings.stems:
+            done.append(count(len(settings.stems), "stem"))
+        if settings.minus:
+            done.append(f"the song {minus_label(settings.minus)}")
+        if settings.copy_mix:
+            _copy_atomic(song.path, song.mix_target(), settings.force)
+            done.append("a copy of the mix")
+        text = json.dumps(expected_record(song, settings), indent=2, ensure_ascii=False)
+        write_text_atomic(record, text + "\n", overwrite=True)
+    except BaseException:
+        export.abort()
+        for path in new:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+    return _done_line(song, settings, result, done)
+
+
+def _done_line(song: Song, settings: Settings, result, done: Sequence[str]) -> str:
+    """The line printed for a separated song: what was written where, the residual, and
+    the stems the model does not produce."""
     what = done[0] if len(done) == 1 else ", ".join(done[:-1]) + " and " + done[-1]
     line = (f"{song.label}: {what} in {shown(song.folder)} "
             f"({_residual_text(result, settings)})")

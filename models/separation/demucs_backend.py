@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-import numpy as np
 import torch
 from demucs.htdemucs import HTDemucs
 
@@ -38,6 +37,7 @@ class DemucsSeparator(Separator):
         self.models = [m.eval() for m in models]
         self.weights = [tuple(float(v) for v in w) for w in weights] if weights else None
         self.normalize = normalize
+        self.standardise_ddof = 1 if normalize else None  # mean/std of the mono mix
         hts = [float(m.segment) for m in models if isinstance(m, HTDemucs)]
         self.max_segment = min(hts) if hts else None
         # HTDemucs pads short chunks back to its training length: shrinking saves nothing.
@@ -72,17 +72,6 @@ class DemucsSeparator(Separator):
         if hasattr(model, "valid_length"):
             return model.valid_length
         return lambda n: n
-
-    def prepare(self, mix: np.ndarray) -> tuple[np.ndarray, object]:
-        if not self.normalize:
-            return mix, None
-        ref = mix.mean(axis=0)
-        mean = float(ref.mean())
-        std = float(ref.std(ddof=1)) if ref.size > 1 else 0.0
-        if not std > 1e-8:
-            std = 1.0
-        return (mix - mean) / std, (mean, std)
-
 
 #: Constructor arguments of the published architectures (read off their weight shapes), so
 #: benchmarks and tests can build them with random weights and no download.

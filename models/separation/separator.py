@@ -96,6 +96,17 @@ class ModelPass:
     valid_length: object = None  # Callable[[int], int] | None
 
 
+def standardisation(mean: float, std: float) -> tuple[float, float]:
+    """The (mean, std) state a standardising `prepare` divides out; std 1 for silence."""
+    return mean, (std if std > 1e-8 else 1.0)
+
+
+def standardise(mix: np.ndarray, state: tuple[float, float]) -> np.ndarray:
+    """(mix - mean) / std, float32: the same operations on a whole song or on a block."""
+    mean, std = state
+    return ((mix - mean) / std).astype(np.float32, copy=False)
+
+
 def _power(x: np.ndarray) -> float:
     """Sum of squares accumulated in float64 (einsum casts as it goes: no float64 copy)."""
     flat = np.ravel(x)
@@ -121,6 +132,9 @@ class Separator(ABC):
     min_segment: float = 1.0
     segment_shrinks_memory: bool = True  # False when the model pads short chunks back up
     default_overlap: float = 0.25
+    #: None, or the ddof of the std with which `prepare` standardises the input by the mean
+    #: and std of its mono mix (demucs: 1); streaming computes them in a first pass
+    standardise_ddof: int | None = None
 
     def __init__(self, device: str | torch.device = "auto", segment: float | None = None,
                  overlap: float | None = None, half: bool = False, batch_size: int = 1,
@@ -150,8 +164,16 @@ class Separator(ABC):
         self.device = device
 
     def prepare(self, mix: np.ndarray) -> tuple[np.ndarray, object]:
-        """Model-specific input normalisation; returns the input and state for `restore`."""
-        return mix, None
+        """Model-specific input normalisation; returns the input and state for `restore`.
+
+        Here: when `standardise_ddof` is set, (mix - mean) / std with the mean and std of
+        the mono mix (a silent mix keeps std 1)."""
+        if self.standardise_ddof is None:
+            return mix, None
+        mono = mix.mean(axis=0)
+        std = float(mono.std(ddof=self.standardise_ddof)) if mono.size > 1 else 0.0
+        state = standardisation(float(mono.mean()), std)
+        return standardise(mix, state), state
 
     def restore(self, sources: np.ndarray, state: object) -> np.ndarray:
         """Undo `prepare` on the separated sources [S, C, T] (in place is fine): `state` is
@@ -195,8 +217,9 @@ class Separator(ABC):
         model_in, state = self.prepare(model_in)
         on_final = None
         if partial is not None:
-            on_final = _PartialEmitter(self, partial, reference, samplerate, state,
-                                       model_in.shape[-1], residual_to_other)
+            on_final = RegionEmitter(self, partial, _slicer(reference), out_channels,
+                                     samplerate, state, residual_to_other,
+                                     length=length, model_length=model_in.shape[-1])
         native = self._infer(model_in, progress, cancel, notes, length / samplerate,
                              on_final=on_final)
         del model_in
@@ -303,22 +326,34 @@ def _divided_by(hook: FinalRegionHook, totals: np.ndarray) -> FinalRegionHook:
     return divided
 
 
-class _PartialEmitter:
+def _slicer(reference: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    return lambda a, b: reference[:, a:b]
+
+
+class RegionEmitter:
     """Turns finished native regions (model rate, [S, 2, n]) into `PartialStems`: restore,
     native -> canonical, streaming resample to the input rate, channel layout, residual
-    into "other"; the same operations `separate` applies to the whole song."""
+    into "other"; the same operations `separate` applies to the whole song.
 
-    def __init__(self, sep: Separator, callback: PartialCallback, reference: np.ndarray,
-                 samplerate: int, state: object, model_length: int,
-                 residual_to_other: bool) -> None:
+    `reference(a, b)` gives the input-rate mix [channels, b - a] the residual is taken
+    from. `length` and `model_length` (the song's length at the input and the model rate)
+    may be set later, before the last region arrives (a stream learns them at its end).
+    It also sums the energy of the residual and of the mix (`residual_db`).
+    """
+
+    def __init__(self, sep: Separator, callback: PartialCallback,
+                 reference: Callable[[int, int], np.ndarray], channels: int,
+                 samplerate: int, state: object, residual_to_other: bool,
+                 length: int | None = None, model_length: int | None = None) -> None:
         self.sep = sep
         self.callback = callback
         self.reference = reference
+        self.channels = int(channels)
         self.samplerate = int(samplerate)
         self.state = state
-        self.model_length = model_length
         self.residual_to_other = residual_to_other
-        self.length = reference.shape[-1]
+        self.length = length
+        self.model_length = model_length
         mapping = sep.mapping
         self.groups = {stem_id: [i for i, s in enumerate(mapping.native)
                                  if mapping.target_of(s) == stem_id]
@@ -327,17 +362,26 @@ class _PartialEmitter:
 
     def _reset(self) -> None:
         self.done = 0  # input-rate samples already reported
+        self.residual_power = self.mix_power = 0.0
         self.streams = None
         if self.sep.samplerate != self.samplerate:  # continuous across regions, no seams
             self.streams = {s: soxr.ResampleStream(self.sep.samplerate, self.samplerate, 2,
                                                    dtype="float32", quality="VHQ")
                             for s in self.groups}
 
+    @property
+    def residual_db(self) -> float:
+        """Energy of mix - sum(stems) over everything emitted, dB relative to the mix."""
+        if self.residual_power == 0.0:
+            return -math.inf
+        return 10 * math.log10(self.residual_power / max(self.mix_power, 1e-20))
+
     def __call__(self, region: np.ndarray, start: int) -> None:
         if start == 0:
             self._reset()  # a retry (out of memory) starts the song again
         native = self.sep.restore(region, self.state)
-        last = start + region.shape[-1] >= self.model_length
+        last = (self.model_length is not None
+                and start + region.shape[-1] >= self.model_length)
         signals: dict[str, np.ndarray] = {}
         for stem_id, idx in self.groups.items():
             signal = native[idx[0]] if len(idx) == 1 else native[idx].sum(axis=0)
@@ -346,21 +390,26 @@ class _PartialEmitter:
                 signal = self.streams[stem_id].resample_chunk(chunk, last=last).T
             signals[stem_id] = signal
         n = min(s.shape[-1] for s in signals.values())
-        n = self.length - self.done if last else min(n, self.length - self.done)
+        if last:
+            n = self.length - self.done
+        elif self.length is not None:
+            n = min(n, self.length - self.done)
         if n <= 0:
             return
         a, b = self.done, self.done + n
-        channels = self.reference.shape[0]
-        stems = {s: chan.from_stereo(fit_length(x[:, :n], n), channels).astype(np.float32,
-                                                                              copy=False)
-                 for s, x in signals.items()}
-        residual = self.reference[:, a:b].astype(np.float32, copy=True)
+        stems = {s: chan.from_stereo(fit_length(x[:, :n], n), self.channels)
+                 .astype(np.float32, copy=False) for s, x in signals.items()}
+        mix = self.reference(a, b)
+        residual = mix.astype(np.float32, copy=True)
         for signal in stems.values():
             residual -= signal
+        self.residual_power += _power(residual)
+        self.mix_power += _power(mix)
         if self.residual_to_other and "other" in stems:
             stems["other"] = stems["other"] + residual
         self.done = b
-        self.callback(PartialStems(stems, a, b, self.length, self.samplerate,
+        self.callback(PartialStems(stems, a, b, self.length if self.length is not None
+                                   else b, self.samplerate,
                                    tuple(self.sep.mapping.unavailable)))
 
 
@@ -407,4 +456,4 @@ def _validate_mix(mix: np.ndarray, samplerate: int) -> np.ndarray:
 
 
 __all__ = ["Separator", "SeparationResult", "ModelPass", "PartialStems", "PartialCallback",
-           "STEM_IDS", "energy_db"]
+           "RegionEmitter", "STEM_IDS", "energy_db", "standardisation", "standardise"]
