@@ -86,7 +86,7 @@ def trainable_models(current: str | None = None) -> list[tuple[str, str]]:
 
     tune: list[tuple[str, str]] = []
     for entry in zoo.list_models():
-        if entry.family in ("classic", "roformer") or (entry.needs_download and not
+        if entry.family in ("classic", "roformer", "recipe") or (entry.needs_download and not
                                          zoo.is_installed(entry.name)):
             continue
         if entry.family == "demucs" and len(entry.files) > 1:

@@ -42,6 +42,14 @@ from .batch import (
     threads_per_song,
 )
 from .batch import residual_note as _residual_note  # noqa: F401 - its old name here
+from .recipes_cli import (
+    ENSEMBLE_HELP,
+    download_names,
+    ensemble_model,
+    model_details,
+    model_state,
+    warn_unreadable_recipes,
+)
 from .runs import run_parallel, run_serial
 from .train import add_train_parser, cmd_bench_training
 
@@ -166,6 +174,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
     for several songs, a summary. Returns 0 when nothing failed, 1 otherwise."""
     rank = rank_from_env()
     jobs = int(getattr(args, "jobs", 1) or 1)
+    args.model = ensemble_model(args.model, getattr(args, "ensemble_weights", None))
     settings = _separate_settings(args, _device_for(args.device, jobs, rank))
     songs = find_songs(args.files, args.output, _warn)
     check_songs(songs, args.output)
@@ -198,46 +207,25 @@ def _print_summary(summary: Summary, total: int, many: bool) -> None:
 
 # -- models -----------------------------------------------------------------------------
 
-def _model_state(e: zoo.ModelEntry) -> str:
-    if e.family in ("classic", "embedded"):  # embedded: listed only when present
-        return "built in"
-    if zoo.is_installed(e.name):
-        return "installed"
-    return "not downloaded" if e.downloadable else "import only"
-
-
-def _model_details(e: zoo.ModelEntry, state: str) -> list[str]:
-    """`models info` / `models list --verbose`: what the model is, and how to get it."""
-    lines = [e.description, f"source: {e.source}"]
-    if state == "import only":
-        lines.append(f"import only: {zoo.import_hint(e)}")
-        lines += [f"{f.target or 'file'}: {f.url}" for f in e.files]
-    elif state == "not downloaded":
-        lines.append(f"get it with `stemwright models download {e.name}`")
-    record = zoo.roformer_record(e.name) if e.family == "roformer" else None
-    if record is not None:
-        lines += [f"{name}: sha256 {record['sha256'].get(role, '?')}"
-                  for role, name in record["files"].items()]
-    return lines
-
-
 def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "list":
         rows, entries = [], zoo.list_models() + zoo.import_only_models()
         for e in entries:
             rows.append((e.name, ", ".join(e.mapping.produced),
-                         f"{e.size_mb:.0f} MB" if e.size_mb else "-", _model_state(e),
+                         f"{e.size_mb:.0f} MB" if e.size_mb else "-", model_state(e),
                          e.licence))
         for name, reason in zoo.unreadable_models():  # skipped, one line each
             print(f"stemwright: warning: skipped model '{name}': {reason} (remove it with "
                   f"`stemwright models remove {name}`)", file=sys.stderr)
+        warn_unreadable_recipes()
         if args.json:
             out = []
             for e, r in zip(entries, rows, strict=True):
                 row = dict(zip(("name", "stems", "size", "state", "licence"), r, strict=True))
                 if args.verbose:
                     row.update(title=e.title, family=e.family, source=e.source,
-                               description=e.description, urls=[f.url for f in e.files])
+                               description=e.description, urls=[f.url for f in e.files],
+                               details=model_details(e, r[3]))
                 out.append(row)
             print(json.dumps(out, indent=2))
             return 0
@@ -245,21 +233,21 @@ def cmd_models(args: argparse.Namespace) -> int:
         for e, r in zip(entries, rows, strict=True):
             print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
             if args.verbose:
-                for line in _model_details(e, r[3]):
+                for line in model_details(e, r[3]):
                     print(f"    {line}")
         return 0
     if args.action == "info":
         e = zoo.get_entry(args.name)
-        state = _model_state(e)
-        print(f"{e.name}: {e.title} ({e.family}, {state})")
+        state = model_state(e)
+        print(f"{e.name}: {e.title} ({state if e.family == 'recipe' else f'{e.family}, {state}'})")
         print(f"    stems: {', '.join(e.mapping.produced)}")
         print(f"    size: {f'{e.size_mb:.0f} MB' if e.size_mb else 'unknown'}; licence: "
               f"{e.licence}")
-        for line in _model_details(e, state):
+        for line in model_details(e, state):
             print(f"    {line}")
         return 0
     if args.action == "download":
-        for name in args.names:
+        for name in download_names(args.names):  # a recipe: its missing models
             if zoo.is_installed(name):
                 print(f"{name}: already installed")
                 continue
@@ -591,8 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="PATH",
                    help="audio files, or folders to search for them")
     p.add_argument("-m", "--model", default=zoo.DEFAULT_MODEL,
-                   help=f"model name (default: {zoo.DEFAULT_MODEL}; see `stemwright models "
-                        "list`)")
+                   help=f"model or recipe name (default: {zoo.DEFAULT_MODEL}; see "
+                        f"`stemwright models list`), or {ENSEMBLE_HELP}")
+    p.add_argument("--ensemble-weights", metavar="W,W", help="weights of the models of an "
+                   "ensemble -m A+B, in order (e.g. 2,1; default: equal)")
     p.add_argument("-o", "--output", default="separated", metavar="DIR",
                    help="output folder; stems go to DIR/<song>/, <song> being the file's "
                         "name, or its folder's name when the file is called mix, master, "
@@ -641,7 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list, download, import or remove models")
     msub = p.add_subparsers(dest="action", required=True)
-    q = msub.add_parser("list", help="show every model and whether it is installed")
+    q = msub.add_parser("list", help="show every model and recipe, and whether it is "
+                        "installed")
     q.add_argument("--json", action="store_true")
     q.add_argument("-v", "--verbose", action="store_true", help="also what each model is, "
                    "its source, and for import-only models the URLs to fetch by hand")

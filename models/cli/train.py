@@ -74,8 +74,9 @@ def model_help() -> str:
 
     installed, downloadable = [], []
     for e in zoo.list_models():
-        if e.family in ("classic", "roformer") or (e.family == "demucs" and len(e.files) > 1):
-            continue  # training-free, a bag of models, or not trainable yet
+        if e.family in ("classic", "roformer", "recipe") or (e.family == "demucs"
+                                                             and len(e.files) > 1):
+            continue  # training-free, a chain or bag of models, or not trainable yet
         (installed if zoo.is_installed(e.name) else downloadable).append(e.name)
     zoo_text = ", ".join(installed) or "none"
     if downloadable:

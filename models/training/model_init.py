@@ -90,6 +90,10 @@ def init_model(spec: str, stems: Sequence[str] | None = None, small: bool = Fals
     if entry.family == "classic":
         raise TrainingError(f"'{spec}' is a training-free separator; pick an architecture "
                             f"({', '.join(archs.ARCHITECTURES)}) or a neural model")
+    if entry.family == "recipe":
+        raise TrainingError(f"'{spec}' is a recipe (stems taken from several models); "
+                            "fine-tune one of its models instead "
+                            f"(`stemwright models info {spec}` lists them)")
     if entry.family == "roformer":
         raise TrainingError(f"'{spec}' is a RoFormer: fine-tuning RoFormers is not supported "
                             "yet; separate with it, or pick an architecture "

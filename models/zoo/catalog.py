@@ -23,7 +23,10 @@ from ..classic.teaching_facts import TEACHING_FACTS
 from ..errors import ModelError, StemwrightError
 from ..progress import CancelCheck
 from ..stems import DEMUCS_SIX_STEMS, FOUR_STEMS, STEM_IDS, StemMapping, mapping_for
-from .download import checksum_from_filename, download_file, sha256_file
+from . import recipes
+from .community import ROFORMER_ENTRIES
+from .download import download_file, sha256_file
+from .entries import ModelEntry, RemoteFile
 
 if TYPE_CHECKING:
     from ..separation.separator import Separator
@@ -53,52 +56,6 @@ def _embedded_size_mb() -> float:
         return round(embedded_checkpoint().stat().st_size / 1e6, 1)
     except OSError:
         return 0.0
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One downloadable weight file; `target` names the source it holds (Open-Unmix) or
-    the file's role (RoFormers: "checkpoint" / "config"). `sha256`, when recorded, is the
-    file's checksum; otherwise the one its name carries (demucs, Open-Unmix), if any."""
-
-    url: str
-    target: str | None = None
-    sha256: str | None = None
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
-
-    @property
-    def checksum(self) -> str | None:
-        return self.sha256 or checksum_from_filename(self.filename)
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registry entry: what the model separates, how big it is, where it comes from."""
-
-    name: str
-    title: str
-    family: str  # "classic" | "embedded" | "demucs" | "openunmix" | "stemwright" | "roformer"
-    mapping: StemMapping
-    samplerate: int
-    size_mb: float
-    licence: str
-    source: str
-    description: str
-    files: tuple[RemoteFile, ...] = ()
-    bag_weights: tuple[tuple[float, ...], ...] | None = None
-
-    @property
-    def needs_download(self) -> bool:
-        return bool(self.files)
-
-    @property
-    def downloadable(self) -> bool:
-        """True when every file can be fetched checksum-verified (the only way the zoo
-        downloads); an entry with files but no known checksum is import-only."""
-        return bool(self.files) and all(f.checksum for f in self.files)
 
 
 def _demucs(sig: str) -> RemoteFile:
@@ -197,7 +154,18 @@ def list_models() -> list[ModelEntry]:
     registry += [e for e in ROFORMER_ENTRIES.values()
                  if e.name not in ZOO and is_installed(e.name)]
     return registry + [e for e in _custom_entries()
-                       if e.name not in ZOO and e.name not in ROFORMER_ENTRIES]
+                       if e.name not in ZOO and e.name not in ROFORMER_ENTRIES] + [
+        recipes.entry_for(r, _self()) for r in recipes.recipes(_self())]
+
+
+def _self():
+    return sys.modules[__name__]
+
+
+def find_model(name: str) -> ModelEntry | None:
+    """The model (not a recipe) called `name`, listed or import-only; None if none."""
+    return ZOO.get(name) or ROFORMER_ENTRIES.get(name) or next(
+        (e for e in _custom_entries() if e.name == name), None)
 
 
 def import_only_models() -> list[ModelEntry]:
@@ -235,6 +203,9 @@ def get_entry(name: str) -> ModelEntry:
         return ZOO[name]
     if name in ROFORMER_ENTRIES:
         return ROFORMER_ENTRIES[name]
+    recipe = recipes.find(name, _self())
+    if recipe is not None:
+        return recipes.entry_for(recipe, _self())
     for entry in list_models():
         if entry.name == name:
             return entry
@@ -245,6 +216,8 @@ def get_entry(name: str) -> ModelEntry:
 def is_installed(name: str) -> bool:
     """True when every file the model needs is in the cache."""
     entry = get_entry(name)
+    if entry.family == recipes.FAMILY:
+        return not recipes.missing_models(recipes.find(name, _self()), _self())
     if entry.family in ("stemwright", "embedded"):
         return checkpoint_path(name).is_file()
     if entry.family == "roformer" and not entry.files:  # a user's: its record's files
@@ -264,8 +237,12 @@ def download_model(name: str, progress: Callable[[int, int | None], None] | None
                    cancel: CancelCheck | None = None) -> Path:
     """Fetch the model's missing files (checksum-verified, atomic); returns its folder.
 
-    `progress(done_bytes, total_bytes)` covers all of the model's files together.
+    `progress(done_bytes, total_bytes)` covers all of the model's files together. For a
+    recipe: every missing model it runs, one after the other.
     """
+    recipe = recipes.find(name, _self()) if name not in ZOO else None
+    if recipe is not None:
+        return recipes.download(recipe, _self(), progress, cancel)
     entry = check_downloadable(name)
     folder = model_dir(name)
     missing = [f for f in entry.files if not (folder / f.filename).exists()]
@@ -489,6 +466,10 @@ def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
     entry = get_entry(name)
     opts = dict(device=device, segment=segment, overlap=overlap, half=half,
                 batch_size=batch_size)
+    if entry.family == recipes.FAMILY:
+        from ..separation.composite import load_recipe_separator
+        recipe = recipes.resolve(recipes.find(name, _self()), _self())
+        return load_recipe_separator(recipe, lambda m: load_separator(m, **opts), **opts)
     if entry.family == "classic":
         from ..classic.teaching import TEACHING
         if name in TEACHING:
@@ -539,76 +520,6 @@ def _load_custom(name: str, opts: dict) -> Separator:
     if isinstance(model, HTDemucs | HDemucs | Demucs):
         return DemucsSeparator([model], mapping_for(meta.stems), name, **opts)
     return separator_for(model, meta, name=name, **opts)
-
-
-# -- community RoFormers (issue 16): a `.ckpt` state dict plus its YAML config -------------
-
-#: python-audio-separator's release holding the models of its own list (models.json);
-#: `audio-separator` 0.47.1 falls back to it when UVR's release lacks a file.
-AUDIO_SEPARATOR_ROOT = ("https://github.com/nomadkaraoke/python-audio-separator/releases/"
-                        "download/model-configs/")
-UVR_ROOT = "https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/"
-MSST_CONFIGS = ("https://raw.githubusercontent.com/ZFTurbo/Music-Source-Separation-Training/"
-                "main/configs/")
-#: Both files of a RoFormer entry; `target` says which is which. Their names carry no
-#: checksum and their publishers list none, and every zoo file must be checksum-verified
-#: (downloads; `models import` matches files by checksum): so these entries wait in
-#: ROFORMER_ENTRIES, outside ZOO, until their sha256 are recorded from the real files
-#: (never guessed). Their sizes are unknown here too (0.0).
-_ROFORMER_NO_LICENCE = "none published (community weights)"
-
-
-def _roformer(ckpt_url: str, config_url: str) -> tuple[RemoteFile, RemoteFile]:
-    return RemoteFile(ckpt_url, "checkpoint"), RemoteFile(config_url, "config")
-
-
-def _roformer_entries() -> dict[str, ModelEntry]:
-    """BS-RoFormer SW (six stems) and the top published vocals RoFormers."""
-    return {entry.name: entry for entry in (
-        ModelEntry(
-            "bs_roformer_sw", "BS-RoFormer SW, six stems", "roformer",
-            StemMapping(("bass", "drums", "other", "vocals", "guitar", "piano"),
-                        {"guitar": "electric_guitar", "piano": "other"}),
-            44100, 0.0,
-            _ROFORMER_NO_LICENCE,
-            "Community BS-RoFormer, trainer unknown ('BS Roformer SW by jarredou' in "
-            "audio-separator 0.47.1's model list); MVSep guitar leaderboard 9.01 dB "
-            "guitar SDR, piano leaderboard 7.80 dB piano SDR (as quoted in issue 16 and "
-            "third-party notes; not re-measured here)",
-            "Six stems: vocals, drums, bass, guitar -> electric guitar, piano -> other, "
-            "other. Band-split RoFormer, about 8 s chunks.",
-            _roformer(AUDIO_SEPARATOR_ROOT + "BS-Roformer-SW.ckpt",
-                      AUDIO_SEPARATOR_ROOT + "BS-Roformer-SW.yaml")),
-        ModelEntry(
-            "bs_roformer_viperx_1297", "BS-RoFormer vocals (viperx, ep 317)", "roformer",
-            StemMapping(("vocals", "other")), 44100, 0.0, _ROFORMER_NO_LICENCE,
-            "viperx, BS-RoFormer trained for vocals; vocals SDR 10.87 dB on MVSep's "
-            "multisong set (ZFTurbo/Music-Source-Separation-Training "
-            "docs/pretrained_models.md); median 11.77 dB vocals, 16.45 dB instrumental "
-            "over 40 MUSDB18-HQ train-split tracks, which it may have trained on (audio-separator "
-            "0.47.1 models-scores.json)",
-            "Vocals and the rest (other = mix - vocals). UVR's 'BS-Roformer-Viperx-1297'.",
-            _roformer(UVR_ROOT + "model_bs_roformer_ep_317_sdr_12.9755.ckpt",
-                      MSST_CONFIGS + "viperx/model_bs_roformer_ep_317_sdr_12.9755.yaml")),
-        ModelEntry(
-            "mel_band_roformer_kj_vocals", "Mel-Band RoFormer vocals (Kimberley Jensen)",
-            "roformer", StemMapping(("vocals", "other")), 44100, 0.0,
-            "not stated in the lists that publish it (see Hugging Face "
-            "KimberleyJSN/melbandroformer)",
-            "Kimberley Jensen, Mel-Band RoFormer for vocals; vocals SDR 10.98 dB on MVSep's "
-            "multisong set (ZFTurbo/Music-Source-Separation-Training "
-            "docs/pretrained_models.md); median 12.60 dB vocals over 11 MUSDB18-HQ train-split "
-            "tracks (audio-separator 0.47.1 models-scores.json, "
-            "'vocals_mel_band_roformer.ckpt')",
-            "Vocals and the rest (other = mix - vocals), Mel-band RoFormer.",
-            _roformer("https://huggingface.co/KimberleyJSN/melbandroformer/resolve/main/"
-                      "MelBandRoformer.ckpt",
-                      MSST_CONFIGS + "KimberleyJensen/config_vocals_mel_band_roformer_kj.yaml")),
-    )}
-
-
-#: Community RoFormers ready to join ZOO once their files' sha256 are recorded.
-ROFORMER_ENTRIES: dict[str, ModelEntry] = _roformer_entries()
 
 
 # -- importing RoFormers by hand: the pair, validated, copied, and its sha256 recorded -----
