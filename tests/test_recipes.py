@@ -268,7 +268,7 @@ def test_cli_separates_with_a_recipe_and_lists_it(cache, mix, tmp_path, capsys):
     assert code == 0 and "vocals <- repet" in out and "other <- residual" in out
     code, out, _ = run(capsys, "models", "list", "--json", "-v")
     row = next(r for r in json.loads(out) if r["name"] == "best-quality")
-    assert row["family"] == "recipe" and row["state"] == "recipe: 3 missing"
+    assert row["family"] == "recipe" and row["state"] == "recipe: 4 missing"
     assert "electric_guitar <- bs_roformer_sw" in row["details"]
 
 

@@ -24,7 +24,7 @@ from ..errors import ModelError, StemwrightError
 from ..progress import CancelCheck
 from ..stems import DEMUCS_SIX_STEMS, FOUR_STEMS, STEM_IDS, StemMapping, mapping_for
 from . import recipes
-from .community import ROFORMER_ENTRIES
+from .community import ROFORMER_ENTRIES, VR_SETTINGS
 from .download import download_file, sha256_file
 from .entries import ModelEntry, RemoteFile
 
@@ -179,6 +179,9 @@ def import_hint(entry: ModelEntry) -> str:
     """How to install an import-only model by hand, in one sentence."""
     files = {f.target: f for f in entry.files}
     ckpt, config = files.get("checkpoint"), files.get("config")
+    if ckpt is not None and config is None and len(entry.files) == 1:
+        return (f"download {ckpt.url} yourself and run `stemwright models import "
+                f"{entry.name} {ckpt.filename}`")
     if ckpt is None or config is None:
         return f"import its file with `stemwright models import {entry.name} FILE`"
     return (f"download the two files from {ckpt.url} and {config.url} yourself and run "
@@ -307,6 +310,8 @@ def import_model_file(name: str, path: str | Path,
     if not src.is_file():
         raise StemwrightError(f"{src}: no such file")
     entry = ZOO.get(name) or ROFORMER_ENTRIES.get(name)
+    if entry is not None and entry.family == "vr" and config is None:
+        return _import_vr(entry, src)
     roformer = entry.family == "roformer" if entry is not None else config is not None
     if roformer:
         if config is None:
@@ -331,6 +336,21 @@ def import_model_file(name: str, path: str | Path,
         raise ModelError(f"{src.name} is not an official file of '{name}' (checksum "
                          f"{digest[:8]} matches none of: {wanted})")
     return _import_custom(name, src)
+
+
+def _import_vr(entry: ModelEntry, src: Path) -> Path:
+    """Install the `.pth` of a UVR VR-architecture entry: loaded safely with the entry's
+    settings first (a wrong or damaged file is refused), then copied atomically."""
+    from ..separation.vr_backend import load_vr_separator
+
+    load_vr_separator(src, name=entry.name, device="cpu", **VR_SETTINGS[entry.name])
+    file = entry.files[0]
+    if file.checksum and not sha256_file(src).startswith(file.checksum):
+        raise ModelError(f"{src.name} is not the official file of '{entry.name}' (its "
+                         "checksum differs)")
+    dest = model_dir(entry.name) / file.filename
+    _atomic_copy(src, dest)
+    return dest
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:
@@ -504,6 +524,10 @@ def load_separator(name: str = DEFAULT_MODEL, device: str = "auto",
         from ..separation.roformer_backend import load_roformer_separator
         ckpt, config = roformer_files(name)
         return load_roformer_separator(ckpt, config, name, mapping=entry.mapping, **opts)
+    if entry.family == "vr":
+        from ..separation.vr_backend import load_vr_separator
+        return load_vr_separator(folder / entry.files[0].filename, name=name,
+                                 mapping=entry.mapping, **VR_SETTINGS[name], **opts)
     raise ModelError(f"model family '{entry.family}' is not supported")
 
 

@@ -1,6 +1,7 @@
-"""Community models of the MSST families (BS-RoFormer, Mel-Band RoFormer, MDX23C, SCNet;
-issue 16): a `.ckpt` state dict plus its YAML config each, as UVR, python-audio-separator
-and ZFTurbo's Music-Source-Separation-Training publish them. Only facts live here;
+"""Community models (issue 16): the MSST families (BS-RoFormer, Mel-Band RoFormer, MDX23C,
+SCNet), a `.ckpt` state dict plus its YAML config each, as UVR, python-audio-separator and
+ZFTurbo's Music-Source-Separation-Training publish them; and UVR's VR-architecture models
+(a `.pth`, its settings from UVR's model data). Only facts live here;
 `catalog` lists, imports and loads them (`separation.roformer_backend` runs them).
 """
 
@@ -99,11 +100,31 @@ def _roformer_entries() -> dict[str, ModelEntry]:
             _roformer(MSST_RELEASES + "v1.0.8/model_scnet_sdr_9.3244.ckpt",
                       MSST_RELEASES + "v1.0.8/config_musdb18_scnet_large.yaml"),
             sdr=(("vocals", 10.69), ("drums", 10.89), ("bass", 8.63), ("other", 7.06))),
+        ModelEntry(
+            "vr_wind_inst_hp", "UVR wind instruments (VR architecture, 17_HP-Wind_Inst)",
+            "vr", StemMapping(("No Woodwinds", "Woodwinds"),
+                              {"No Woodwinds": "other", "Woodwinds": "wind"}),
+            44100, 223.65, "none published for the weights (UVR's code: MIT)",
+            "Ultimate Vocal Remover's VR-architecture wind/woodwind model "
+            "'17_HP-Wind_Inst-UVR' (UVR model data: params 4band_v3, primary stem 'No "
+            "Woodwinds'); no SDR published (audio-separator models-scores.json lists it with "
+            "empty scores)",
+            "Wind (woodwinds and brass as UVR groups them) and the rest (-> other). A "
+            "CascadedNet on a four-band spectrogram; the whole song at once.",
+            (RemoteFile(UVR_ROOT + "17_HP-Wind_Inst-UVR.pth", "checkpoint"),)),
     )}
+
+
+#: UVR's model data of the VR-architecture entries (`vr_model_data/model_data_new.json`
+#: of TRvlvr/application_data; the network size follows from the file size, as in UVR).
+VR_SETTINGS: dict[str, dict] = {
+    "vr_wind_inst_hp": {"params": "4band_v3", "primary_stem": "No Woodwinds", "nout": 64,
+                        "nout_lstm": 128},
+}
 
 
 #: Community RoFormers ready to join ZOO once their files' sha256 are recorded.
 ROFORMER_ENTRIES: dict[str, ModelEntry] = _roformer_entries()
 
 
-__all__ = ["AUDIO_SEPARATOR_ROOT", "MSST_CONFIGS", "ROFORMER_ENTRIES", "UVR_ROOT"]
+__all__ = ["AUDIO_SEPARATOR_ROOT", "MSST_CONFIGS", "ROFORMER_ENTRIES", "UVR_ROOT", "VR_SETTINGS"]
