@@ -93,12 +93,15 @@ def separate_stream(sep: Separator, source: BlockSource, samplerate: int,
     state = _stats(sep, source, samplerate, cancel) if sep.standardise_ddof is not None \
         else None
     inp = _Input(sep, source, samplerate, state)
-    emitter = RegionEmitter(sep, sink, inp.reference, 0, samplerate, state,
+    writer = _Writer(sink)
+    emitter = RegionEmitter(sep, writer.put, inp.reference, 0, samplerate, state,
                             residual_to_other)
     seconds = (frames_hint or 0) / samplerate
     try:
         _run(sep, inp, emitter, progress, cancel, frames_hint, seconds)
+        writer.finish()
     finally:
+        writer.close()
         inp.close()
     notes: list[str] = []
     in_other = residual_to_other and "other" in emitter.groups
@@ -278,6 +281,58 @@ class _Window:
             self.data[..., :self.used - k] = self.data[..., k:self.used]
             self.used -= k
             self.start += k
+
+
+class _Writer:
+    """Hands regions to `sink` in a thread, in order, up to PREFETCH_BLOCKS behind the
+    model (writing overlaps the next chunks); the sink's error is raised at the next
+    region or at `finish()`."""
+
+    def __init__(self, sink: PartialCallback) -> None:
+        self.sink = sink
+        self.queue: queue.Queue = queue.Queue(maxsize=PREFETCH_BLOCKS)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name="stemwright-writer",
+                                       daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            part = self.queue.get()
+            if part is None:
+                return
+            if self.error is None:
+                try:
+                    self.sink(part)
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                    self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, part) -> None:
+        self._raise()
+        self.queue.put(part)
+
+    def finish(self) -> None:
+        """Wait until every region is written; raise the sink's error if any."""
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Stop after a failure or cancel: what is queued is dropped, not written."""
+        if not self.thread.is_alive():
+            return
+        self.error = self.error or RuntimeError("stopped")
+        while self.thread.is_alive():
+            try:
+                self.queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self.thread.join(timeout=30)
 
 
 def _prefetch(source: BlockSource) -> Iterator[np.ndarray]:
