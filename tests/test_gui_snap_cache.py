@@ -303,6 +303,27 @@ def test_new_stems_keep_the_cache_under_the_limit(window):
     assert not old.exists() and mine.exists()
 
 
+def test_dragged_stems_outlive_the_limit_but_not_clear_cache(window, qtbot):
+    """A DAW may play a dragged stem from the cache: the limit never removes it; Clear
+    cache does, after saying so."""
+    from stemwright.desktop.controllers import cache
+    from stemwright.desktop.dialogs.preferences import PreferencesDialog
+
+    window.settings.set_cache_limit_mb(100)
+    dragged = _kept("e" * 20, "drag", 150, 9000)  # older and bigger than the limit
+    old = _kept("d" * 20, "stemwright6", 80, 5000)
+    window.stemsKept.emit(SimpleNamespace())
+    assert dragged.exists() and not old.exists()
+    assert 150 * MB <= cache.dragged_size() < 151 * MB  # and its meta.json
+    dialog = PreferencesDialog(window)
+    qtbot.addWidget(dialog)
+    assert "150 MB of it stems dragged" in dialog.size_label.text()
+    asked = []
+    dialog.confirm = lambda title, text: asked.append(text) or True
+    dialog.clear_cache()
+    assert "dragged into a DAW" in asked[0] and not dragged.exists()
+
+
 # -- 3. tick boxes visible app-wide -------------------------------------------------------
 
 def _brightest(image, rect) -> int:

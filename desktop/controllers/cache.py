@@ -44,7 +44,9 @@ class CachedSeparation:
     @property
     def is_drag_renders(self) -> bool:
         """The stems rendered for dragging out of the app (controllers/drag.py), not a
-        separation; removed with the oldest separations all the same."""
+        separation. A DAW that does not copy dropped files (REAPER, Ableton Live by
+        default) plays them from here, so the size limit never removes them; only Clear
+        cache does, after saying so."""
         return self.folder.name == "drag"
 
 
@@ -101,8 +103,9 @@ def format_size(size: int) -> str:
     return f"{size / MB:.0f} MB"
 
 
-def _removable(sep: CachedSeparation, keep: set[Path], now: float) -> bool:
-    if sep.song_folder.resolve() in keep:
+def _removable(sep: CachedSeparation, keep: set[Path], now: float,
+               drags: bool = False) -> bool:
+    if sep.song_folder.resolve() in keep or (sep.is_drag_renders and not drags):
         return False
     return not sep.writing or now - sep.modified > STALE_PART_S
 
@@ -117,9 +120,10 @@ def _remove(sep: CachedSeparation) -> bool:
 
 
 def enforce_limit(limit_bytes: int, keep: set[Path] | None = None,
-                  root: Path | None = None) -> list[Path]:
+                  root: Path | None = None, drags: bool = False) -> list[Path]:
     """Remove the oldest separations until the cache holds at most `limit_bytes` (the
-    song folders in `keep` stay whatever their size); returns the removed folders."""
+    song folders in `keep` stay whatever their size, and dragged stems unless `drags`);
+    returns the removed folders."""
     keep = {p.resolve() for p in keep or set()}
     found = separations(root)
     total = sum(s.size for s in found)
@@ -127,15 +131,20 @@ def enforce_limit(limit_bytes: int, keep: set[Path] | None = None,
     for sep in found:  # oldest first
         if total <= limit_bytes:
             break
-        if _removable(sep, keep, now) and _remove(sep):
+        if _removable(sep, keep, now, drags) and _remove(sep):
             removed.append(sep.folder)
             total -= sep.size
     return removed
 
 
 def clear(keep: set[Path] | None = None, root: Path | None = None) -> list[Path]:
-    """Remove every separation but those of the song folders in `keep`."""
-    return enforce_limit(0, keep, root)
+    """Remove every separation and dragged stem but those of the song folders in `keep`."""
+    return enforce_limit(0, keep, root, drags=True)
+
+
+def dragged_size(root: Path | None = None) -> int:
+    """Bytes of stems rendered for dragging (kept outside the size limit)."""
+    return sum(s.size for s in separations(root) if s.is_drag_renders)
 
 
 def open_song_folders(window: MainWindow) -> set[Path]:

@@ -90,9 +90,12 @@ class PreferencesDialog(QDialog):
         songs = len({s.song_folder for s in found})
         runs = sum(not s.is_drag_renders for s in found)
         size = cache.cache_size()
+        dragged = cache.dragged_size()
+        dragged_text = (f"; {cache.format_size(dragged)} of it stems dragged into other "
+                        "programs, kept whatever the limit" if dragged else "")
         self.size_label.setText(
             f"{cache.format_size(size)} in {songs} song{'s' if songs != 1 else ''} "
-            f"({runs} separation{'s' if runs != 1 else ''})")
+            f"({runs} separation{'s' if runs != 1 else ''}{dragged_text})")
         self.clear_button.setEnabled(bool(found))
         self.open_button.setEnabled(sessions_dir().is_dir())
 
@@ -114,9 +117,12 @@ class PreferencesDialog(QDialog):
         size = cache.format_size(cache.cache_size())
         keep = cache.open_song_folders(self.window_)
         kept = " The open song's stems are kept." if keep else ""
+        dragged = (" Stems you dragged into a DAW are removed too: a project that plays "
+                   "them from here (not a copy) will miss them." if cache.dragged_size()
+                   else "")
         if not self.confirm("Clear the cache",
                             f"Remove the stems kept from earlier separations ({size})? "
-                            f"Those songs will need separating again.{kept}"):
+                            f"Those songs will need separating again.{kept}{dragged}"):
             return []
         removed = cache.clear(keep)
         self.refresh()
