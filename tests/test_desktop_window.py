@@ -455,7 +455,7 @@ def test_shortcuts_work_with_focus_in_the_docks(qtbot, window, tmp_path, monkeyp
     for act in window.actions():
         for sc in act.shortcuts():
             actions[sc.toString()] = act
-    assert len(documented) == 20 and documented <= set(actions), documented - set(actions)
+    assert len(documented) == 21 and documented <= set(actions), documented - set(actions)
     for act in set(actions.values()):  # record, do not open dialogs or start work
         act.setEnabled(True)
         act.triggered.disconnect()
