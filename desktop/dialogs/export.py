@@ -40,6 +40,11 @@ from PySide6.QtWidgets import (
 
 from stemwright.models.audio.io import LOSSY_FORMATS, OUTPUT_FORMATS, SAVE_FORMATS
 from stemwright.models.errors import StemwrightError
+from stemwright.models.remix.ardour import (
+    SESSION_FORMATS,
+    export_ardour_session,
+    session_folder,
+)
 from stemwright.models.remix.export import (
     DEFAULT_PATTERN,
     export_daw_session,
@@ -66,7 +71,7 @@ from .messages import show_exception
 
 MODES = ("stems", "remix", "minus", "daw", "nistems")
 MODE_TITLES = {"stems": "Stems", "remix": "Remix", "minus": "Song minus…",
-               "daw": "DAW project (REAPER)", "nistems": "NI Stems (DJ)"}
+               "daw": "DAW project", "nistems": "NI Stems (DJ)"}
 #: NI Stems files hold AAC at this bitrate (the format has no lossless choice we write)
 NI_STEMS_KBPS = 256
 SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
@@ -195,9 +200,15 @@ class ExportDialog(QDialog):
             "(minus vocals) or play-along (minus drums) track.", checked=False,
             default=("vocals",)), "Song minus…")
         self.tabs.addTab(self._stem_tab(
-            "daw", "Writes the chosen stems and a REAPER project next to them: double-click "
-            "the .RPP file and every stem opens on its own named, coloured track at 0:00.",
-            checked=True), "DAW project (REAPER)")
+            "daw", "Writes the chosen stems and a project that opens them, each on its own "
+            "named, coloured track at 0:00 with the mixer's settings: a REAPER .RPP next "
+            "to them, or an Ardour session folder (WAV or FLAC) that holds them.",
+            checked=True), "DAW project")
+        self.daw_combo = QComboBox(self)  # which DAW's project the "daw" tab writes
+        self.daw_combo.addItem("REAPER project (.RPP)", "reaper")
+        self.daw_combo.addItem("Ardour session", "ardour")
+        self.daw_combo.currentIndexChanged.connect(self.update_preview)
+        self.tabs.widget(MODES.index("daw")).layout().insertWidget(1, self.daw_combo)
         self.tabs.addTab(self._nistems_tab(), "NI Stems (DJ)")
         outer.addWidget(self.tabs)
 
@@ -512,9 +523,15 @@ class ExportDialog(QDialog):
                 raise StemwrightError(f"the naming pattern '{pattern}' gives several stems "
                                       "the same file name; add {stem}")
             extra: dict[str, object] = {}
-            if mode == "daw":
+            if mode == "daw" and self.daw_combo.currentData() == "ardour":
+                if fmt not in SESSION_FORMATS:  # what Ardour reads as session audio
+                    raise StemwrightError("an Ardour session holds WAV or FLAC stems")
+                targets = [session_folder(folder, song)]  # one folder holds it all
+                fn: Callable[..., object] = export_ardour_session
+                extra = {"mixer": copy.deepcopy(self.mixer_state), "bpm": self.bpm}
+            elif mode == "daw":
                 targets.append(folder / project_filename(song))
-                fn: Callable[..., object] = export_daw_session
+                fn = export_daw_session
                 # the project's tracks get the mixer as it is now (a copy: the export
                 # runs in the background) and the song's tempo when it is known
                 extra = {"mixer": copy.deepcopy(self.mixer_state), "bpm": self.bpm}
@@ -580,7 +597,9 @@ class ExportDialog(QDialog):
             self.export_button.setEnabled(False)
             return
         names = [t.name for t in job.targets]
-        if job.mode == "daw":  # the project file is the one to double-click: show it first
+        if job.mode == "daw" and self.daw_combo.currentData() == "ardour":
+            names = [f"{names[0]}  (Ardour session folder)"]
+        elif job.mode == "daw":  # the project file is the one to double-click: show it first
             names = [f"{names[-1]}  (REAPER project)", *names[:-1]]
         shown = names[:PREVIEW_LINES]
         if len(names) > PREVIEW_LINES:
