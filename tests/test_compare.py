@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import pytest
 import torch
@@ -81,3 +82,53 @@ def test_cli_compare_writes_json_markdown_and_csv(tmp_path, capsys):
     assert (tmp_path / "models-compare.md").read_text().startswith("| model |")
     assert (tmp_path / "models-compare.csv").read_text().startswith("model,kind,")
     assert cli.main(["models", "compare", "nope", "-o", str(tmp_path)]) == 1
+
+
+# -- the published community architectures (issue 16): random weights, no download -----
+
+def test_published_architectures_are_listed_with_their_published_sizes():
+    names = compare.all_names()
+    assert names.index("htdemucs6") < names.index("bs_roformer") < names.index("hpss")
+    assert {"bs_roformer", "mel_band_roformer", "mdx23c", "scnet"} <= set(names)
+    t0 = time.perf_counter()
+    facts = {n: compare.describe(n) for n in compare.PUBLISHED}  # full size, on "meta"
+    assert time.perf_counter() - t0 < 20
+    # fp32 sizes of the published checkpoints: viperx 1297 639 MB, KJ vocals 913 MB;
+    # SCNet's paper: 10.5 M
+    assert 155e6 < facts["bs_roformer"]["params"] < 165e6
+    assert 220e6 < facts["mel_band_roformer"]["params"] < 235e6
+    assert 10.4e6 < facts["scnet"]["params"] < 10.7e6
+    assert facts["mdx23c"]["params"] > 50e6
+    assert facts["bs_roformer"]["segment_seconds"] == 8.0
+    assert facts["scnet"]["stems"] == ["vocals", "drums", "bass", "other"]
+    for name, row in facts.items():
+        assert row["note"].startswith(compare.PUBLISHED_NOTE)
+        assert compare.PUBLISHED[name]["file"].rsplit("/", 1)[-1] in row["note"]
+        assert row["receptive_field_note"].startswith("whole chunk")
+
+
+@pytest.mark.parametrize("name", list(compare.PUBLISHED))
+def test_published_architecture_measured_small(name):
+    row = compare.measure_one(name, "cpu", seconds=0.5, small=True, threads=1)
+    assert row["x_realtime"] > 0 and row["peak_rss_mb"] > 0
+    assert row["params"] < 200_000 and "tiny test version" in row["note"]
+    assert "other" in row["stems_out"] and row["audio_seconds"] == 0.5
+
+
+def test_a_slow_published_model_is_measured_on_a_short_signal(monkeypatch):
+    monkeypatch.setitem(compare.PUBLISHED["scnet"], "cpu_seconds", 0.25)
+    row = compare.measure_one("scnet", "cpu", seconds=0.5, small=True, threads=1)
+    assert row["audio_seconds"] == 0.25 and "CPU figures on 0.25 s" in row["note"]
+    report = {"machine": {}, "seconds": 0.5, "small": True, "results": [row]}
+    md = compare.to_markdown(report)
+    assert "random weights, published architecture" in md and "0.25 s of audio" in md
+    assert compare.to_csv(report).splitlines()[0].endswith(",note")
+
+
+def test_cli_compare_runs_a_published_architecture(tmp_path, capsys):
+    code = cli.main(["models", "compare", "mdx23c", "--small", "--seconds", "0.5",
+                     "--device", "cpu", "--threads", "1", "-o", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "| mdx23c |" in out and "published architecture" in out
+    report = json.loads((tmp_path / "models-compare.json").read_text())
+    assert "error" not in report["results"][0] and report["results"][0]["x_realtime"] > 0

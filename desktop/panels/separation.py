@@ -7,6 +7,7 @@ feeds progress back through `set_progress`. Downloads are run by the panel itsel
 
 from __future__ import annotations
 
+import html
 import math
 
 from PySide6.QtCore import Qt, Signal
@@ -27,8 +28,10 @@ from PySide6.QtWidgets import (
 from stemwright.models.separation.devices import available_devices
 from stemwright.models.stems import get_stem
 from stemwright.models.zoo import catalog as zoo
+from stemwright.models.zoo import recipes
 
 from ..dialogs import messages as dialogs
+from ..dialogs.recipe_builder import RecipeBuilderDialog, recipe_tooltip
 from ..engine.workers import DownloadTask, SeparationOptions
 
 
@@ -93,6 +96,12 @@ class SeparationPanel(QWidget):
         self.model_info.setWordWrap(True)
         self.model_info.setTextFormat(Qt.TextFormat.RichText)
         self.model_info.setStyleSheet("color: #aab2bf")
+        self.new_recipe_button = QToolButton()
+        self.new_recipe_button.setText("New ensemble or recipe\u2026")
+        self.new_recipe_button.setAutoRaise(True)
+        self.new_recipe_button.setToolTip("Combine installed models into an ensemble, or "
+                                          "pick a model per stem (a recipe)")
+        self.new_recipe_button.clicked.connect(self.new_recipe)
         self.download_button = QPushButton("Download")
         self.download_button.setToolTip("Download this model's weights (needs internet once)")
         self.download_button.clicked.connect(self.start_download)
@@ -165,6 +174,7 @@ class SeparationPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Model", self.model_combo)
+        form.addRow("", self.new_recipe_button)
         form.addRow("", self.model_info)
         form.addRow("", self.download_button)
         form.addRow("Device", self.device_combo)
@@ -197,15 +207,36 @@ class SeparationPanel(QWidget):
         except Exception as exc:  # noqa: BLE001 - show what we can
             entries = []
             self.status.setText(f"Could not list models: {exc}")
-        for entry in entries:
+        models = [e for e in entries if e.family != recipes.FAMILY]
+        recipe_entries = [e for e in entries if e.family == recipes.FAMILY]
+        for entry in models + recipe_entries:
             label = entry.title
+            if entry.family == recipes.FAMILY:
+                if entry is recipe_entries[0] and models:
+                    self.model_combo.insertSeparator(self.model_combo.count())
+                if "recipe" not in label.lower():
+                    label += "  (recipe)"
             if entry.needs_download and not _installed(entry.name):
                 label += f"  (download {entry.size_mb:.0f} MB)"
             self.model_combo.addItem(label, entry.name)
+            if entry.family == recipes.FAMILY:
+                self.model_combo.setItemData(self.model_combo.count() - 1,
+                                             recipe_tooltip(entry.name),
+                                             Qt.ItemDataRole.ToolTipRole)
         index = self.model_combo.findData(current or zoo.DEFAULT_MODEL)
         self.model_combo.setCurrentIndex(max(0, index))
         self.model_combo.blockSignals(False)
         self._model_changed()
+
+    def new_recipe(self) -> str | None:
+        """Open the ensemble / recipe builder; select what it saved (its name)."""
+        dialog = RecipeBuilderDialog(self.window())
+        if dialog.exec() != RecipeBuilderDialog.DialogCode.Accepted or not dialog.saved_name:
+            return None
+        self.refresh_models()
+        self.set_model(dialog.saved_name)
+        self.modelsChanged.emit()
+        return dialog.saved_name
 
     def current_model(self) -> str:
         return str(self.model_combo.currentData() or zoo.DEFAULT_MODEL)
@@ -237,9 +268,9 @@ class SeparationPanel(QWidget):
         lines = [f"<b>{len(entry.mapping.produced)} stems:</b> {produced}"]
         if missing:
             lines.append(f"<span style='color:#7d8594'>Not produced: {missing}</span>")
-        lines.append(entry.description)
+        lines.append(html.escape(entry.description))  # a recipe's says "vocals <- model"
         size = f"{entry.size_mb:.0f} MB, " if entry.size_mb else ""
-        lines.append(f"<span style='color:#7d8594'>{size}{entry.licence}</span>")
+        lines.append(f"<span style='color:#7d8594'>{size}{html.escape(entry.licence)}</span>")
         self.model_info.setText("<br>".join(lines))
         needs = entry.needs_download and not _installed(entry.name)
         self.download_button.setVisible(needs)
@@ -312,7 +343,8 @@ class SeparationPanel(QWidget):
 
     def _update_enabled(self) -> None:
         busy = self.busy()
-        for w in (self.model_combo, self.device_combo, self.segment_spin, self.overlap_spin):
+        for w in (self.model_combo, self.new_recipe_button, self.device_combo,
+                  self.segment_spin, self.overlap_spin):
             w.setEnabled(not busy)
         self.download_button.setEnabled(not busy)
         self.restore_button.setEnabled(not busy)

@@ -1,10 +1,13 @@
 """`stemwright models compare`: the architectures side by side, for a class or a choice.
 
 For every trainable architecture (random weights: speed and memory do not depend on
-them) and every training-free method: parameters, receptive field, and the speed
-(x real time) and peak memory of separating a generated stereo song of `seconds`
-(60 by default) at the model's own sample rate, on the CPU and, when there is one, on
-the GPU. Each measurement runs in its own subprocess, as `stemwright bench` does, so a
+them), the published community architectures Stemwright runs (BS-RoFormer, Mel-Band
+RoFormer, MDX23C, SCNet: built from their published configs with random weights, so
+nothing is downloaded; see PUBLISHED) and every training-free method: parameters,
+receptive field, and the speed (x real time) and peak memory of separating a generated
+stereo song of `seconds` (60 by default; a full-size published model on the CPU: a few
+seconds, said in its row) at the model's own sample rate, on the CPU and, when there is
+one, on the GPU. Each measurement runs in its own subprocess, as `stemwright bench` does, so a
 model's peak memory is its own: on Linux the peak resident set is reset just before
 the separation, so "peak MB" is the process' high-water mark while separating
 (interpreter, torch and weights included) and "model MB" is what was resident before
@@ -30,13 +33,144 @@ from .runner import peak_rss_mb, proc_status_mb, reset_peak_rss, run_child
 #: The training-free methods, from the zoo catalogue (its "classic" family).
 CLASSIC = tuple(e.name for e in zoo.ZOO.values() if e.family == "classic")
 REPORT_NAME = "models-compare"
+MSST = "ZFTurbo/Music-Source-Separation-Training"
+#: BS-RoFormer's band widths in the viperx config (62 bands over 1025 bins).
+_BS_BANDS = [2] * 24 + [4] * 12 + [12] * 8 + [24] * 8 + [48] * 8 + [128, 129]
+_STFT_2048 = {"dim_freqs_in": 1025, "stft_n_fft": 2048, "stft_hop_length": 441,
+              "stft_win_length": 2048, "stft_normalized": False, "mask_estimator_depth": 2}
+#: The published community architectures, measured with random weights: each config's
+#: settings as published in MSST (file named in "file"; the training-only settings
+#: left out), read by the engine's own parser (separation.roformer_backend). "small" is a
+#: tiny configuration of the same family for tests; "cpu_seconds" caps the measured
+#: length on the CPU, where a full-size model takes minutes per chunk.
+PUBLISHED: dict[str, dict[str, Any]] = {
+    "bs_roformer": {
+        "file": "configs/viperx/model_bs_roformer_ep_317_sdr_12.9755.yaml",
+        "cpu_seconds": 4.0, "global": "transformer",
+        "config": {
+            "audio": {"chunk_size": 352800, "num_channels": 2, "sample_rate": 44100},
+            "model": {"dim": 512, "depth": 12, "stereo": True, "num_stems": 1,
+                      "time_transformer_depth": 1, "freq_transformer_depth": 1,
+                      "linear_transformer_depth": 0, "freqs_per_bands": _BS_BANDS,
+                      "dim_head": 64, "heads": 8, "attn_dropout": 0.1, "ff_dropout": 0.1,
+                      "flash_attn": True, **_STFT_2048},
+            "training": {"instruments": ["vocals", "other"], "target_instrument": "vocals"},
+            "inference": {"num_overlap": 2}},
+        "small": {"dim": 16, "depth": 1, "freqs_per_bands": [16, 17], "dim_head": 8,
+                  "heads": 2, "dim_freqs_in": 33, "stft_n_fft": 64, "stft_hop_length": 16,
+                  "stft_win_length": 64, "mlp_expansion_factor": 1}},
+    "mel_band_roformer": {
+        "file": "configs/KimberleyJensen/config_vocals_mel_band_roformer_kj.yaml",
+        "cpu_seconds": 4.0, "global": "transformer",
+        "config": {
+            "audio": {"chunk_size": 352800, "num_channels": 2, "sample_rate": 44100},
+            "model": {"dim": 384, "depth": 6, "stereo": True, "num_stems": 1,
+                      "time_transformer_depth": 1, "freq_transformer_depth": 1,
+                      "num_bands": 60, "dim_head": 64, "heads": 8, "attn_dropout": 0,
+                      "ff_dropout": 0, "flash_attn": True, "sample_rate": 44100,
+                      **_STFT_2048},
+            "training": {"instruments": ["vocals", "other"], "target_instrument": "vocals"},
+            "inference": {"num_overlap": 2}},
+        "small": {"dim": 16, "depth": 1, "num_bands": 4, "dim_head": 8, "heads": 2,
+                  "dim_freqs_in": 33, "stft_n_fft": 64, "stft_hop_length": 16,
+                  "stft_win_length": 64, "mlp_expansion_factor": 1}},
+    "mdx23c": {
+        "file": "configs/config_musdb18_mdx23c.yaml",
+        "cpu_seconds": 4.0, "global": "U-Net",
+        "config": {
+            "audio": {"chunk_size": 261120, "dim_f": 4096, "hop_length": 1024,
+                      "n_fft": 8192, "num_channels": 2, "sample_rate": 44100},
+            "model": {"act": "gelu", "bottleneck_factor": 4, "growth": 128,
+                      "norm": "InstanceNorm", "num_blocks_per_scale": 2,
+                      "num_channels": 128, "num_scales": 5, "num_subbands": 4,
+                      "scale": [2, 2]},
+            "training": {"instruments": ["vocals", "bass", "drums", "other"],
+                         "target_instrument": None},
+            "inference": {"num_overlap": 4}},
+        "small": {"growth": 4, "num_blocks_per_scale": 1, "num_channels": 4,
+                  "num_scales": 2, "num_subbands": 2, "bottleneck_factor": 2,
+                  "audio": {"chunk_size": 3968, "dim_f": 32, "hop_length": 128,
+                            "n_fft": 256}}},
+    "scnet": {
+        "file": "configs/config_musdb18_scnet.yaml",
+        "cpu_seconds": None, "global": "dual-path RNN",
+        "config": {
+            "audio": {"chunk_size": 485100, "num_channels": 2, "sample_rate": 44100},
+            "model": {"sources": ["drums", "bass", "other", "vocals"], "audio_channels": 2,
+                      "dims": [4, 32, 64, 128], "nfft": 4096, "hop_size": 1024,
+                      "win_size": 4096, "normalized": True, "band_SR": [0.175, 0.392, 0.433],
+                      "band_stride": [1, 4, 16], "band_kernel": [3, 4, 16],
+                      "conv_depths": [3, 2, 1], "compress": 4, "conv_kernel": 3,
+                      "num_dplayer": 6, "expand": 1},
+            "training": {"instruments": ["drums", "bass", "other", "vocals"],
+                         "target_instrument": None},
+            "inference": {"num_overlap": 4}},
+        "small": {"dims": [4, 8, 8, 16], "nfft": 256, "hop_size": 64, "win_size": 256,
+                  "num_dplayer": 2, "audio": {"chunk_size": 8192}}},
+}
+PUBLISHED_NOTE = "random weights, published architecture"
 
 
 def all_names() -> list[str]:
-    """Everything `compare` knows: the architectures, then the training-free methods."""
+    """Everything `compare` knows: the architectures, the published community ones, then
+    the training-free methods."""
     from ..architectures.registry import ARCHITECTURES
 
-    return list(ARCHITECTURES) + list(CLASSIC)
+    return list(ARCHITECTURES) + list(PUBLISHED) + list(CLASSIC)
+
+
+def published_config(name: str, small: bool = False):
+    """The engine's reading (an MsstConfig) of PUBLISHED[name]'s config, or of its tiny
+    test configuration."""
+    from ..separation.roformer_backend import parse_msst_config  # lazy: torch
+
+    spec = PUBLISHED[name]
+    cfg = {k: dict(v) for k, v in spec["config"].items()}
+    if small:
+        tiny = dict(spec["small"])
+        cfg["audio"].update(tiny.pop("audio", {"chunk_size": 4096}))
+        cfg["model"].update(tiny)
+    # JSON is YAML: the very text the engine reads from a config file
+    return parse_msst_config(json.dumps(cfg), spec["file"].rsplit("/", 1)[-1], name)
+
+
+def _published_network(name: str, small: bool):
+    from ..separation.roformer_backend import ARCHITECTURES as MSST_NETWORKS  # lazy: torch
+
+    cfg = published_config(name, small)
+    return cfg, MSST_NETWORKS[cfg.architecture](**cfg.model_kwargs)
+
+
+def published_separator(name: str, small: bool = False, seed: int = 0,
+                        device: str = "cpu", threads: int | None = None):
+    """A separator of PUBLISHED[name] with random weights, run as its checkpoints run."""
+    import torch
+
+    from ..separation.roformer_backend import RoformerSeparator  # lazy: torch
+
+    torch.manual_seed(seed)
+    cfg, model = _published_network(name, small)
+    return RoformerSeparator(model, cfg, name, device=device, threads=threads)
+
+
+def _describe_published(name: str, small: bool) -> dict[str, Any]:
+    import torch
+
+    from ..architectures.registry import count_parameters
+    from ..separation.roformer_backend import FAMILY_NAMES, mapping_for_instruments
+
+    spec = PUBLISHED[name]
+    with torch.device("meta"):  # shapes only
+        cfg, model = _published_network(name, small)
+    return {"model": name, "title": FAMILY_NAMES[name], "kind": "neural",
+            "domain": "spectrogram", "samplerate": cfg.samplerate,
+            "stems": list(mapping_for_instruments(cfg.native).produced),
+            "params": count_parameters(model), "paper_params": None,
+            "receptive_field_samples": None, "receptive_field_seconds": None,
+            "receptive_field_note": f"whole chunk ({spec['global']})",
+            "segment_seconds": round(cfg.chunk_size / cfg.samplerate, 3),
+            "note": f"{PUBLISHED_NOTE} ({'tiny test version of ' if small else ''}MSST "
+                    f"{spec['file'].rsplit('/', 1)[-1]})"}
 
 
 def describe(name: str, small: bool = False) -> dict[str, Any]:
@@ -59,8 +193,9 @@ def describe(name: str, small: bool = False) -> dict[str, Any]:
                 "receptive_field_note": "" if field is not None else
                 f"whole chunk ({a.global_context or 'global layers'})",
                 "segment_seconds": a.segment}
+    if name in PUBLISHED:
+        return _describe_published(name, small)
     if name in CLASSIC:
-
         entry = zoo.get_entry(name)
         return {"model": name, "title": entry.title, "kind": "classic",
                 "domain": "spectrogram", "samplerate": entry.samplerate,
@@ -84,8 +219,13 @@ def measure_one(name: str, device: str = "cpu", seconds: float = 60.0, small: bo
     from ..synthetic.test_songs import synth_song
 
     facts = describe(name, small)
+    cap = PUBLISHED.get(name, {}).get("cpu_seconds")
+    capped = cap is not None and device == "cpu" and seconds > cap
+    seconds = cap if capped else seconds
     t0 = time.perf_counter()
-    if facts["kind"] == "neural":
+    if name in PUBLISHED:
+        sep = published_separator(name, small, seed=seed, device=device, threads=threads)
+    elif facts["kind"] == "neural":
         from ..architectures.registry import random_separator
         sep = random_separator(name, small, seed=seed, device=device, threads=threads)
     else:
@@ -114,6 +254,9 @@ def measure_one(name: str, device: str = "cpu", seconds: float = 60.0, small: bo
         "peak_rss_is_separation_only": reset, "segment_seconds": sep.segment,
         "stems_out": list(result.stems),
     })
+    if capped:
+        out["note"] = (f"{facts['note']}; CPU figures on {seconds:g} s of audio only (a "
+                       "full-size model takes minutes per chunk on a small CPU)")
     if dev.type == "cuda":
         out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(dev) / 2**20, 1)
     return out
@@ -167,7 +310,7 @@ def run_compare(names: list[str] | None = None, seconds: float = 60.0,
 # -- report -----------------------------------------------------------------------------
 
 COLUMNS = ("model", "kind", "domain", "rate (Hz)", "params", "receptive field",
-           "CPU x-RT", "CPU peak MB", "GPU x-RT", "GPU peak MB")
+           "CPU x-RT", "CPU peak MB", "GPU x-RT", "GPU peak MB", "note")
 
 
 def _params(n: int, paper: float | None) -> str:
@@ -219,6 +362,8 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
                     base = r.get("model_rss_mb") if r.get("peak_rss_is_separation_only") else None
                     peak = _mb(r.get("peak_rss_mb"), base)
                 cells += [f"{r['x_realtime']:.2f}", peak]
+        cpu = rows[name].get("cpu") or {}
+        cells.append(cpu.get("note") or facts.get("note") or "")
         out.append(cells)
     return out
 
