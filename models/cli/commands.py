@@ -465,6 +465,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.pipeline is not None:
+        from ..benchmarks.pipeline import cmd_bench_pipeline  # lazy: only for --pipeline
+        return cmd_bench_pipeline(args)
     if args.training:
         return cmd_bench_training(args)
     if args.metrics:
@@ -733,6 +736,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "segment, default per architecture)")
     p.add_argument("--batch", type=int, help="with --training: batch size")
     p.add_argument("--small", action="store_true", help="with --training: tiny configurations")
+    p.add_argument("--pipeline", nargs="?", const="", metavar="MODEL", help="the whole "
+                   "`separate` command instead: peak memory per song length, command vs "
+                   "model speed, start-up, time to first stems, metrics (default model: "
+                   f"{zoo.DEFAULT_MODEL})")
+    p.add_argument("--minutes", help="with --pipeline: song lengths, e.g. 1,5,60 (default 1,5)")
     p.set_defaults(func=cmd_bench)
 
     add_train_parser(sub)
