@@ -134,3 +134,16 @@ def test_gui_without_a_display_is_a_clear_error(monkeypatch, capsys):
         monkeypatch.delenv(var, raising=False)
     code, _, err = run(capsys, "gui")
     assert code == 1 and "no display found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_command_line_starts_without_torch():
+    """`stemwright --help` and every command's parsing import no torch (seconds of start-up):
+    the model code is imported when a model runs."""
+    code = ("import sys\n"
+            "from stemwright.models.cli import commands\n"
+            "commands.build_parser()\n"
+            "print(sorted(m for m in ('torch', 'librosa', 'PySide6') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

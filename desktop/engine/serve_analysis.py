@@ -10,12 +10,21 @@ float32 samples of mono audio at `ANALYSIS_RATE`; one answer: `{"type": "result"
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .protocol import recv_array, recv_msg, send_error, send_msg
 
+#: Below the engine's priority (nice 10): the tempo and key can wait, while the first
+#: separated stems of a song just opened are what the user waits for.
+NICE = 15
+
 
 def main() -> int:
+    try:
+        os.nice(NICE)
+    except (AttributeError, OSError):
+        pass
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but the protocol on the pipe
     try:

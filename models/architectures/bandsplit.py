@@ -103,7 +103,10 @@ class BandSplitNet(nn.Module):
         self.widths = [b - a for a, b in zip(self.edges[:-1], self.edges[1:], strict=True)]
         self.dilations = [2 ** (i % dilation_cycle) for i in range(layers)]
         band_dilations = [2 ** (i % band_dilation_cycle) for i in range(layers)]
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # on the CPU even under a meta-device context (checkpoint validation): a meta
+        # hann_window goes through torch._refs, which imports torch._dynamo (1-2 s)
+        self.register_buffer("window", torch.hann_window(n_fft, device="cpu"),
+                             persistent=False)
         s, c, k = len(self.sources), audio_channels, len(self.widths)
         self.split_norm = nn.ModuleList(nn.LayerNorm(2 * c * w) for w in self.widths)
         self.split = nn.ModuleList(nn.Linear(2 * c * w, dim) for w in self.widths)

@@ -113,7 +113,10 @@ class MaskNet(nn.Module):
         self.n_fft, self.hop = n_fft, hop
         self.bins = n_fft // 2 + 1
         self.dilations = [2 ** (i % dilation_cycle) for i in range(blocks)]
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        # on the CPU even under a meta-device context (checkpoint validation): a meta
+        # hann_window goes through torch._refs, which imports torch._dynamo (1-2 s)
+        self.register_buffer("window", torch.hann_window(n_fft, device="cpu"),
+                             persistent=False)
         s, c = len(self.sources), audio_channels
         self.front = nn.Conv2d(c, front_channels, (5, 3), stride=(freq_stride, 1),
                                padding=(2, 1))

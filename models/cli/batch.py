@@ -43,7 +43,6 @@ from ..remix.export import (
 )
 from ..remix.nistems import export_ni_stems
 from ..remix.stream_export import StreamedExport
-from ..separation.streaming import separate_stream, streams
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
 
@@ -468,6 +467,8 @@ def streamed(sep, settings: Settings) -> bool:
     """Whether this song is separated as a stream, written while it is separated (memory
     flat in the song's length): a model that streams (`separation.streaming`) and WAV or
     FLAC files. STEMWRIGHT_IN_MEMORY=1 separates the whole song at once instead."""
+    from ..separation.streaming import streams
+
     return (streams(sep) and settings.format in SAVE_FORMATS
             and os.environ.get("STEMWRIGHT_IN_MEMORY", "") in ("", "0"))
 
@@ -487,6 +488,8 @@ def _separate_streamed(sep, song: Song, settings: Settings, progress: Callable |
                        cancel: Callable[[], bool] | None) -> str:
     """`separate_song` for a stream: read, separate and write block by block; the files
     appear (all at once) only when the whole song is done."""
+    from ..separation.streaming import separate_stream
+
     info = audio_info(song.path)
     artist = info.tags.get("artist")
     targets = song.targets(settings)

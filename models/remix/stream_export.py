@@ -15,6 +15,7 @@ import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +23,6 @@ from ..audio.block_writer import BlockWriter, container_for
 from ..audio.encode import check_tags
 from ..audio.io import SAVE_FORMATS
 from ..errors import AudioError, StemwrightError
-from ..separation.separator import PartialStems
 from ..stems import get_stem
 from .export import (
     _make_folder,
@@ -35,6 +35,9 @@ from .export import (
     minus_label,
     remove_stale_temporaries,
 )
+
+if TYPE_CHECKING:
+    from ..separation.separator import PartialStems
 
 log = logging.getLogger("stemwright.audio")
 
