@@ -293,7 +293,8 @@ class MultitrackController(QObject):
     def open_dialog(self) -> None:
         """Ask for a folder, then open it."""
         folder = QFileDialog.getExistingDirectory(
-            self.window, "Open a multitrack song (a song folder, or a folder of songs)",
+            self.window, "Open a multitrack song (a song folder, or a folder of songs or "
+            ".stem.mp4 files)",
             self.window.settings.last_folder())
         if folder:
             self.open_folder(folder)

@@ -127,8 +127,8 @@ class SongController:
         if path.is_dir() and path.resolve() == resources.demo_song().resolve():
             self.open_demo()
             return None
-        if path.is_dir():  # a multitrack song, or a folder of them
-            w.multitrack.open_folder(path)
+        if path.is_dir() or path.name.lower().endswith(".stem.mp4"):
+            w.multitrack.open_folder(path)  # a multitrack song (an NI Stems file is one)
             return None
         if not w.confirm_discard(f"Open {path.name}"):
             return None

@@ -1,4 +1,5 @@
-"""Open a multitrack song: pick a song folder (or a folder of songs, then one of them), check
+"""Open a multitrack song: pick a song folder (or a folder of songs, then one of them; a
+`.stem.mp4` file is a song too and can be given in place of a folder), check
 and edit how its tracks map onto the six stems, and load it with its reference stems.
 
 Scanning reads file headers only and runs on a worker thread (`CallTask`); loading decodes
@@ -49,6 +50,7 @@ from stemwright.models.multitrack.folders import (
     Scan,
     Song,
     Track,
+    mixture_key,
 )
 from stemwright.models.stems import STEM_IDS, get_stem
 
@@ -182,7 +184,8 @@ def describe_song(song: Song) -> str:
     """"3:12 · vocals, drums, bass · MUSDB18 layout"."""
     stems = ", ".join(get_stem(s).name.lower() for s in song.stems_present()) or "no stems"
     layout = {"musdb": "MUSDB18", "slakh": "Slakh", "medleydb": "MedleyDB",
-              "tracks": "instrument tracks"}.get(song.layout, song.layout)
+              "tracks": "instrument tracks", "nistems": "NI Stems (.stem.mp4)"}.get(
+                  song.layout, song.layout)
     return f"{format_time(song.duration)} \u00b7 {stems} \u00b7 {layout} layout"
 
 
@@ -340,7 +343,7 @@ class MappingDialog(QDialog):
         rows: list[tuple[str, str, str, str, str | None]] = []
         if song.mixture is not None:
             info = song.mixture_info
-            rows.append((song.mixture.relative_to(song.folder).as_posix(), MIXTURE,
+            rows.append((mixture_key(song) or song.mixture.name, MIXTURE,
                          mixture_found_by(song), _format(info), None))
         for t in song.tracks:
             rows.append((t.key, t.stem, found_by(t, song.layout), _format(t.info),
@@ -388,7 +391,7 @@ class MappingDialog(QDialog):
             return
         changes = {key: target}
         if target == MIXTURE and song.mixture is not None:
-            old = song.mixture.relative_to(song.folder).as_posix()
+            old = mixture_key(song) or song.mixture.name
             if old != key:  # one mixture: the old one becomes a track left out
                 changes = {old: IGNORE, key: MIXTURE}
         apply_overrides(song, changes, "edited")
@@ -479,6 +482,9 @@ def found_by(track: Track, layout: str) -> tuple[str, str]:
         if layout == "musdb":
             return ("MUSDB18 file name", f"A MUSDB18 song: {track.path.name} is the "
                     f"{track.stem} stem by the layout's standard file names.")
+        if layout == "nistems":
+            return (f"NI Stems name: {instrument}", f"The .stem.mp4 file names this stem "
+                    f"\"{instrument}\"; that name goes to {track.stem}.")
         where = "Slakh metadata" if layout == "slakh" else "metadata"
         if instrument:
             return (f"{where}: {instrument}", f"The song's metadata file calls this track "
@@ -513,6 +519,8 @@ def mixture_found_by(song: Song) -> tuple[str, str]:
         return ("metadata: mix file", "The song's metadata names its mix file.")
     if song.layout == "slakh":
         return ("Slakh file name", "A Slakh2100 song's mixture is mix.flac.")
+    if song.layout == "nistems":
+        return ("NI Stems mix", "A .stem.mp4 file's first track is the song's mix.")
     return ("file name", "Its name says it is the song's mix (\"mix\", \"master\", the "
             "song's own name...).")
 

@@ -1,3 +1,4 @@
 """Multitrack song folders: finding songs and mapping their tracks to the six stems
-(`folders`), and mixing tracks down to stems and a mix (`mixdown`).
+(`folders`, with the song model in `songs` and `.stem.mp4` files in `stem_files`), and
+mixing tracks down to stems and a mix (`mixdown`).
 """

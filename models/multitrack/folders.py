@@ -11,6 +11,9 @@ A folder holds songs, each in one of these layouts (found at any depth):
   stem stores name them ("Lead Vox", "BGVs", "Kick In", "OH L", "Bass DI", "Dist Gtr",
   "Alto Sax", "Strings"...), optionally in sub-folders ("Drums/Kick.wav"), optionally with
   a mixture file ("mix", "mixture", "master", "full mix", or the song's own name).
+* NI Stems: every `*.stem.mp4` file is a song (stream 0 the mixture, streams 1-4 the
+  stems, named by its NI metadata; MUSDB18 ships this way), see `stem_files`. A single
+  `.stem.mp4` file can be scanned in place of a folder.
 
 Each track goes to a stem by its metadata where the layout has some, otherwise by name
 (`stem_for_name`: case-, accent-, punctuation- and language-tolerant rules), otherwise to
@@ -35,21 +38,22 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from ..audio import channels as chan
-from ..audio.io import AudioInfo, audio_info, load_audio
+from ..audio.io import audio_info, load_audio
 from ..audio.resample import fit_length, resample
-from ..errors import AudioError, StemwrightError
+from ..errors import AudioError
 from ..progress import CancelCheck, check_cancel
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
 from ..yaml_safe import MAX_YAML_BYTES, YamlFileError, safe_yaml_load, safe_yaml_loads
 from .names import IGNORE, normalise_name, stem_for_midi_program, stem_for_name
+from .songs import LoadedSong, MultitrackError, Scan, Song, Track
+from .stem_files import decode_stem_file, is_stem_file, probe_stem_file, song_name
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".opus", ".mp3",
                   ".m4a", ".aac", ".wv")
@@ -60,96 +64,8 @@ MUSDB_STEMS = ("vocals", "drums", "bass", "other")
 _MAX_DEPTH = 6
 
 
-class MultitrackError(StemwrightError):
-    """A folder holds no song Stemwright can read, or a song cannot be loaded at all."""
-
-
 class _BadSong(Exception):
     """A song's metadata is unusable: the song is skipped and reported, the scan goes on."""
-
-
-@dataclass
-class Track:
-    """One instrument file of a song and the stem it goes to."""
-
-    path: Path
-    key: str  # path relative to the song folder, "/"-separated: the key in the mapping file
-    stem: str  # canonical stem id, or IGNORE / MIXTURE
-    source: str  # "metadata", "name", "default" (nothing matched) or "override"
-    instrument: str = ""  # what the metadata calls it, when it says
-    info: AudioInfo | None = None
-    problem: str | None = None  # why it cannot be used (unreadable, ...)
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    @property
-    def usable(self) -> bool:
-        return self.problem is None and self.stem in STEM_IDS
-
-
-@dataclass
-class Song:
-    """A song found in a folder: its tracks, mapping and mixture file (if any)."""
-
-    name: str
-    folder: Path
-    key: str  # folder relative to the scanned root, "/"-separated ("." for the root)
-    layout: str  # "musdb", "slakh", "medleydb" or "tracks"
-    tracks: list[Track]
-    mixture: Path | None = None
-    mixture_info: AudioInfo | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def duration(self) -> float:
-        """Longest track in seconds (from the file headers)."""
-        lengths = [t.info.duration for t in self.tracks if t.info is not None]
-        if self.mixture_info is not None:
-            lengths.append(self.mixture_info.duration)
-        return max(lengths, default=0.0)
-
-    def stems_present(self) -> tuple[str, ...]:
-        """Canonical stems at least one usable track maps to, in canonical order."""
-        hit = {t.stem for t in self.tracks if t.usable}
-        return tuple(s for s in STEM_IDS if s in hit)
-
-    def mapping(self) -> dict[str, str]:
-        """{track key: stem} as the mapping file holds it."""
-        return {t.key: t.stem for t in self.tracks}
-
-
-@dataclass
-class Scan:
-    """Result of `scan_folder`: the songs, and what was found but left out."""
-
-    root: Path
-    songs: list[Song]
-    problems: list[str] = field(default_factory=list)
-    mapping_file: Path | None = None  # the override file that was applied, if any
-
-
-@dataclass
-class LoadedSong:
-    """A song decoded at one rate, length and channel count."""
-
-    song: Song
-    samplerate: int
-    tracks: list[tuple[Track, np.ndarray]]  # float32 [C, T] each, all the same shape
-    mixture: np.ndarray | None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def length(self) -> int:
-        return self.tracks[0][1].shape[-1]
-
-    def by_stem(self) -> dict[str, list[np.ndarray]]:
-        """{stem id: [track arrays]} for the stems present, canonical order."""
-        out: dict[str, list[np.ndarray]] = {}
-        for track, audio in self.tracks:
-            out.setdefault(track.stem, []).append(audio)
-        return {s: out[s] for s in STEM_IDS if s in out}
 
 
 # --------------------------------------------------------------------------------------
@@ -165,8 +81,11 @@ def scan_folder(folder: str | os.PathLike[str], mapping: bool = True) -> Scan:
     root = Path(folder).expanduser()
     if not root.exists():
         raise MultitrackError(f"{root}: no such folder")
+    if is_stem_file(root):
+        return _scan_stem_file(root, mapping)
     if not root.is_dir():
-        raise MultitrackError(f"{root}: is a file; give the folder that holds the songs")
+        raise MultitrackError(f"{root}: is a file; give the folder that holds the songs, "
+                              "or a .stem.mp4 file")
     if not any(p for p in root.iterdir() if not p.name.startswith(".")):
         raise MultitrackError(f"{root}: the folder is empty")
     scan = Scan(root=root, songs=[])
@@ -179,12 +98,62 @@ def scan_folder(folder: str | os.PathLike[str], mapping: bool = True) -> Scan:
         raise MultitrackError(
             f"{root}: no songs found. A song is a folder with mixture.wav plus vocals, drums, "
             "bass and other (MUSDB18); mix.flac, stems/ and metadata.yaml (Slakh); a "
-            "metadata YAML naming each stem's instrument (MedleyDB); or two or more audio "
-            "files named after their instruments")
+            "metadata YAML naming each stem's instrument (MedleyDB); two or more audio "
+            "files named after their instruments; or a .stem.mp4 file (NI Stems, as "
+            "MUSDB18 ships)")
     scan.songs.sort(key=lambda s: s.key.lower())
     if path is not None:
         _apply_mapping(scan, path, overrides)
     return scan
+
+
+def _scan_stem_file(path: Path, mapping: bool) -> Scan:
+    """A scan of one `.stem.mp4` file: its folder is the root, the file its one song."""
+    root = path.parent
+    try:
+        song = _stem_file_song(path, root)
+    except AudioError as exc:
+        raise MultitrackError(f"{path}: {exc}") from None
+    scan = Scan(root=root, songs=[song])
+    map_file = mapping_path(root) if mapping else None
+    if map_file is not None:
+        overrides = read_mapping(map_file)
+        _apply_mapping(scan, map_file, {k: v for k, v in overrides.items() if k == song.key})
+    return scan
+
+
+def _stem_file_song(path: Path, root: Path) -> Song:
+    """The song a `.stem.mp4` file holds (headers only); AudioError (one line) when it
+    cannot be one."""
+    info = probe_stem_file(path)
+    song = Song(name=song_name(path), folder=path.parent, key=_rel(path, root),
+                layout="nistems", tracks=[], mixture=path, mixture_info=info.mix,
+                problems=list(info.notes), container=path, mixture_stream=0)
+    song.stream_keys[0] = path.name
+    for slot in info.slots:
+        key = f"{slot.stream} {slot.name}"
+        song.stream_keys[slot.stream] = key
+        song.tracks.append(Track(path, key, slot.stem, slot.source, instrument=slot.name,
+                                 info=slot.info, stream=slot.stream))
+    lengths = {round(i.duration, 2) for i in (info.mix, *(s.info for s in info.slots))}
+    if len(lengths) > 1:
+        song.problems.append(f"lengths differ ({min(lengths):.2f}-{max(lengths):.2f} s): "
+                             "all are cut to the shortest when loaded")
+    return song
+
+
+def _stem_files_in(folder: Path, root: Path, scan: Scan) -> None:
+    """Add a song for each `.stem.mp4` file directly in `folder` (a bad one is a problem)."""
+    try:
+        files = sorted(p for p in folder.iterdir() if is_stem_file(p))
+    except OSError as exc:
+        scan.problems.append(f"{_rel(folder, root)}: cannot be read ({exc})")
+        return
+    for path in files:
+        try:
+            scan.songs.append(_stem_file_song(path, root))
+        except AudioError as exc:
+            scan.problems.append(f"{_rel(path, root)}: skipped ({exc})")
 
 
 def _audio_files(folder: Path) -> list[Path]:
@@ -230,6 +199,7 @@ class _Walk:
 
 def _walk(folder: Path, root: Path, depth: int, scan: Scan, mapped: set[str],
           walk: _Walk) -> None:
+    _stem_files_in(folder, root, scan)
     try:
         song = _song_in(folder, root)
     except OSError as exc:
@@ -600,18 +570,31 @@ def _apply_mapping(scan: Scan, path: Path, overrides: dict[str, dict[str, str]])
         apply_overrides(song, tracks, path.name)
 
 
+def mixture_key(song: Song) -> str | None:
+    """The mixture's key in the mapping file: its path in the song folder (for a
+    `.stem.mp4` song: the file's name for stream 0, else that stream's track key)."""
+    if song.mixture is None:
+        return None
+    if song.container is not None and song.mixture_stream:
+        return song.stream_keys.get(song.mixture_stream, song.mixture.name)
+    return song.mixture.relative_to(song.folder).as_posix()
+
+
 def apply_overrides(song: Song, tracks: dict[str, str], origin: str = "mapping") -> None:
     """Set stems per track key; MIXTURE makes the track the mixture, IGNORE leaves it out."""
-    mixture_key = song.mixture.relative_to(song.folder).as_posix() if song.mixture else None
+    mixture_key_ = mixture_key(song)
     for key, stem in tracks.items():
         track = next((t for t in song.tracks if t.key == key), None)
-        if key == mixture_key and stem != MIXTURE:  # the mixture file becomes a track
-            track = Track(song.mixture, key, stem, "override")
-            _probe_track(track)
+        if key == mixture_key_ and stem != MIXTURE:  # the mixture file becomes a track
+            track = Track(song.mixture, key, stem, "override", info=song.mixture_info,
+                          stream=song.mixture_stream)
+            if song.container is None:
+                _probe_track(track)
             song.tracks.append(track)
-            song.mixture, song.mixture_info, mixture_key = None, None, None
+            song.mixture, song.mixture_info, mixture_key_ = None, None, None
+            song.mixture_stream = None
         elif track is None:
-            if key != mixture_key:
+            if key != mixture_key_:
                 song.problems.append(f"{origin}: no track '{key}' in this song")
         elif stem == MIXTURE:
             if song.mixture is not None:
@@ -619,7 +602,8 @@ def apply_overrides(song: Song, tracks: dict[str, str], origin: str = "mapping")
                                      "marked as the mixture; kept the first")
                 continue
             song.tracks.remove(track)
-            song.mixture, song.mixture_info, mixture_key = track.path, track.info, key
+            song.mixture, song.mixture_info, mixture_key_ = track.path, track.info, key
+            song.mixture_stream = track.stream
         elif stem != track.stem:
             track.stem, track.source = stem, "override"
 
@@ -639,7 +623,7 @@ def write_mapping(scan: Scan, path: str | os.PathLike[str] | None = None) -> Pat
     for song in scan.songs:
         entries = {}
         if song.mixture is not None:
-            entries[song.mixture.relative_to(song.folder).as_posix()] = MIXTURE
+            entries[mixture_key(song) or song.mixture.name] = MIXTURE
         for t in song.tracks:
             entries[t.key] = t.stem
         songs[song.key] = entries
@@ -672,6 +656,8 @@ def load_song(song: Song, samplerate: int | None = None, cancel: CancelCheck | N
     stereo song and more than two channels downmixed; each fix is a warning. A track that
     cannot be decoded is skipped with a warning; MultitrackError if none can be.
     """
+    if song.container is not None:
+        return _load_stem_file_song(song, samplerate, cancel)
     rate = int(samplerate or _song_rate(song))
     warnings: list[str] = []
     decoded: list[tuple[Track, np.ndarray, int]] = []
@@ -699,6 +685,37 @@ def load_song(song: Song, samplerate: int | None = None, cancel: CancelCheck | N
         except AudioError as exc:
             warnings.append(f"mixture {song.mixture.name}: skipped ({exc}); the sum of the "
                             "stems is used instead")
+    return _conform_song(song, rate, decoded, mixture, warnings)
+
+
+def _load_stem_file_song(song: Song, samplerate: int | None, cancel: CancelCheck | None
+                         ) -> LoadedSong:
+    """`load_song` for a `.stem.mp4` song: the file is decoded once, all streams at once."""
+    assert song.container is not None
+    warnings: list[str] = []
+    try:
+        arrays, sr = decode_stem_file(song.container, cancel)
+    except AudioError as exc:
+        raise MultitrackError(str(exc)) from None
+    decoded: list[tuple[Track, np.ndarray, int]] = []
+    for track in song.tracks:
+        if track.problem is not None:
+            warnings.append(f"{track.key}: skipped ({track.problem})")
+        elif track.stem in STEM_IDS and track.stream is not None:
+            decoded.append((track, arrays[track.stream], sr))
+    if not decoded:
+        raise MultitrackError(f"{song.name}: no stem of {song.container.name} maps to a stem")
+    mixture = None
+    if song.mixture is not None and song.mixture_stream is not None:
+        mixture = (arrays[song.mixture_stream], sr)
+    del arrays  # the streams no track uses are freed here
+    return _conform_song(song, int(samplerate or sr), decoded, mixture, warnings)
+
+
+def _conform_song(song: Song, rate: int, decoded: list[tuple[Track, np.ndarray, int]],
+                  mixture: tuple[np.ndarray, int] | None, warnings: list[str]
+                  ) -> LoadedSong:
+    """Decoded tracks (and mixture) at one rate, channel count and length."""
     channels = 2 if any(a.shape[0] > 1 for _, a, _ in decoded) else 1
     fixed: list[tuple[Track, np.ndarray]] = []
     for track, data, sr in decoded:
@@ -706,18 +723,25 @@ def load_song(song: Song, samplerate: int | None = None, cancel: CancelCheck | N
     length = max(a.shape[-1] for _, a in fixed)
     mix = None
     if mixture is not None:
-        mix = _conform(mixture[0], mixture[1], rate, channels, song.mixture.name, warnings)
+        mix = _conform(mixture[0], mixture[1], rate, channels, _mixture_label(song),
+                       warnings)
         length = max(length, mix.shape[-1])
     short = [t.key for t, a in fixed if a.shape[-1] < length]
     if short:
         warnings.append(f"padded with silence to {length / rate:.2f} s: {', '.join(short)}")
     fixed = [(t, fit_length(a, length)) for t, a in fixed]
     if mix is not None and mix.shape[-1] < length:
-        warnings.append(f"mixture {song.mixture.name} padded with silence to "
+        warnings.append(f"mixture {_mixture_label(song)} padded with silence to "
                         f"{length / rate:.2f} s")
         mix = fit_length(mix, length)
     return LoadedSong(song=song, samplerate=rate, tracks=fixed, mixture=mix,
                       warnings=warnings)
+
+
+def _mixture_label(song: Song) -> str:
+    if song.container is not None:
+        return mixture_key(song) or "mixture"
+    return song.mixture.name if song.mixture is not None else "mixture"
 
 
 def _conform(data: np.ndarray, sr: int, rate: int, channels: int, name: str,
@@ -746,5 +770,5 @@ def describe_mapping(song: Song) -> Iterable[str]:
 
 __all__ = ["Track", "Song", "Scan", "LoadedSong", "MultitrackError", "scan_folder",
            "load_song", "stem_for_name", "stem_for_midi_program", "normalise_name",
-           "read_mapping", "write_mapping", "apply_overrides",
+           "read_mapping", "write_mapping", "apply_overrides", "mixture_key",
            "mapping_path", "MAPPING_FILE", "IGNORE", "MIXTURE", "describe_mapping"]

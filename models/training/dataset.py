@@ -120,7 +120,8 @@ def song_cache_key(song: Song, samplerate: int) -> str:
             st = t.path.stat()
         except OSError:
             continue
-        files.append([str(t.path.resolve()), st.st_size, st.st_mtime_ns, t.stem])
+        # the key too: the tracks of a .stem.mp4 share one file
+        files.append([str(t.path.resolve()), st.st_size, st.st_mtime_ns, t.key, t.stem])
     body = json.dumps({"v": CACHE_VERSION, "rate": int(samplerate), "files": sorted(files)})
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
