@@ -212,14 +212,16 @@ class Lane:
         return self.envelope is not None
 
 
-DRAG_TIP = ("Drag into a DAW or a folder: a WAV of this lane (hold Alt as the drag starts: "
-            "as heard, with its fader and pan)")
+DRAG_TIP = ("Drag into a DAW or a folder: a WAV of this lane (hold Shift or Alt as the drag "
+            "starts: as heard, with its fader and pan)")
+#: either asks for "as heard": Alt+drag moves windows in many Linux window managers
+AS_HEARD_MODIFIERS = Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ShiftModifier
 
 
 class LaneDragging:
     """The drag-out part of `WaveformView` (it provides `lanes`): pressing a lane's name
     (the mixture, or a stem that is drawn) and moving starts a drag whose mime data
-    `lane_drag(key, as_heard)` builds (None: no drag); Alt held: "as heard". A press
+    `lane_drag(key, as_heard)` builds (None: no drag); Shift or Alt held: "as heard". A press
     that does not become a drag is a click, as before (seek, select)."""
 
     lane_drag = None  # callable(key, as_heard) -> QMimeData | None
@@ -262,9 +264,8 @@ class LaneDragging:
         if (ev.position().toPoint() - press[1]).manhattanLength() >= \
                 QApplication.startDragDistance():
             self._drag_press = None
-            alt = bool((ev.modifiers() | press[2].modifiers())
-                       & Qt.KeyboardModifier.AltModifier)
-            self.start_lane_drag(press[0], alt)
+            as_heard = bool((ev.modifiers() | press[2].modifiers()) & AS_HEARD_MODIFIERS)
+            self.start_lane_drag(press[0], as_heard)
 
     def mouseReleaseEvent(self, ev) -> None:  # noqa: N802
         press = self._drag_press
