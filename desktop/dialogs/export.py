@@ -68,11 +68,12 @@ from stemwright.models.stems import STEM_IDS, get_stem
 
 from ..engine.workers import Task
 from .messages import show_exception
+from .ni_stems_options import NIStemsOptions
 
 MODES = ("stems", "remix", "minus", "daw", "nistems")
 MODE_TITLES = {"stems": "Stems", "remix": "Remix", "minus": "Song minus…",
                "daw": "DAW project", "nistems": "NI Stems (DJ)"}
-#: NI Stems files hold AAC at this bitrate (the format has no lossless choice we write)
+#: the AAC bitrate of NI Stems files (ALAC, lossless, is the other choice below)
 NI_STEMS_KBPS = 256
 SAMPLE_RATES = (22050, 32000, 44100, 48000, 88200, 96000)
 BIT_DEPTH_NAMES = {16: "16-bit", 24: "24-bit", 32: "32-bit float"}
@@ -346,11 +347,13 @@ class ExportDialog(QDialog):
         except StemwrightError as exc:
             why = f"<br><span style='color:#e05a47'>Not available: {_html(str(exc))}</span>"
         info = QLabel("One <b>.stem.mp4</b> file for Traktor, Mixxx and djay: the mix and "
-                      "four stems (drums, bass, other = guitar + wind + other, vocals) as "
-                      f"AAC at {NI_STEMS_KBPS} kbit/s, at 44.1 or 48 kHz. DJ software plays "
-                      "the mix and lets you mute or filter each stem live." + why, page)
+                      "four stems (our six, grouped as chosen below) as AAC at "
+                      f"{NI_STEMS_KBPS} kbit/s or lossless ALAC, at 44.1 or 48 kHz. DJ "
+                      "software plays the mix and lets you mute or filter each stem live."
+                      + why, page)
         info.setWordWrap(True)
         lay.addWidget(info)
+        lay.addWidget(NIStemsOptions.attach(self, page))
         lay.addStretch(1)
         return page
 
@@ -560,7 +563,7 @@ class ExportDialog(QDialog):
 
     def _nistems_job(self) -> ExportJob:
         """The song as an NI Stems file (`export_ni_stems`)."""
-        check_ni_stem_ids(self.stems)  # StemwrightError when a stem NI needs is missing
+        ni = self.ni_options.export_options(self.stems)  # StemwrightError: a slot empty
         name = safe_filename(self.song) + ".stem.mp4"
         if self.pattern() != DEFAULT_PATTERN:
             name = stem_filename(self.song, "mix", "mp4", self.pattern())
@@ -570,8 +573,8 @@ class ExportDialog(QDialog):
         tags = {"title": song, **({"artist": artist} if artist else {})}
 
         def run(overwrite: bool = False, progress=None, cancel=None) -> object:
-            return export_ni_stems(stems, sr, target, overwrite=overwrite,
-                                   bitrate_kbps=NI_STEMS_KBPS, tags=tags, progress=progress,
+            return export_ni_stems(stems, sr, target, overwrite=overwrite, **ni,
+                                   tags=tags, progress=progress,
                                    cancel=cancel)
         return ExportJob("nistems", [target], run)
 

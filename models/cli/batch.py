@@ -91,10 +91,16 @@ class Settings:
     debug: bool = False
     bitrate_kbps: int | None = None  # lossy formats
     vbr: int | None = None  # MP3 variable bitrate quality
+    ni_mapping: str = "default"  # ni-stems: `parse_ni_mapping` spec (preset name or groups)
+    ni_codec: str = "aac"  # ni-stems: "aac" or "alac" (at bit_depth)
 
     def record(self) -> dict:
-        """The settings that decide what the files hold (compared by --skip-existing)."""
-        return {"stemwright": RECORD_VERSION, "model": self.model, "stems": list(self.stems),
+        """The settings that decide what the files hold (compared by --skip-existing);
+        the NI Stems mapping and codec only when not the defaults, so older records
+        still match."""
+        ni = ({"ni_mapping": self.ni_mapping, "ni_codec": self.ni_codec}
+              if (self.ni_mapping, self.ni_codec) != ("default", "aac") else {})
+        return {**ni, "stemwright": RECORD_VERSION, "model": self.model, "stems": list(self.stems),
                 "minus": list(self.minus), "preset": self.preset, "format": self.format,
                 "bit_depth": self.bit_depth, "segment": self.segment,
                 "overlap": self.overlap, "half": self.half,
@@ -433,7 +439,9 @@ def separate_song(sep, song: Song, settings: Settings,
             tags = {"title": song.name, **({"artist": artist} if artist else {})}
             export_ni_stems(result.stems, result.samplerate, targets[0],
                             overwrite=settings.force, tags=tags, cancel=cancel,
-                            bitrate_kbps=settings.bitrate_kbps or NI_STEMS_KBPS)
+                            bitrate_kbps=settings.bitrate_kbps or NI_STEMS_KBPS,
+                            mapping=settings.ni_mapping, codec=settings.ni_codec,
+                            bit_depth=settings.bit_depth)
             done.append("an NI Stems file")
         if settings.stems:
             export_stems(result.stems, result.samplerate, song.folder, song.name,

@@ -21,7 +21,6 @@ from ..benchmarks.separation import run_benchmark
 from ..diagnostics import as_json, explain, report_lines, run_checks
 from ..errors import AudioError, Cancelled, StemwrightError
 from ..remix.export import DEFAULT_PATTERN
-from ..remix.nistems import check_ni_stem_ids
 from ..separation.devices import DEVICE_CHOICES, resolve_device
 from ..stems import STEM_IDS, get_stem
 from ..wording import count
@@ -42,6 +41,7 @@ from .batch import (
     threads_per_song,
 )
 from .batch import residual_note as _residual_note  # noqa: F401 - its old name here
+from .ni_options import add_ni_arguments, ni_settings
 from .recipes_cli import (
     ENSEMBLE_HELP,
     download_names,
@@ -135,10 +135,6 @@ def _separate_settings(args: argparse.Namespace, device: str) -> Settings:
         if args.preset or args.stems:
             raise CliError("--format ni-stems writes one file with the mix and four stems; "
                            "leave out --preset and --stems")
-        try:
-            check_ni_stem_ids(produced)
-        except AudioError as exc:
-            raise CliError(f"model '{entry.name}': {exc}") from None
         stems: tuple[str, ...] = ()
     elif args.preset:
         if args.stems:
@@ -165,7 +161,7 @@ def _separate_settings(args: argparse.Namespace, device: str) -> Settings:
         bitrate_kbps=bitrate, vbr=vbr, half=bool(args.half), residual_to_other=not args.no_residual,
         pattern=model_pattern(entry.name) if args.name_model else DEFAULT_PATTERN,
         copy_mix=bool(args.copy_mix), device=device, force=bool(args.force),
-        debug=bool(getattr(args, "debug", False)))
+        debug=bool(getattr(args, "debug", False)), **ni_settings(args, produced, entry.name))
 
 
 def cmd_separate(args: argparse.Namespace) -> int:
@@ -606,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bitrate", type=int, metavar="KBPS", default=None,
                    help="lossy formats, kbit/s: mp3 32-320 (default 320), m4a 32-320 "
                         f"(256), opus 6-510 (160), ni-stems 32-320 ({NI_STEMS_KBPS})")
+    add_ni_arguments(p)
     p.add_argument("--vbr", type=int, metavar="Q", default=None,
                    help="mp3 only: LAME variable-bitrate quality, 0 (best, about 245 "
                         "kbit/s) to 9 (smallest)")

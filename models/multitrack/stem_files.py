@@ -23,7 +23,7 @@ import numpy as np
 from ..audio.io import AudioInfo
 from ..errors import AudioError
 from ..progress import CancelCheck, check_cancel
-from ..remix.nistems import read_ni_stems, read_stem_metadata
+from ..remix.nistems import frame_to_array, read_ni_stems, read_stem_metadata
 from ..stems import get_stem
 from .names import stem_for_name
 
@@ -208,7 +208,7 @@ def _decode_plain(path: Path, cancel: CancelCheck | None) -> tuple[list[np.ndarr
                     rate = rate or frame.sample_rate
                     if frame.sample_rate != rate:
                         raise AudioError(f"{path.name}: its tracks differ in sample rate")
-                    block = _frame_to_array(frame)
+                    block = frame_to_array(frame)
                     idx = packet.stream.index
                     counts[idx] += block.shape[1]
                     if counts[idx] > cap:
@@ -233,21 +233,6 @@ def _decode_plain(path: Path, cancel: CancelCheck | None) -> tuple[list[np.ndarr
     if not all(np.isfinite(a).all() for a in arrays):
         raise AudioError(f"{path.name}: a track decodes to NaN; the file is damaged")
     return arrays, rate
-
-
-def _frame_to_array(frame) -> np.ndarray:
-    """A PyAV audio frame as float32 [C, n] (AAC decodes to float, ALAC to integers)."""
-    channels = frame.layout.nb_channels
-    arr = frame.to_ndarray()
-    if not frame.format.is_planar:
-        arr = arr.reshape(-1, channels).T
-    base = frame.format.name.rstrip("p")
-    if base in ("flt", "dbl"):
-        return np.ascontiguousarray(arr, dtype=np.float32)
-    bits = {"s16": 16, "s32": 32}.get(base)
-    if bits is None:
-        raise ValueError(f"unexpected sample format {frame.format.name}")
-    return (arr * (1.0 / 2 ** (bits - 1))).astype(np.float32)
 
 
 __all__ = ["STEM_FILE_SUFFIX", "MUSDB_ORDER", "StemSlot", "StemFileInfo", "is_stem_file",

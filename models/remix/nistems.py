@@ -3,19 +3,21 @@ four stems plus the song, written from our six stems and read back.
 
 The layout (what those players read):
 
-* An MP4 file (major brand "M4A ") with five stereo AAC tracks at one sample rate and one
+* An MP4 file (major brand "M4A ") with five stereo AAC (or ALAC) tracks at one rate and one
   length: track 1 the mix (the master, the only *enabled* track, so an ordinary player
   plays the song), then drums, bass, other and vocals (disabled tracks). Every track
-  starts at time zero; the AAC encoder delay is recorded in an edit list, so FFmpeg-based
-  readers (Mixxx, stempeg) get sample-aligned tracks.
+  starts at time zero; the AAC encoder delay is recorded in an edit list (ALAC has
+  none), so FFmpeg-based readers (Mixxx, stempeg) get sample-aligned tracks.
 * A `stem` box directly inside `moov/udta` holding UTF-8 JSON: ``{"version": 1,
   "mastering_dsp": {"compressor": {...}, "limiter": {...}}, "stems": [{"name": ...,
   "color": "#RRGGBB"}, x4]}``; the mastering settings are NI's defaults with `enabled`
   false (Traktor would otherwise compress and limit the stems on playback).
 
-Our six stems fold into NI's four: drums, bass, vocals as they are, and other =
-electric_guitar + wind + other. A stem the model did not produce never becomes silence:
-drums, bass and vocals must be given, and at least one of the three "other" stems.
+Our six stems fold into NI's four slots by an `NIMapping` (`parse_ni_mapping`): by default
+drums, bass, vocals as they are, and other = electric_guitar + wind + other; presets put
+the guitar ("guitar") or the wind ("wind") in the third slot, or a spec string names the
+four groups. A slot with no produced stem is refused, never written as silence. The
+tracks are AAC, or ALAC (lossless, 16 or 24 bit, no encoder delay) in the same MP4.
 
 FFmpeg (PyAV) writes the tracks with the moov box after the sample data; the `stem` box is
 then put into `moov/udta` by editing the box tree here (parent sizes updated, and chunk
@@ -58,18 +60,23 @@ from ..errors import AudioError, Cancelled, OutputExistsError
 from ..partfiles import lock_part, remove_stale_parts
 from ..progress import CancelCheck
 from ..stems import STEM_IDS, get_stem
+from .ni_mapping import (  # noqa: F401 - the mapping's names are part of this module's API
+    DEFAULT_MAPPING,
+    NI_COLORS,
+    NI_FOLD,
+    NI_NAMES,
+    NI_PRESETS,
+    NI_STEMS,
+    NIMapping,
+    NISlot,
+    parse_ni_mapping,
+)
 
 log = logging.getLogger(__name__)
 
-NI_STEMS: tuple[str, ...] = ("drums", "bass", "other", "vocals")  # track order after the mix
-NI_NAMES = {"drums": "Drums", "bass": "Bass", "other": "Other", "vocals": "Vocals"}
-#: NI's own default colours (also Mixxx's defaults for a stem without one)
-NI_COLORS = {"drums": "#009E73", "bass": "#D55E00", "other": "#CC79A7", "vocals": "#56B4E9"}
-#: which of our six stems each NI stem is the sum of
-NI_FOLD: dict[str, tuple[str, ...]] = {
-    "drums": ("drums",), "bass": ("bass",), "other": ("electric_guitar", "wind", "other"),
-    "vocals": ("vocals",)}
 SAMPLERATES = (44100, 48000)
+CODECS = ("aac", "alac")
+ALAC_DEPTHS = (16, 24)
 MAX_STEM_BOX = 1 << 20  # bytes of manifest JSON we accept when reading
 _MAX_MOOV = 256 << 20  # the index of a multi-hour file is a few MB
 _BLOCK = 1024 * 32  # frames encoded per track at a time (tracks are interleaved)
@@ -92,10 +99,12 @@ class NIStems:
     metadata: dict[str, Any]  # the `stem` box's JSON as is
 
 
-def ni_stems_metadata(colors: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The manifest JSON we write: NI's names and colours (overridable per NI stem) and
-    NI's mastering settings, switched off."""
-    chosen = dict(NI_COLORS)
+def ni_stems_metadata(colors: Mapping[str, str] | None = None,
+                      mapping: NIMapping | str | None = None) -> dict[str, Any]:
+    """The manifest JSON we write: the mapping's slot names and colours (overridable per
+    slot key: drums, bass, other, vocals) and NI's mastering settings, switched off."""
+    slots = parse_ni_mapping(mapping).slots
+    chosen = {k: s.color.upper() for k, s in zip(NI_STEMS, slots, strict=True)}
     for key, value in (colors or {}).items():
         if key not in NI_COLORS:
             raise AudioError(f"NI Stems colours are for {', '.join(NI_STEMS)}, not '{key}'")
@@ -112,16 +121,21 @@ def ni_stems_metadata(colors: Mapping[str, str] | None = None) -> dict[str, Any]
             "limiter": {"enabled": False, "threshold": 0, "ceiling": -0.35,
                         "release": 0.05},
         },
-        "stems": [{"name": NI_NAMES[k], "color": chosen[k]} for k in NI_STEMS],
+        "stems": [{"name": s.name, "color": chosen[k]}
+                  for k, s in zip(NI_STEMS, slots, strict=True)],
     }
 
 
-def fold_stems(stems: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Our stems (ids or aliases) -> NI's four as float32 [2, T], in NI_STEMS order.
+def fold_stems(stems: Mapping[str, np.ndarray],
+               mapping: NIMapping | str | None = None) -> dict[str, np.ndarray]:
+    """Our stems (ids or aliases) -> NI's four slots as float32 [2, T], keyed and ordered
+    as NI_STEMS, each the sum of its slot's stems (`parse_ni_mapping`; default: drums,
+    bass, other = guitar + wind + other, vocals).
 
-    Raises AudioError when drums, bass or vocals is missing, when none of the "other"
-    stems is given, for unknown or repeated stems and for unequal lengths.
+    Raises AudioError when a slot gets no stem or a stem no slot (`NIMapping.check`),
+    for unknown or repeated stems and for unequal lengths.
     """
+    chosen = parse_ni_mapping(mapping)
     canonical: dict[str, np.ndarray] = {}
     for key, value in stems.items():
         try:
@@ -132,36 +146,47 @@ def fold_stems(stems: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if sid in canonical:
             raise AudioError(f"NI Stems: the stem {sid} was given twice")
         canonical[sid] = _stereo(value, sid)
-    check_ni_stem_ids(canonical)
+    chosen.check(canonical)
     lengths = {v.shape[1] for v in canonical.values()}
     if len(lengths) != 1:
         raise AudioError(f"NI Stems: the stems differ in length ({sorted(lengths)} samples)")
     out = {}
-    for ni in NI_STEMS:
-        parts = [canonical[s] for s in NI_FOLD[ni] if s in canonical]
+    for ni, slot in zip(NI_STEMS, chosen.slots, strict=True):
+        parts = [canonical[s] for s in slot.stems if s in canonical]
         out[ni] = parts[0].copy() if len(parts) == 1 else np.sum(parts, axis=0,
                                                                  dtype=np.float32)
     return out
 
 
-def check_ni_stem_ids(stem_ids: Iterable[str]) -> None:
-    """AudioError unless the stems (canonical ids) can make NI's four: drums, bass and
-    vocals, and at least one of the stems folded into other. Cheap: looks at names only."""
-    have = set(stem_ids)
-    missing = [k for k in ("drums", "bass", "vocals") if k not in have]
-    if not any(k in have for k in NI_FOLD["other"]):
-        missing.append("other (or electric_guitar or wind)")
-    if missing:
-        raise AudioError(f"NI Stems needs drums, bass, other and vocals; missing: "
-                         f"{', '.join(missing)}. Use a model that separates them, or "
-                         "export plain stems instead")
+def check_ni_stem_ids(stem_ids: Iterable[str],
+                      mapping: NIMapping | str | None = None) -> None:
+    """AudioError unless the stems (canonical ids) fill the mapping's four slots (by
+    default drums, bass and vocals, and at least one of the stems folded into other).
+    Cheap: looks at names only."""
+    parse_ni_mapping(mapping).check(stem_ids)
+
+
+def check_ni_codec(codec: str, bit_depth: int = 24, bitrate_kbps: int = 256) -> str:
+    """The codec name ("aac" or "alac"); AudioError for another, or for an ALAC depth
+    other than 16/24 or an AAC bitrate outside 32-512 kbps."""
+    name = str(codec).strip().lower()
+    if name not in CODECS:
+        raise AudioError(f"NI Stems holds AAC or ALAC (lossless); choose aac or alac, not "
+                         f"{codec!r}")
+    if name == "alac" and int(bit_depth) not in ALAC_DEPTHS:
+        raise AudioError(f"NI Stems in ALAC is 16- or 24-bit, not {bit_depth}-bit")
+    if name == "aac" and not 32 <= int(bitrate_kbps) <= 512:
+        raise AudioError(f"choose an AAC bit rate from 32 to 512 kbps, not {bitrate_kbps}")
+    return name
 
 
 def export_ni_stems(stems: Mapping[str, np.ndarray], samplerate: int,
                     path: str | os.PathLike[str], *, overwrite: bool = False,
                     bitrate_kbps: int = 256, tags: Mapping[str, str] | None = None,
                     progress: Callable[[float], None] | None = None,
-                    cancel: CancelCheck | None = None) -> Path:
+                    cancel: CancelCheck | None = None,
+                    mapping: NIMapping | str | None = None, codec: str = "aac",
+                    bit_depth: int = 24) -> Path:
     """A separation's stems as an NI Stems file: the stems' sum is the mix track (the
     input itself when the residual went into other, as it does by default), resampled to
     48 kHz from above 44.1 kHz and to 44.1 kHz otherwise when the rate is neither; the
@@ -175,7 +200,7 @@ def export_ni_stems(stems: Mapping[str, np.ndarray], samplerate: int,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return write_ni_stems(path, mix, stems, samplerate, overwrite=overwrite,
                           bitrate_kbps=bitrate_kbps, tags=tags, progress=progress,
-                          cancel=cancel)
+                          cancel=cancel, mapping=mapping, codec=codec, bit_depth=bit_depth)
 
 
 def write_ni_stems(path: str | os.PathLike[str], mix: np.ndarray,
@@ -184,12 +209,16 @@ def write_ni_stems(path: str | os.PathLike[str], mix: np.ndarray,
                    tags: Mapping[str, str] | None = None,
                    colors: Mapping[str, str] | None = None,
                    progress: Callable[[float], None] | None = None,
-                   cancel: CancelCheck | None = None) -> Path:
+                   cancel: CancelCheck | None = None,
+                   mapping: NIMapping | str | None = None, codec: str = "aac",
+                   bit_depth: int = 24) -> Path:
     """Write the mix [C, T] and our six stems as an NI Stems file; returns the path.
 
-    * stems: by stem id (see `fold_stems` for what must be there); mono is duplicated and
-      more than two channels are downmixed (every NI track is stereo).
-    * samplerate: 44100 or 48000, kept as is; bitrate_kbps: AAC bit rate of each track.
+    * stems: by stem id, summed into NI's four slots by `mapping` (an `NIMapping`, a
+      preset name or a spec, see `parse_ni_mapping`); mono is duplicated and more than
+      two channels are downmixed (every NI track is stereo).
+    * samplerate: 44100 or 48000, kept as is; codec "aac" (bitrate_kbps per track) or
+      "alac" (lossless, bit_depth 16 or 24; exact length, no encoder delay).
     * tags: title, artist, album, albumartist, date, genre, tracknumber, composer,
       comment, copyright (other keys are ignored); colors: "#RRGGBB" per NI stem.
     * Samples beyond full scale are clipped (a warning gives the count).
@@ -202,19 +231,22 @@ def write_ni_stems(path: str | os.PathLike[str], mix: np.ndarray,
     if samplerate not in SAMPLERATES:
         raise AudioError(f"{path.name}: NI Stems are written at 44100 or 48000 Hz, not "
                          f"{samplerate}; resample the stems first")
-    if not 32 <= int(bitrate_kbps) <= 512:
-        raise AudioError(f"{path.name}: choose an AAC bit rate from 32 to 512 kbps, not "
-                         f"{bitrate_kbps}")
+    try:
+        codec = check_ni_codec(codec, bit_depth, bitrate_kbps)
+    except AudioError as exc:
+        raise AudioError(f"{path.name}: {exc}") from None
+    chosen = parse_ni_mapping(mapping)
     check_output_path(path, overwrite)
-    manifest = ni_stems_metadata(colors)
+    manifest = ni_stems_metadata(colors, chosen)
     tracks = [("Mix", _stereo(mix, "mix"))]
-    folded = fold_stems(stems)
+    folded = fold_stems(stems, chosen)
     if folded["drums"].shape[1] != tracks[0][1].shape[1]:
         raise AudioError(f"{path.name}: the mix is {tracks[0][1].shape[1]} samples long but "
                          f"the stems are {folded['drums'].shape[1]}")
     if tracks[0][1].shape[1] == 0:
         raise AudioError(f"{path.name}: there is no audio to write")
-    tracks += [(NI_NAMES[k], folded[k]) for k in NI_STEMS]
+    tracks += [(slot.name, folded[k]) for k, slot in zip(NI_STEMS, chosen.slots,
+                                                          strict=True)]
     clipped = sum(int(np.count_nonzero(np.abs(d) > 1.0)) for _, d in tracks)
     if clipped:  # never in place: the arrays may be the caller's
         tracks = [(name, np.clip(d, -1.0, 1.0)) for name, d in tracks]
@@ -230,7 +262,8 @@ def write_ni_stems(path: str | os.PathLike[str], mix: np.ndarray,
     try:
         lock_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         lock_part(lock_fd)
-        _encode(tmp, tracks, samplerate, int(bitrate_kbps) * 1000, meta, progress, poll)
+        _encode(tmp, tracks, samplerate, int(bitrate_kbps) * 1000, meta, progress, poll,
+                codec, int(bit_depth))
         payload = json.dumps(manifest, separators=(",", ":")).encode("utf-8")
         _put_stem_box(tmp, payload)
         _verify(tmp, payload)
@@ -353,8 +386,10 @@ def _stereo(x: np.ndarray, what: str) -> np.ndarray:
 
 def _encode(tmp: Path, tracks: list[tuple[str, np.ndarray]], samplerate: int,
             bit_rate: int, meta: dict[str, str], progress: Callable[[float], None] | None,
-            poll: Callable[[], None]) -> None:
-    """Five AAC tracks into an "M4A " MP4 (moov last); track 1 alone is enabled."""
+            poll: Callable[[], None], codec: str = "aac", bit_depth: int = 24) -> None:
+    """Five AAC or ALAC tracks into an "M4A " MP4; track 1 alone is enabled. ALAC gets
+    integers: 16-bit as s16p, 24-bit as s32p with the sample in the top 24 bits (what
+    FFmpeg's encoder takes for 24-bit ALAC)."""
     import av
 
     # movie_timescale = the sample rate: the edit lists then give the exact length;
@@ -366,8 +401,11 @@ def _encode(tmp: Path, tracks: list[tuple[str, np.ndarray]], samplerate: int,
         out.metadata.update(meta)
         streams = []
         for i, (name, _) in enumerate(tracks):
-            st = out.add_stream("aac", rate=samplerate, layout="stereo")
-            st.bit_rate = bit_rate
+            st = out.add_stream(codec, rate=samplerate, layout="stereo")
+            if codec == "alac":
+                st.format = "s16p" if bit_depth == 16 else "s32p"
+            else:
+                st.bit_rate = bit_rate
             st.metadata["handler_name"] = name  # what stempeg and ffprobe show per track
             st.disposition = av.stream.Disposition.default if i == 0 else 0
             streams.append(st)
@@ -377,14 +415,25 @@ def _encode(tmp: Path, tracks: list[tuple[str, np.ndarray]], samplerate: int,
             if progress is not None:
                 progress(pos / total)
             for st, (_, data) in zip(streams, tracks, strict=True):
-                frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(data[:, pos:pos + _BLOCK]), format="fltp",
-                    layout="stereo")
+                block = np.ascontiguousarray(data[:, pos:pos + _BLOCK])
+                fmt = "fltp"
+                if codec == "alac":
+                    block, fmt = _to_int(block, bit_depth)
+                frame = av.AudioFrame.from_ndarray(block, format=fmt, layout="stereo")
                 frame.sample_rate = samplerate
                 frame.pts = pos
                 out.mux(st.encode(frame))
         for st in streams:
             out.mux(st.encode(None))
+
+
+def _to_int(block: np.ndarray, bit_depth: int) -> tuple[np.ndarray, str]:
+    """float [-1, 1] -> (rounded integers, PyAV format) for the ALAC encoder."""
+    full = float(1 << (bit_depth - 1))
+    q = np.clip(np.rint(block * full), -full, full - 1)
+    if bit_depth == 16:
+        return np.ascontiguousarray(q.astype(np.int16)), "s16p"
+    return np.ascontiguousarray(q.astype(np.int32) << 8), "s32p"
 
 
 def _decode_all(path: Path, container, streams) -> list[tuple[np.ndarray, int]]:
@@ -402,7 +451,7 @@ def _decode_all(path: Path, container, streams) -> list[tuple[np.ndarray, int]]:
             if rates.setdefault(idx, frame.sample_rate) != frame.sample_rate:
                 raise AudioError(f"{path.name}: the sample rate changes inside track "
                                  f"{idx + 1}; {_FIX}")
-            block = _frame_to_array(frame)
+            block = frame_to_array(frame)
             counts[idx] += block.shape[1]
             if counts[idx] > cap:
                 raise AudioError(f"{path.name}: track {idx + 1} decodes to more audio than "
@@ -428,7 +477,7 @@ def _decode_all(path: Path, container, streams) -> list[tuple[np.ndarray, int]]:
     return out
 
 
-def _frame_to_array(frame) -> np.ndarray:
+def frame_to_array(frame) -> np.ndarray:
     """A PyAV audio frame as float32 [C, n] (AAC gives float, ALAC integers)."""
     channels = frame.layout.nb_channels
     arr = frame.to_ndarray()
