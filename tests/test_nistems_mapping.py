@@ -211,7 +211,7 @@ def test_cli_ni_options_need_ni_stems(tmp_path, song, capsys):
 
 def test_export_dialog_ni_options(qtbot, tmp_path):
     pytest.importorskip("pytestqt")
-    from PySide6.QtCore import QSettings
+    from PySide6.QtCore import QSettings, Qt
 
     from stemwright.desktop.dialogs import export as export_dialog
     from stemwright.models.remix.mixer import MixerState
@@ -228,6 +228,9 @@ def test_export_dialog_ni_options(qtbot, tmp_path):
     assert d.export_button.isEnabled()
     opts.mapping_combo.setCurrentIndex(opts.mapping_combo.findData("guitar"))
     assert not d.export_button.isEnabled() and "guitar" in d.preview.text()
+    # the summary is rich text: "Vocals & Rest" shows as such, not as "&amp;"
+    assert opts.summary.textFormat() == Qt.TextFormat.RichText
+    assert "Vocals &amp; Rest" in opts.summary.text()
     opts.mapping_combo.setCurrentIndex(opts.mapping_combo.findData(""))
     opts.custom_edit.setText("drums;bass;Keys=other")
     assert not d.export_button.isEnabled() and "4 groups" in d.preview.text()

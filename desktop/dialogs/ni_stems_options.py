@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QLineEdit, QWidget
 
 from stemwright.models.errors import StemwrightError
@@ -48,6 +48,7 @@ class NIStemsOptions(QWidget):
             self.codec_combo.addItem(label, codec if codec == "aac" else f"{codec}{depth}")
         self.summary = QLabel(self)
         self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)  # escaped text, or the error span
         self.summary.setStyleSheet("color: #9aa3b2;")
         form.addRow("Stems", self.mapping_combo)
         form.addRow("Custom", self.custom_edit)
