@@ -1,4 +1,5 @@
-"""Check a real BS-/Mel-Band RoFormer checkpoint (.ckpt + YAML) against Stemwright: the
+"""Check a real BS-/Mel-Band RoFormer, MDX23C or SCNet checkpoint (.ckpt + YAML) against
+Stemwright: the
 files' sha256 (for the zoo entries, which need them), that they load safely, and, given a
 checkout of ZFTurbo's Music-Source-Separation-Training (MSST) and the reference's extra
 packages, that our Separator path and MSST's `demix` give the same stems.
@@ -68,14 +69,25 @@ def main() -> int:
     if not args.msst:
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from roformer_reference_fixture import _Config, _load_reference
-
-    ref = _load_reference(args.msst, args.deps or args.msst)
     full = yaml.load(args.config.read_text(), Loader=yaml.FullLoader)  # noqa: S506 - checked
     full.setdefault("inference", {})["batch_size"] = 1  # MSST's batch fades differ otherwise
     kwargs = {k: v for k, v in full["model"].items() if k != "sage_attention"}
-    reference = ref[cfg.architecture](**kwargs).eval()
-    reference.load_state_dict(model.state_dict(), strict=True)
+    if cfg.architecture == "mdx23c":  # MSST builds it from the whole config
+        from mdx23c_reference_fixture import _Config, _load_reference
+
+        ref = _load_reference(args.msst)
+        reference = ref["net"](_Config(full))
+    elif cfg.architecture == "scnet":
+        from scnet_reference_fixture import _Config, _load_reference
+
+        ref = _load_reference(args.msst)
+        reference = ref["SCNet"](**kwargs)
+    else:
+        from roformer_reference_fixture import _Config, _load_reference
+
+        ref = _load_reference(args.msst, args.deps or args.msst)
+        reference = ref[cfg.architecture](**kwargs)
+    reference.eval().load_state_dict(model.state_dict(), strict=True)
     expected = ref["demix"](_Config(full), reference, mix, torch.device("cpu"),
                             cfg.architecture)
     worst = 0.0
