@@ -1,12 +1,15 @@
 """Issue 18: the app's batch queue (File > Batch queue...): adding files and folders with
 the CLI's rules, running the queue in the background with the CLI's files and record,
 skip-existing, cancelling one song, reordering, a bad file's reason, and the queue saved
-and restored (a running song waits again)."""
+and restored (a running song waits again); the output options (--stems/--preset,
+--bitrate/--vbr, NI Stems mapping and codec, --name-model, --copy-mix) give the CLI's
+`Settings`, files and record, and bad combinations are refused in one line."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,14 @@ from stemwright.desktop.controllers.batch_state import (  # noqa: E402
 )
 from stemwright.desktop.dialogs.batch_queue import BatchQueueWindow, queue_file  # noqa: E402
 from stemwright.desktop.settings import Settings  # noqa: E402
-from stemwright.models.cli.batch import RECORD_NAME, Song, already_done  # noqa: E402
+from stemwright.models.cli.batch import (  # noqa: E402
+    RECORD_NAME,
+    BatchError,
+    Song,
+    already_done,
+    expected_record,
+)
+from stemwright.models.cli.commands import _separate_settings, build_parser  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("desktop_isolation")  # never the real user's settings
 
@@ -265,3 +275,148 @@ def test_main_window_menu_and_ask_before_quitting(qtbot, tmp_path):
     window.confirm = lambda title, text: True
     window.close()
     assert not window.isVisible() and not batch.runner.busy()
+
+
+# -- the output options (issue 18: each option in the CLI and the app) --------------------
+
+def _cli(*argv: str):
+    """The CLI's `Settings` for `stemwright separate --model classic ARGV`."""
+    args = build_parser().parse_args(["separate", "x.wav", "--model", "classic", *argv])
+    return _separate_settings(args, "auto")
+
+
+def _run_one(qtbot, window: BatchQueueWindow, song: Path) -> None:
+    window.add_paths([str(song)])
+    window.start()
+    _wait_idle(qtbot, window)
+    assert _states(window) == [DONE], [i.reason for i in window.queue.items]
+
+
+def _record(folder: Path) -> dict:
+    return json.loads((folder / RECORD_NAME).read_text())
+
+
+def test_a_preset_run_writes_the_clis_files_and_record(qtbot, tmp_path):
+    song = _wav(tmp_path / "in" / "tune.wav")
+    window = _window(qtbot, tmp_path)
+    window.options.write_combo.setCurrentIndex(window.options.write_combo.findData("karaoke"))
+    window.options.more_button.setChecked(True)
+    window.options.copy_mix_check.setChecked(True)
+    settings = window.queue.settings.to_batch()
+    assert settings == _cli("--preset", "karaoke", "--copy-mix")
+    _run_one(qtbot, window, song)
+    folder = tmp_path / "out" / "tune"
+    assert sorted(p.name for p in folder.iterdir() if p.name != RECORD_NAME) == [
+        "tune - Mix.wav", "tune - Vocals.wav", "tune - minus Vocals.wav"]
+    target = Song(song, "tune", folder)
+    assert _record(folder) == expected_record(target, settings)
+    assert already_done(target, _cli("--preset", "karaoke", "--copy-mix"))
+    # chosen stems: the CLI's --stems, saved with the queue
+    window.options.write_combo.setCurrentIndex(window.options.write_combo.findData("stems"))
+    for stem in ("bass", "drums"):
+        window.options.stem_checks[stem].setChecked(True)
+    assert window.queue.settings.to_batch() == _cli("--stems", "drums", "bass", "--copy-mix")
+    again = BatchQueue.load(queue_file(window.settings)).settings
+    assert (again.write, again.stems, again.copy_mix) == ("stems", ["drums", "bass"], True)
+    # a preset the model cannot do is refused in one line before any work
+    window.queue.settings.write = "practice-wind"
+    window.queue.items[0].state = WAITING
+    window.start()
+    assert not window.runner.busy() and _states(window) == [WAITING]
+    assert len(window.messages) == 1 and "wind" in window.messages[0]
+    assert "\n" not in window.message_label.text()
+
+
+def test_a_lossy_format_with_a_bitrate_and_the_models_name(qtbot, tmp_path):
+    song = _wav(tmp_path / "in" / "tune.wav")
+    window = _window(qtbot, tmp_path)
+    window.format_combo.setCurrentIndex(window.format_combo.findData("mp3"))
+    opts = window.options
+    assert opts.bitrate_spin.isVisibleTo(window) and opts.vbr_combo.isVisibleTo(window)
+    assert opts.bitrate_spin.maximum() == 320
+    opts.bitrate_spin.setValue(192)
+    opts.name_model_check.setChecked(True)
+    settings = window.queue.settings.to_batch()
+    assert settings == _cli("--format", "mp3", "--bitrate", "192", "--name-model")
+    _run_one(qtbot, window, song)
+    folder = tmp_path / "out" / "tune"
+    assert sorted(p.name for p in folder.glob("*.mp3")) == sorted(
+        f"tune - {s} (classic).mp3" for s in ("Vocals", "Drums", "Bass", "Other"))
+    record = _record(folder)
+    assert record == expected_record(Song(song, "tune", folder), settings)
+    assert record["bitrate_kbps"] == 192 and record["vbr"] is None
+    # MP3 VBR as --vbr; the bitrate is then left out
+    opts.vbr_combo.setCurrentIndex(opts.vbr_combo.findData(2))
+    assert not opts.bitrate_spin.isEnabled()
+    assert window.queue.settings.to_batch() == _cli("--format", "mp3", "--vbr", "2",
+                                                    "--name-model")
+    # another format: the bitrate goes back to its default; out of range is refused
+    window.format_combo.setCurrentIndex(window.format_combo.findData("opus"))
+    assert window.queue.settings.bitrate_kbps == 0 and not opts.vbr_combo.isVisibleTo(window)
+    assert window.queue.settings.to_batch().bitrate_kbps == 160
+    window.queue.settings.bitrate_kbps = 600
+    with pytest.raises(BatchError, match="6-510 kbit/s"):
+        window.queue.settings.to_batch()
+
+
+def test_ni_stems_mapping_refused_for_the_model_and_custom_works(qtbot, tmp_path):
+    song = _wav(tmp_path / "in" / "tune.wav")
+    window = _window(qtbot, tmp_path)
+    window.format_combo.setCurrentIndex(window.format_combo.findData("ni-stems"))
+    opts = window.options
+    assert opts.mapping_combo.isVisibleTo(window) and not opts.write_combo.isVisibleTo(window)
+    opts.mapping_combo.setCurrentIndex(opts.mapping_combo.findData("guitar"))
+    window.add_paths([str(song)])
+    started = time.monotonic()
+    window.start()
+    assert not window.runner.busy() and _states(window) == [WAITING]
+    assert len(window.messages) == 1 and "classic" in window.messages[0]
+    assert "guitar" in window.messages[0].lower() and "\n" not in window.messages[0]
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "out" / "tune").exists()
+
+    spec = "Beat=drums;bass;other;vocals"
+    opts.mapping_combo.setCurrentIndex(opts.mapping_combo.findData("custom"))
+    assert opts.mapping_edit.isVisibleTo(window)
+    opts.mapping_edit.setText(spec)
+    opts.mapping_edit.editingFinished.emit()
+    opts.codec_combo.setCurrentIndex(opts.codec_combo.findData("alac16"))
+    assert not opts.bitrate_spin.isVisibleTo(window)
+    settings = window.queue.settings.to_batch()
+    assert settings == _cli("--format", "ni-stems", "--ni-stems-mapping", spec,
+                            "--ni-stems-codec", "alac", "--bit-depth", "16")
+    _run_one(qtbot, window, song)
+    folder = tmp_path / "out" / "tune"
+    assert [p.name for p in folder.iterdir() if p.name != RECORD_NAME] == ["tune.stem.mp4"]
+    record = _record(folder)
+    assert record == expected_record(Song(song, "tune", folder), settings)
+    assert record["ni_codec"] == "alac" and record["bit_depth"] == 16
+    # a mapping that does not parse is refused in one line too
+    window.queue.settings.ni_mapping = "drums;bass"
+    with pytest.raises(BatchError, match="4 groups"):
+        window.queue.settings.to_batch()
+
+
+def test_an_old_saved_queue_without_the_new_keys_still_loads(qtbot, tmp_path):
+    song = _wav(tmp_path / "in" / "old.wav")
+    path = tmp_path / "batch_queue.json"
+    path.write_text(json.dumps({"stemwright_queue": 1, "settings": {
+        "model": "classic", "output": str(tmp_path / "out"), "format": "flac",
+        "bit_depth": 16, "skip_existing": False, "overwrite": False, "device": "cpu"},
+        "items": [{"path": str(song), "name": "old", "rel": "old", "state": "waiting"}]}))
+    queue = BatchQueue.load(path)
+    s = queue.settings
+    assert [i.name for i in queue.items] == ["old"] and (s.format, s.bit_depth) == ("flac", 16)
+    assert (s.write, s.stems, s.bitrate_kbps, s.vbr, s.ni_mapping, s.ni_codec,
+            s.name_model, s.copy_mix) == ("all", [], 0, -1, "default", "aac", False, False)
+    assert s.to_batch() == replace(_cli("--format", "flac", "--bit-depth", "16"),
+                                   device="cpu")
+    # values of the wrong type take the defaults too
+    data = json.loads(path.read_text())
+    data["settings"].update(bitrate_kbps="loud", vbr=True, stems=["vocals", 3], copy_mix=1)
+    path.write_text(json.dumps(data))
+    s = BatchQueue.load(path).settings
+    assert (s.bitrate_kbps, s.vbr, s.stems, s.copy_mix) == (0, -1, ["vocals"], False)
+    window = BatchQueueWindow(Settings(tmp_path / "settings.ini"), in_process=True)
+    qtbot.addWidget(window)
+    assert window.options.write_combo.currentData() == "all"

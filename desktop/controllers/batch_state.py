@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stemwright.models.audio.encode import check_lossy_options
 from stemwright.models.audio.io import LOSSY_FORMATS, OUTPUT_FORMATS, SAVE_FORMATS
 from stemwright.models.cli.batch import (
     NI_STEMS,
@@ -24,9 +25,14 @@ from stemwright.models.cli.batch import (
     Settings,
     Song,
     find_songs,
+    model_pattern,
+    preset_stems,
 )
-from stemwright.models.errors import StemwrightError
+from stemwright.models.errors import AudioError, StemwrightError
 from stemwright.models.remix.export import DEFAULT_PATTERN
+from stemwright.models.remix.ni_mapping import parse_ni_mapping
+from stemwright.models.remix.nistems import check_ni_codec
+from stemwright.models.stems import STEM_IDS, get_stem
 from stemwright.models.zoo import catalog as zoo
 
 WAITING, RUNNING, DONE, SKIPPED, FAILED, CANCELLED = (
@@ -38,6 +44,8 @@ FORMATS = (*OUTPUT_FORMATS, NI_STEMS)
 QUEUE_FILE = "batch_queue.json"
 QUEUE_VERSION = 1
 _MAX_QUEUE_BYTES = 16 << 20
+#: `QueueSettings.write`: every stem the model makes, or the chosen `stems`; else a preset
+WRITE_ALL, WRITE_STEMS = "all", "stems"
 
 
 def format_label(fmt: str) -> str:
@@ -49,7 +57,9 @@ def format_label(fmt: str) -> str:
 
 @dataclass
 class QueueSettings:
-    """What every song of the queue is separated and written with."""
+    """What every song of the queue is separated and written with: the choices of
+    `stemwright separate` (--stems/--preset, --bitrate/--vbr, --ni-stems-mapping/-codec,
+    --name-model, --copy-mix), saved with the queue."""
 
     model: str = zoo.DEFAULT_MODEL
     output: str = ""
@@ -58,10 +68,21 @@ class QueueSettings:
     skip_existing: bool = True
     overwrite: bool = False
     device: str = "auto"
+    write: str = WRITE_ALL  # WRITE_ALL, WRITE_STEMS (`stems`) or a --preset name
+    stems: list[str] = field(default_factory=list)  # --stems, for WRITE_STEMS
+    bitrate_kbps: int = 0  # lossy formats and NI Stems AAC; 0: the format's default
+    vbr: int = -1  # MP3 VBR quality (--vbr); -1: constant bitrate
+    ni_mapping: str = "default"  # a preset (default, guitar, wind) or a spec
+    ni_codec: str = "aac"  # "aac" or "alac"
+    ni_bit_depth: int = 24  # ALAC: 16 or 24
+    name_model: bool = False
+    copy_mix: bool = False
 
     def to_batch(self) -> Settings:
-        """The CLI's `Settings` for these choices (all the model's stems, one file each,
-        the CLI's default naming); BatchError when they do not fit together."""
+        """The CLI's `Settings` for these choices (what `stemwright separate` builds from
+        the same options, so the record and --skip-existing agree); BatchError (one line)
+        when they do not fit the model or each other. Options that do not apply to the
+        format (hidden in the window) are left out, as the CLI user would."""
         try:
             entry = zoo.get_entry(self.model)
         except (KeyError, StemwrightError) as exc:
@@ -75,25 +96,78 @@ class QueueSettings:
         if self.format not in FORMATS:
             raise BatchError(f"unknown format '{self.format}'; choose "
                              f"{', '.join(FORMATS)}")
-        stems, bitrate, depth = produced, None, self.bit_depth
-        if self.format == NI_STEMS:
-            from stemwright.models.remix.nistems import check_ni_stem_ids
-
-            try:
-                check_ni_stem_ids(list(produced))
-            except StemwrightError as exc:
-                raise BatchError(f"model '{entry.name}': {exc}") from None
-            stems, bitrate = (), NI_STEMS_KBPS
-        elif self.format in SAVE_FORMATS:
-            if depth not in SAVE_FORMATS[self.format]:
-                depth = max(SAVE_FORMATS[self.format])
-        else:
-            bitrate = LOSSY_FORMATS[self.format].default_kbps
-        return Settings(model=entry.name, stems=stems, minus=(), preset=None,
+        bitrate, vbr, depth, ni = self._encoding(entry.name, produced)
+        stems, minus, preset = self._files(entry.name, produced)
+        return Settings(model=entry.name, stems=stems, minus=minus, preset=preset,
                         format=self.format, bit_depth=depth, segment=None, overlap=None,
-                        half=False, residual_to_other=True, pattern=DEFAULT_PATTERN,
-                        copy_mix=False, device=self.device, force=self.overwrite,
-                        bitrate_kbps=bitrate)
+                        half=False, residual_to_other=True,
+                        pattern=model_pattern(entry.name) if self.name_model
+                        else DEFAULT_PATTERN, copy_mix=bool(self.copy_mix),
+                        device=self.device, force=self.overwrite, bitrate_kbps=bitrate,
+                        vbr=vbr, **ni)
+
+    def _encoding(self, model: str, produced: tuple[str, ...]
+                  ) -> tuple[int | None, int | None, int, dict[str, str]]:
+        """(bitrate, vbr, bit depth, NI Stems options) as the CLI's `_format_options`
+        and `ni_settings` make them."""
+        kbps = self.bitrate_kbps or None
+        if self.format in SAVE_FORMATS:
+            depth = self.bit_depth
+            return None, None, depth if depth in SAVE_FORMATS[self.format] else max(
+                SAVE_FORMATS[self.format]), {}
+        try:
+            if self.format != NI_STEMS:
+                vbr = self.vbr if self.format == "mp3" and self.vbr >= 0 else None
+                bitrate, vbr = check_lossy_options(self.format, None if vbr is not None
+                                                   else kbps, vbr)
+                return bitrate, vbr, 24, {}  # no depth for lossy: the CLI's default
+            codec = str(self.ni_codec).strip().lower()
+            if codec == "alac":  # lossless: no bitrate (the CLI's default is recorded)
+                depth, bitrate = self.ni_bit_depth, NI_STEMS_KBPS
+            else:
+                depth = 24
+                bitrate = check_lossy_options("m4a", kbps, None, "NI Stems (AAC)")[0]
+            check_ni_codec(codec, depth)
+        except AudioError as exc:
+            raise BatchError(str(exc)) from None
+        try:
+            mapping = parse_ni_mapping(self.ni_mapping)
+        except AudioError as exc:
+            raise BatchError(str(exc)) from None
+        try:
+            mapping.check(produced)
+        except AudioError as exc:
+            raise BatchError(f"model '{model}': {exc}") from None
+        return (bitrate or NI_STEMS_KBPS, None, depth,
+                {"ni_mapping": mapping.spec(), "ni_codec": codec})
+
+    def _files(self, model: str, produced: tuple[str, ...]
+               ) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+        """(stems, minus, preset) as the CLI's --stems/--preset make them."""
+        if self.format == NI_STEMS:  # one file with the mix and four stems
+            return (), (), None
+        if self.write in ("", WRITE_ALL):
+            return produced, (), None
+        if self.write == WRITE_STEMS:
+            try:
+                stems = tuple(dict.fromkeys(get_stem(s).id for s in self.stems))
+            except KeyError as exc:
+                raise BatchError(f"{exc.args[0]}; choose from {', '.join(STEM_IDS)}"
+                                 ) from None
+            if not stems:
+                raise BatchError("no stem is chosen; tick at least one stem to write, or "
+                                 "choose every stem")
+            absent = [s for s in stems if s not in produced]
+            if absent:
+                raise BatchError(f"model '{model}' does not produce "
+                                 f"{', '.join(get_stem(s).name.lower() for s in absent)} "
+                                 "(it produces: "
+                                 f"{', '.join(get_stem(s).name.lower() for s in produced)})")
+            return stems, (), None
+        try:
+            return preset_stems(self.write, produced)
+        except BatchError as exc:
+            raise BatchError(str(exc).replace("--preset ", "preset ")) from None
 
 
 @dataclass
@@ -221,8 +295,11 @@ class BatchQueue:
             return cls()
         raw = data.get("settings") if isinstance(data.get("settings"), dict) else {}
         defaults = asdict(QueueSettings())
-        values = {k: raw[k] for k in defaults if k in raw
-                  and isinstance(raw[k], type(defaults[k]))}
+        values = {k: raw[k] for k in defaults if k in raw  # missing keys: the defaults
+                  and isinstance(raw[k], type(defaults[k]))
+                  and (type(raw[k]) is not bool or type(defaults[k]) is bool)}
+        if "stems" in values:
+            values["stems"] = [s for s in values["stems"] if isinstance(s, str)]
         queue = cls(QueueSettings(**values))
         for row in data.get("items") or []:
             try:

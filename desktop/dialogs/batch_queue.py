@@ -6,7 +6,8 @@ record, so the app and the CLI agree on what is already done).
 The queue (songs, states, settings) is kept in `batch_queue.json` next to the app's
 settings, written at every change, and restored when the window opens after a restart;
 the song that was running then waits again. The state lives in `batch_state`, the
-running in `batch_runner`; this module only shows them.
+running in `batch_runner`; this module only shows them (the output options -- files,
+bitrate, NI Stems slots and codec, naming -- are in `batch_queue_options`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from stemwright.models.audio.io import SAVE_FORMATS
+from stemwright.models.errors import StemwrightError
 from stemwright.models.zoo import catalog as zoo
 
 from ..controllers.batch_runner import BatchRunner
@@ -50,6 +52,7 @@ from ..controllers.batch_state import (
 )
 from ..settings import Settings, default_export_folder
 from .batch_queue_list import STATE_TEXT, QueueList
+from .batch_queue_options import OutputOptions
 
 if TYPE_CHECKING:
     from ..main_window import MainWindow
@@ -117,14 +120,18 @@ class BatchQueueWindow(QWidget):
         self.skip_check = QCheckBox("Skip songs already done (same record as "
                                     "stemwright separate --skip-existing)")
         self.overwrite_check = QCheckBox("Overwrite existing files")
+        self.options = OutputOptions(self)
         form.addRow("Model:", self.model_combo)
         form.addRow("Format:", fmt_row)
+        self.options.add_to(form, fmt_row)
         form.addRow("Output folder:", out_row)
         checks = QHBoxLayout()
         checks.addWidget(self.skip_check)
         checks.addWidget(self.overwrite_check)
         checks.addStretch(1)
+        checks.addWidget(self.options.more_button)
         form.addRow("", checks)
+        form.addRow("", self.options.more)
         layout.addWidget(box)
 
         self.add_files_button = QPushButton("Add files\u2026")
@@ -203,6 +210,7 @@ class BatchQueueWindow(QWidget):
         self.output_edit.editingFinished.connect(self._settings_changed)
         self.skip_check.toggled.connect(self._settings_changed)
         self.overwrite_check.toggled.connect(self._settings_changed)
+        self.options.changed.connect(self._settings_changed)
         QShortcut(QKeySequence.StandardKey.Delete, self.list, self.remove_selected)
 
     def _load_settings(self) -> None:
@@ -218,6 +226,7 @@ class BatchQueueWindow(QWidget):
         self.output_edit.setText(s.output)
         self.skip_check.setChecked(s.skip_existing)
         self.overwrite_check.setChecked(s.overwrite)
+        self.options.load(s, self._produced())
         for combo in (self.model_combo, self.format_combo, self.depth_combo,
                       self.skip_check, self.overwrite_check, self.output_edit):
             combo.blockSignals(False)
@@ -234,8 +243,16 @@ class BatchQueueWindow(QWidget):
         self.depth_combo.blockSignals(False)
 
     # -- settings -----------------------------------------------------------------------
+    def _produced(self) -> tuple[str, ...]:
+        """The stems the chosen model makes (none for an unknown one)."""
+        try:
+            return tuple(zoo.get_entry(str(self.model_combo.currentData())).mapping.produced)
+        except (KeyError, StemwrightError):
+            return ()
+
     def _format_changed(self) -> None:
         self._fill_depths(self.queue.settings.bit_depth)
+        self.options.set_format(str(self.format_combo.currentData()))  # default bitrate
         self._settings_changed()
 
     def _settings_changed(self) -> None:
@@ -247,6 +264,8 @@ class BatchQueueWindow(QWidget):
         s.output = self.output_edit.text().strip()
         s.skip_existing = self.skip_check.isChecked()
         s.overwrite = self.overwrite_check.isChecked()
+        self.options.set_model(self._produced())
+        self.options.store(s)
         self.save()
         self.refresh()
 
@@ -404,6 +423,7 @@ class BatchQueueWindow(QWidget):
         for w in (self.model_combo, self.format_combo, self.depth_combo, self.output_edit,
                   self.browse_button, self.skip_check, self.overwrite_check):
             w.setEnabled(not running)
+        self.options.set_enabled(not running)
         if running and self.runner.active:
             self.state_label.setText("Running")
         elif running:
