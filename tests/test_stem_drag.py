@@ -214,3 +214,42 @@ def test_no_drag_starts_from_an_unseparated_lane(qtbot, tmp_path, monkeypatch):
     w.partial = object()
     _drag(view, _label_point(view, "vocals"))
     assert FakeDrag.started == []
+
+
+def _export_choice(qtbot, tmp_path, w, fmt: str, depth: int | None = None) -> None:
+    """Choose `fmt` (and `depth`) in the Export dialog and save its settings, as an
+    export does; the window's settings are the dialog's."""
+    from PySide6.QtCore import QSettings
+
+    from stemwright.desktop.dialogs.export import ExportDialog
+
+    qsettings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    w.settings = SimpleNamespace(qsettings=qsettings)
+    stems = w.separated.result.stems
+    d = ExportDialog(None, stems, SR, "My Song", MixerState.for_stems(stems), qsettings)
+    qtbot.addWidget(d)
+    d.format_combo.setCurrentIndex(d.format_combo.findData(fmt))
+    if depth is not None:
+        d.depth_combo.setCurrentIndex(d.depth_combo.findData(depth))
+    d._save_settings()
+
+
+def test_drag_uses_the_export_dialogs_lossless_format(qtbot, tmp_path):
+    w = _window(qtbot, tmp_path)
+    wav = _only_file(w.drags.mime_for("vocals"))
+    _export_choice(qtbot, tmp_path, w, "flac", 16)
+    path = _only_file(w.drags.mime_for("vocals"))
+    assert path.endswith("/My Song - Vocals.flac") and path != wav
+    info = sf.info(path)
+    assert (info.format, info.subtype, info.samplerate) == ("FLAC", "PCM_16", SR)
+    assert os.path.isfile(wav)  # a new format is a new render, the old one is kept
+    heard = _only_file(w.drags.mime_for("mix", as_heard=True))
+    assert heard.endswith("/My Song - Remix.flac")
+
+
+def test_drag_after_a_lossy_export_choice_is_a_24_bit_wav(qtbot, tmp_path):
+    w = _window(qtbot, tmp_path)
+    _export_choice(qtbot, tmp_path, w, "mp3")
+    path = _only_file(w.drags.mime_for("drums"))
+    assert path.endswith("/My Song - Drums.wav")
+    assert sf.info(path).subtype == "PCM_24"

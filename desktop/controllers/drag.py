@@ -1,12 +1,16 @@
 """Dragging a lane out of the window into a DAW or a file manager.
 
-A drag carries one local file URL: the stem (or the mixture) written as a 24-bit WAV at
-the song's sample rate, named like an export ("<song> - <Stem>.wav"). The file is
+A drag carries one local file URL: the stem (or the mixture) written at the song's sample
+rate, named like an export ("<song> - <Stem>.wav"), as WAV or FLAC at the format and bit
+depth last chosen in the Export dialog (`drag_format`); after a lossy choice (MP3, M4A,
+Opus) a 24-bit WAV, since a lossy file makes a poor DAW import (encoder delay shifts it off
+the grid, and every later edit re-encodes it) and takes long to encode mid-drag. The file is
 written when the drag starts (a few hundred ms for a 4-minute stem) into the song's
 folder of the session cache (`sessions/<song key>/drag/<render key>/`, so the cache's
 size and limit count it and the open song's renders are kept), and reused while it is
-current: the render key hashes what was written (the stem's samples, the rate and, "as
-heard", the gains), so new stems of the same song never reuse an old file.
+current: the render key hashes what was written (the stem's samples, the rate, the format
+and bit depth and, "as heard", the gains), so new stems of the same song, or a new format,
+never reuse an old file.
 
 "As heard" (Alt held when the drag starts): the stem through its mixer channel (fader,
 pan and master, stereo), as `render_mix` renders it; mute and solo are ignored (the user
@@ -25,10 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtCore import QMimeData, QSettings, Qt, QUrl
 from PySide6.QtWidgets import QApplication
 
-from stemwright.models.audio.io import save_audio
+from stemwright.models.audio.io import SAVE_FORMATS, save_audio
 from stemwright.models.errors import OutputExistsError, StemwrightError
 from stemwright.models.remix.export import remix_filename, stem_filename
 from stemwright.models.remix.mixer import ChannelState, MixerState, channel_gains, render_mix
@@ -78,6 +82,19 @@ def as_heard_state(state: MixerState, stem_id: str) -> MixerState:
                       master_db=state.master_db)
 
 
+def drag_format(settings: QSettings | None) -> tuple[str, int]:
+    """(format, bit depth) of a drag's file: the Export dialog's last choice when it is
+    WAV or FLAC (settings "export/format" and "export/bit_depth"), else 24-bit WAV."""
+    if settings is None:
+        return "wav", 24
+    fmt = str(settings.value("export/format", "wav") or "wav").lower()
+    if fmt not in SAVE_FORMATS:  # a lossy format, or nothing valid
+        return "wav", 24
+    depth = str(settings.value("export/bit_depth", 24))
+    bits = int(depth) if depth.isdigit() else 24
+    return fmt, bits if bits in SAVE_FORMATS[fmt] else 24
+
+
 def _prune(folder: Path, keep: int = KEEP_RENDERS) -> None:
     """Remove all but the `keep` newest render folders (real folders only, never links)."""
     try:
@@ -90,7 +107,7 @@ def _prune(folder: Path, keep: int = KEEP_RENDERS) -> None:
 
 
 def _write(folder: Path, key: str, name: str, render, samplerate: int,
-           title: str) -> Path:
+           title: str, format: str = "wav", bit_depth: int = 24) -> Path:
     """folder/key/name, rendered (`render()`) and written only when it is not there yet."""
     target = folder / key / name
     if target.is_file():
@@ -101,7 +118,7 @@ def _write(folder: Path, key: str, name: str, render, samplerate: int,
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        save_audio(target, render(), samplerate, format="wav", bit_depth=24,
+        save_audio(target, render(), samplerate, format=format, bit_depth=bit_depth,
                    tags={"title": title})
     except OutputExistsError:  # written meanwhile (the same render): use it
         pass
@@ -115,12 +132,19 @@ def _write(folder: Path, key: str, name: str, render, samplerate: int,
 def render_drag_file(song_path: str | Path, song: str, key: str, samplerate: int,
                      mixture: np.ndarray | None = None,
                      stems: Mapping[str, np.ndarray] | None = None,
-                     state: MixerState | None = None) -> Path:
-    """The WAV a drag of lane `key` ("mix" or a stem id) offers, written if needed.
+                     state: MixerState | None = None, *, format: str = "wav",
+                     bit_depth: int = 24) -> Path:
+    """The file a drag of lane `key` ("mix" or a stem id) offers, written if needed.
 
-    `state` given: "as heard" (see the module). Raises StemwrightError (one line) when the
-    lane has nothing to offer or the file cannot be written.
+    `state` given: "as heard" (see the module). `format`/`bit_depth`: WAV or FLAC
+    (`drag_format`). Raises StemwrightError (one line) when the lane has nothing to offer
+    or the file cannot be written.
     """
+    if format not in SAVE_FORMATS or bit_depth not in SAVE_FORMATS[format]:
+        raise StemwrightError(f"a drag writes WAV or FLAC at "
+                              f"{', '.join(map(str, SAVE_FORMATS.get(format, (24,))))} bits, "
+                              f"not {format} {bit_depth}-bit; choose WAV or FLAC in Export")
+    fmt = (format, bit_depth)  # part of every render key: a new format, a new file
     try:
         folder = drag_folder(song_path)
     except OSError as exc:
@@ -131,26 +155,27 @@ def render_drag_file(song_path: str | Path, song: str, key: str, samplerate: int
         if state is not None and stems:
             gains = channel_gains(state, stems)
             parts = [f"{s}:{_digest(x)}:{gains[s]!r}" for s, x in sorted(stems.items())]
-            return _write(folder, _key("remix", rate, *parts),
-                          remix_filename(song, "wav", "Remix"),
-                          lambda: render_mix(stems, state), rate, f"{song} (remix)")
+            return _write(folder, _key("remix", rate, *fmt, *parts),
+                          remix_filename(song, format, "Remix"),
+                          lambda: render_mix(stems, state), rate, f"{song} (remix)", *fmt)
         if mixture is None:
             raise StemwrightError("open a song first, then drag its mixture")
-        return _write(folder, _key("mix", rate, _digest(mixture)),
-                      remix_filename(song, "wav", "Mixture"),
-                      lambda: mixture, rate, song)
+        return _write(folder, _key("mix", rate, *fmt, _digest(mixture)),
+                      remix_filename(song, format, "Mixture"),
+                      lambda: mixture, rate, song, *fmt)
     signal = (stems or {}).get(key)
     if signal is None or key not in STEM_IDS:
         raise StemwrightError(f"the stem '{key}' is not separated yet; separate the song "
                               "first")
-    name = stem_filename(song, key, "wav")
+    name = stem_filename(song, key, format)
+    title = name[:-len(format) - 1]
     if state is None:
-        return _write(folder, _key("stem", key, rate, _digest(signal)), name,
-                      lambda: signal, rate, name[:-4])
+        return _write(folder, _key("stem", key, rate, *fmt, _digest(signal)), name,
+                      lambda: signal, rate, title, *fmt)
     alone = as_heard_state(state, key)
     gains = channel_gains(alone, [key])[key]
-    return _write(folder, _key("heard", key, rate, _digest(signal), repr(gains)), name,
-                  lambda: render_mix({key: signal}, alone), rate, name[:-4])
+    return _write(folder, _key("heard", key, rate, *fmt, _digest(signal), repr(gains)),
+                  name, lambda: render_mix({key: signal}, alone), rate, title, *fmt)
 
 
 def _key(*parts: object) -> str:
@@ -187,10 +212,11 @@ class StemDragController:
         if key == MIX_KEY and w.partial is not None:
             stems = None  # the remix is not final yet: the song itself
         state = w.player.mixer if as_heard else None
+        fmt, depth = drag_format(getattr(getattr(w, "settings", None), "qsettings", None))
         QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             return render_drag_file(song.path, song.name, key, song.samplerate, song.data,
-                                    stems, state)
+                                    stems, state, format=fmt, bit_depth=depth)
         except StemwrightError as exc:
             w.statusBar().showMessage(f"Cannot drag this lane: {exc}", 8000)
             return None
@@ -203,5 +229,5 @@ class StemDragController:
         return None if path is None else file_mime(path)
 
 
-__all__ = ["StemDragController", "as_heard_state", "drag_folder", "file_mime",
+__all__ = ["StemDragController", "as_heard_state", "drag_folder", "drag_format", "file_mime",
            "render_drag_file"]

@@ -47,10 +47,15 @@ class ExportController:
         result = w.separated.result
         found = w.songs.tempo_key  # None until the background analysis has found it
         tags = getattr(w.song, "tags", None) or {}
+        # the model's name for a pattern's {model}; the song's file for "copy the mix"
+        model = getattr(result, "model", None) or getattr(
+            getattr(w.separated, "options", None), "model", None)
+        path = getattr(w.song, "path", None)
         dialog = ExportDialog(w, result.stems, result.samplerate, w.song.name,
                               w.player.mixer, w.settings.qsettings,
                               bpm=found.bpm if found is not None else None,
-                              artist=tags.get("artist") or None)
+                              artist=tags.get("artist") or None, model=model or None,
+                              song_path=path if path and Path(path).is_file() else None)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, True)
         exported = getattr(dialog, "exported", None)
         (exported if exported is not None else dialog.accepted).connect(self._exported)

@@ -6,7 +6,9 @@ remembered in the settings. The export runs on a worker thread (`workers.Task`) 
 a progress dialog with Cancel; existing files are only replaced after the user agreed in
 a question box, and the engine writes through temporary files, so a cancel or an error
 never leaves partial files behind. A remix that would clip (peak above 0 dBFS, measured on
-a worker thread first) is only written after the user chose to normalise it or not.
+a worker thread first, `export_remix`) is only written after the user chose to normalise
+it or not. File names: {model} in the pattern and the copy of the original mix next to
+the stems are in `export_naming`.
 """
 
 from __future__ import annotations
@@ -57,18 +59,34 @@ from stemwright.models.remix.export import (
     safe_filename,
     stem_filename,
 )
-from stemwright.models.remix.mixer import (
-    MixerState,
-    format_db,
-    gain_to_db,
-    render_peak,
-)
+from stemwright.models.remix.mixer import MixerState, format_db, gain_to_db
 from stemwright.models.remix.nistems import check_ni_stem_ids, export_ni_stems
 from stemwright.models.stems import STEM_IDS, get_stem
 
 from ..engine.workers import Task
+from .export_naming import (
+    MODEL_PATTERN,
+    PATTERN_TOOLTIP,
+    PREVIEW_LINES,
+    html,
+    mix_target,
+    overwrite_question,
+    pattern_with_model,
+    preview_html,
+    with_mix_copy,
+)
+from .export_remix import (
+    NORMALIZE_PEAK_DB,
+    PeakTask,
+    ask_clipping,
+    mixer_summary,
+    normalized_state,
+)
 from .messages import show_exception
 from .ni_stems_options import NIStemsOptions
+
+__all__ = ["ExportDialog", "ExportJob", "ExportTask", "NORMALIZE_PEAK_DB", "PeakTask",
+           "mixer_summary", "normalized_state"]
 
 MODES = ("stems", "remix", "minus", "daw", "nistems")
 MODE_TITLES = {"stems": "Stems", "remix": "Remix", "minus": "Song minus…",
@@ -80,8 +98,6 @@ BIT_DEPTH_NAMES = {16: "16-bit", 24: "24-bit", 32: "32-bit float"}
 #: MP3's VBR choices in the bitrate menu (LAME -V quality: typical bitrate)
 MP3_VBR_CHOICES = {0: "VBR V0 (~245 kbit/s)", 2: "VBR V2 (~190 kbit/s)",
                    4: "VBR V4 (~165 kbit/s)"}
-PREVIEW_LINES = 4
-NORMALIZE_PEAK_DB = -0.3  # where "Normalise" puts a clipping remix's peak (dBFS)
 
 
 @dataclass
@@ -91,6 +107,7 @@ class ExportJob:
     mode: str
     targets: list[Path]
     run: Callable[..., object]  # run(overwrite=..., progress=..., cancel=...)
+    copied: Path | None = None  # the original mix copied next to the stems (last target)
 
 
 class ExportTask(Task):
@@ -109,57 +126,6 @@ class ExportTask(Task):
         return list(result) if isinstance(result, list) else [Path(result)]
 
 
-class PeakTask(Task):
-    """Measures the peak of a remix (`render_peak`) off the GUI thread; linear result."""
-
-    title = "Checking the level"
-
-    def __init__(self, stems: dict[str, np.ndarray], state: MixerState, parent=None) -> None:
-        super().__init__(parent)
-        self.stems = stems
-        self.state = state
-
-    def work(self) -> float:
-        return render_peak(self.stems, self.state, cancel=self.is_cancelled)
-
-
-def normalized_state(state: MixerState, peak: float,
-                     target_db: float = NORMALIZE_PEAK_DB) -> MixerState:
-    """A copy of `state` whose master is lowered so a remix peaking at `peak` (linear)
-    peaks at `target_db` dBFS instead."""
-    out = copy.deepcopy(state)
-    if peak > 0:
-        out.master_db = state.master_db + target_db - gain_to_db(peak)
-    return out
-
-
-def mixer_summary(state: MixerState, stem_ids: list[str]) -> str:
-    """One line per changed channel, e.g. "Vocals: -6.0 dB, pan L30"."""
-    lines = []
-    any_solo = any(state.channel(s).solo for s in stem_ids)
-    for stem_id in stem_ids:
-        ch = state.channel(stem_id)
-        parts = []
-        if ch.mute:
-            parts.append("muted")
-        elif any_solo and not ch.solo:
-            parts.append("silent (another stem is soloed)")
-        if ch.solo:
-            parts.append("solo")
-        if ch.gain_db != 0.0:
-            parts.append(format_db(ch.gain_db))
-        if ch.pan != 0.0:
-            pct = round(ch.pan * 100)
-            parts.append(f"pan {'L' if pct < 0 else 'R'}{abs(pct)}")
-        if parts:
-            lines.append(f"{get_stem(stem_id).name}: {', '.join(parts)}")
-    if state.master_db != 0.0:
-        lines.append(f"Master: {format_db(state.master_db)}")
-    if not lines:
-        return "The mixer is flat: the remix is the sum of the stems (the song itself)."
-    return "The remix renders the mixer as it is now:\n" + "\n".join(lines)
-
-
 class ExportDialog(QDialog):
     """Export stems / remix / song minus X / REAPER project with progress and cancel."""
 
@@ -169,7 +135,8 @@ class ExportDialog(QDialog):
     def __init__(self, parent: QWidget | None, stems: dict[str, np.ndarray], samplerate: int,
                  song_name: str, mixer_state: MixerState,
                  settings: QSettings | None = None, bpm: float | None = None,
-                 artist: str | None = None) -> None:
+                 artist: str | None = None, model: str | None = None,
+                 song_path: str | Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Export — {song_name}")
         self.stems = {s: stems[s] for s in STEM_IDS if s in stems}
@@ -178,6 +145,9 @@ class ExportDialog(QDialog):
         self.mixer_state = mixer_state
         self.bpm = bpm  # the song's tempo for the REAPER project; None when unknown
         self.artist = artist  # tagged in the files when known
+        self.model = model  # the model that made the stems: a pattern's {model}
+        # the song's own file, copied next to the stems when asked (None: not from a file)
+        self.song_path = Path(song_path) if song_path else None
         self.bitrates: dict[str, object] = {}  # the bitrate chosen per lossy format
         self.depth = 24  # the bit depth chosen for WAV/FLAC
         self.settings = settings
@@ -250,8 +220,16 @@ class ExportDialog(QDialog):
         form.addRow("", self.subfolder_box)
 
         self.pattern_edit = QLineEdit(self)
-        self.pattern_edit.setToolTip("{song}: song name, {stem}: stem name, {id}: stem id")
-        form.addRow("File names:", self.pattern_edit)
+        self.pattern_edit.setToolTip(PATTERN_TOOLTIP)
+        self.model_button = QPushButton("Model name", self)
+        self.model_button.setToolTip(f"Put the model's name in each file name: "
+                                     f"{MODEL_PATTERN}")
+        self.model_button.setEnabled(model is not None)
+        self.model_button.clicked.connect(lambda: self.pattern_edit.setText(MODEL_PATTERN))
+        pattern_row = QHBoxLayout()
+        pattern_row.addWidget(self.pattern_edit, 1)
+        pattern_row.addWidget(self.model_button)
+        form.addRow("File names:", pattern_row)
         self.preview = QLabel(self)
         self.preview.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
@@ -279,14 +257,15 @@ class ExportDialog(QDialog):
         from .multitrack import VisibleChecks
 
         self.check_style = VisibleChecks()  # unticked boxes that show on the dark theme
-        for box in (self.subfolder_box, *(b for boxes in self.stem_boxes.values()
-                                          for b in boxes.values())):
+        for box in (self.subfolder_box, self.copy_mix_box,
+                    *(b for boxes in self.stem_boxes.values() for b in boxes.values())):
             box.setStyle(self.check_style)
         self._load_settings()
         self.format_combo.currentIndexChanged.connect(self._on_format)
         for w in (self.folder_edit, self.pattern_edit):
             w.textChanged.connect(self.update_preview)
         self.subfolder_box.toggled.connect(self.update_preview)
+        self.copy_mix_box.toggled.connect(self.update_preview)
         self.tabs.currentChanged.connect(self._on_mode)
         self.depth_combo.currentIndexChanged.connect(self.update_preview)
         self.bitrate_combo.currentIndexChanged.connect(self._on_bitrate)
@@ -320,6 +299,12 @@ class ExportDialog(QDialog):
                 row.addWidget(b)
             row.addStretch(1)
             lay.addLayout(row)
+        if mode == "stems":
+            self.copy_mix_box = QCheckBox("Copy the original mix next to the stems", page)
+            self.copy_mix_box.setToolTip("The song's own file, unchanged, as \"<song> - "
+                                         "Mix\" (only for a song opened from a file)")
+            self.copy_mix_box.setEnabled(self.song_path is not None)
+            lay.addWidget(self.copy_mix_box)
         lay.addStretch(1)
         self.stem_boxes[mode] = boxes
         return page
@@ -345,7 +330,7 @@ class ExportDialog(QDialog):
             check_ni_stem_ids(self.stems)
             why = ""
         except StemwrightError as exc:
-            why = f"<br><span style='color:#e05a47'>Not available: {_html(str(exc))}</span>"
+            why = f"<br><span style='color:#e05a47'>Not available: {html(str(exc))}</span>"
         info = QLabel("One <b>.stem.mp4</b> file for Traktor, Mixxx and djay: the mix and "
                       "four stems (our six, grouped as chosen below) as AAC at "
                       f"{NI_STEMS_KBPS} kbit/s or lossless ALAC, at 44.1 or 48 kHz. DJ "
@@ -488,6 +473,7 @@ class ExportDialog(QDialog):
             # this option existed hold a folder but no choice: kept as they were)
             subfolder = s.value("export/subfolder", first_time)
             self.subfolder_box.setChecked(subfolder in (True, "true"))
+            self.copy_mix_box.setChecked(s.value("export/copy_mix", False) in (True, "true"))
         else:
             self.pattern_edit.setText(DEFAULT_PATTERN)
             self.subfolder_box.setChecked(True)
@@ -505,6 +491,7 @@ class ExportDialog(QDialog):
                 s.setValue(f"export/bitrate_{fmt}", value)
         s.setValue("export/pattern", self.pattern())
         s.setValue("export/subfolder", self.subfolder_box.isChecked())
+        s.setValue("export/copy_mix", self.copy_mix_box.isChecked())
         s.sync()
 
     # -- the job ----------------------------------------------------------------------
@@ -512,7 +499,7 @@ class ExportDialog(QDialog):
         """The current choices as a job; StemwrightError if they do not make sense."""
         mode, fmt, depth = self.mode(), self.format(), self.bit_depth()
         rate, folder, pattern = self.samplerate_out(), self.folder(), self.pattern()
-        stems, sr, song = self.stems, self.samplerate, self.song
+        stems, sr, song, model = self.stems, self.samplerate, self.song, self.model
         lossy = {"bitrate_kbps": self.bitrate_kbps(), "vbr": self.vbr(),
                  "artist": self.artist}
         if not stems:
@@ -521,7 +508,8 @@ class ExportDialog(QDialog):
             which = self.chosen(mode)
             if not which:
                 raise StemwrightError("choose at least one stem")
-            targets = [folder / stem_filename(song, s, fmt, pattern) for s in which]
+            targets = [folder / stem_filename(song, s, fmt, pattern, model=model)
+                       for s in which]
             if len(set(targets)) != len(targets):
                 raise StemwrightError(f"the naming pattern '{pattern}' gives several stems "
                                       "the same file name; add {stem}")
@@ -532,18 +520,23 @@ class ExportDialog(QDialog):
                 targets = [session_folder(folder, song)]  # one folder holds it all
                 fn: Callable[..., object] = export_ardour_session
                 extra = {"mixer": copy.deepcopy(self.mixer_state), "bpm": self.bpm}
+                pattern = pattern_with_model(pattern, model)  # it takes no model
             elif mode == "daw":
                 targets.append(folder / project_filename(song))
                 fn = export_daw_session
                 # the project's tracks get the mixer as it is now (a copy: the export
                 # runs in the background) and the song's tempo when it is known
-                extra = {"mixer": copy.deepcopy(self.mixer_state), "bpm": self.bpm}
+                extra = {"mixer": copy.deepcopy(self.mixer_state), "bpm": self.bpm,
+                         "model": model}
             else:
                 fn = export_stems
+                extra = {"model": model}
 
             def run(**kw: object) -> object:
                 return fn(stems, sr, folder, song, which=which, format=fmt, bit_depth=depth,
                           samplerate_out=rate, pattern=pattern, **extra, **lossy, **kw)
+            if mode == "stems" and self.copy_mix_box.isChecked() and self.song_path:
+                return self._with_mix(targets, run)
             return ExportJob(mode, targets, run)
         if mode == "remix":
             return self._remix_job(self.mixer_state)
@@ -554,19 +547,31 @@ class ExportDialog(QDialog):
             raise StemwrightError("check the stems to remove from the song")
         if len(exclude) == len(stems):
             raise StemwrightError("removing every stem leaves nothing to export")
-        target = folder / remix_filename(song, fmt, minus_label(exclude), pattern)
+        target = folder / remix_filename(song, fmt, minus_label(exclude), pattern,
+                                         model=model)
 
         def run(**kw: object) -> object:
             return export_song_minus(stems, sr, exclude, target, format=fmt, bit_depth=depth,
                                      samplerate_out=rate, song=song, **lossy, **kw)
         return ExportJob(mode, [target], run)
 
+    def _with_mix(self, targets: list[Path], run: Callable[..., object]) -> ExportJob:
+        """The stems (`run`), then the song's own file copied next to them as "<song> -
+        Mix.<ext>" (atomically; replaced only when the user agreed to replace files)."""
+        assert self.song_path is not None
+        mix = mix_target(self.folder(), self.song, self.song_path)
+        if mix in targets:
+            raise StemwrightError(f"the naming pattern '{self.pattern()}' names a stem like "
+                                  f"the copied mix ({mix.name}); change the pattern")
+        return ExportJob("stems", [*targets, mix], with_mix_copy(run, self.song_path, mix),
+                         copied=mix)
+
     def _nistems_job(self) -> ExportJob:
         """The song as an NI Stems file (`export_ni_stems`)."""
         ni = self.ni_options.export_options(self.stems)  # StemwrightError: a slot empty
         name = safe_filename(self.song) + ".stem.mp4"
         if self.pattern() != DEFAULT_PATTERN:
-            name = stem_filename(self.song, "mix", "mp4", self.pattern())
+            name = stem_filename(self.song, "mix", "mp4", self.pattern(), model=self.model)
             name = name.removesuffix(".mp4") + ".stem.mp4"
         target = self.folder() / name
         stems, sr, song, artist = self.stems, self.samplerate, self.song, self.artist
@@ -581,7 +586,8 @@ class ExportDialog(QDialog):
     def _remix_job(self, state: MixerState) -> ExportJob:
         """The remix of `state` with the dialog's file options."""
         fmt, depth, rate = self.format(), self.bit_depth(), self.samplerate_out()
-        target = self.folder() / remix_filename(self.song, fmt, "Remix", self.pattern())
+        target = self.folder() / remix_filename(self.song, fmt, "Remix", self.pattern(),
+                                                model=self.model)
         stems, sr, song = self.stems, self.samplerate, self.song
         lossy = {"bitrate_kbps": self.bitrate_kbps(), "vbr": self.vbr(),
                  "artist": self.artist}
@@ -599,35 +605,14 @@ class ExportDialog(QDialog):
             self.preview.setText(f"<span style='color:#e05a47'>{exc}</span>")
             self.export_button.setEnabled(False)
             return
-        names = [t.name for t in job.targets]
-        if job.mode == "daw" and self.daw_combo.currentData() == "ardour":
-            names = [f"{names[0]}  (Ardour session folder)"]
-        elif job.mode == "daw":  # the project file is the one to double-click: show it first
-            names = [f"{names[-1]}  (REAPER project)", *names[:-1]]
-        shown = names[:PREVIEW_LINES]
-        if len(names) > PREVIEW_LINES:
-            shown.append(f"… and {len(names) - PREVIEW_LINES} more")
-        existing = sum(t.exists() for t in job.targets)
-        text = "<br>".join(_html(n) for n in shown)
-        if job.targets:
-            text += f"<br><span style='color:#9aa3b2'>in {_html(str(job.targets[0].parent))}"
-            text += "</span>"
-        if existing:
-            text += (f"<br><span style='color:#f3c969'>{existing} of these already "
-                     "exist: you will be asked before they are replaced</span>")
-        self.preview.setText(text)
+        daw = self.daw_combo.currentData() if job.mode == "daw" else None
+        self.preview.setText(preview_html(job.targets, daw, job.copied))
         self.export_button.setEnabled(self.task is None and self.peak_task is None)
 
     def confirm_overwrite(self, existing: list[Path]) -> bool:
         """Ask before replacing files (tests replace this method)."""
-        listing = "\n".join(p.name for p in existing[:8])
-        if len(existing) > 8:
-            listing += f"\n… and {len(existing) - 8} more"
         answer = QMessageBox.question(
-            self, "Replace existing files?",
-            f"{len(existing)} file{'s' if len(existing) > 1 else ''} already exist"
-            f"{'' if len(existing) > 1 else 's'} in {existing[0].parent}:\n\n{listing}\n\n"
-            "Replace them?",
+            self, "Replace existing files?", overwrite_question(existing),
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Yes
@@ -635,21 +620,7 @@ class ExportDialog(QDialog):
     def ask_clipping(self, peak_db: float) -> str:
         """Ask what to do with a remix that would clip: "normalize", "continue" or
         "cancel" (tests replace this method)."""
-        box = QMessageBox(QMessageBox.Icon.Warning, "The remix would clip",
-                          f"The remix peaks at {format_db(peak_db)}, above 0 dBFS: the "
-                          "loudest parts would be clipped (distorted) in the file.",
-                          QMessageBox.StandardButton.NoButton, self)
-        box.setInformativeText(f"Normalise lowers the whole remix so its peak is at "
-                               f"{format_db(NORMALIZE_PEAK_DB)} (the mixer is not changed). "
-                               "Export as is keeps the mixer's level.")
-        normalize = box.addButton("Normalise", QMessageBox.ButtonRole.AcceptRole)
-        keep = box.addButton("Export as is", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(normalize)
-        box.exec()
-        clicked = box.clickedButton()
-        return "normalize" if clicked is normalize else "continue" if clicked is keep \
-            else "cancel"
+        return ask_clipping(self, peak_db)
 
     def start_export(self) -> bool:
         """Check, ask about overwriting (and, for a remix, about clipping once its level
@@ -794,7 +765,3 @@ def _swatch(color: str, size: int = 12) -> QIcon:
     painter.drawRoundedRect(0, 0, size, size, 3, 3)
     painter.end()
     return QIcon(pixmap)
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

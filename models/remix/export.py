@@ -444,12 +444,21 @@ def _text_writer(text: str) -> Writer:
     return write
 
 
-def _pattern_name(pattern: str, song: str, stem: str, ident: str, ext: str) -> str:
+def _pattern_name(pattern: str, song: str, stem: str, ident: str, ext: str,
+                  model: str | None = None) -> str:
     """safe_filename(pattern) + "." + ext, the song part shortened (`shorten_name`) when
-    the whole name would pass `MAX_NAME_BYTES`."""
+    the whole name would pass `MAX_NAME_BYTES`. `model`: the name of the model that made
+    the stems, for a pattern's {model}; a pattern that uses {model} without it is refused."""
+    extra = {} if model is None else {"model": model}
     try:
-        base = pattern.format(song=song, stem=stem, id=ident)
-    except (KeyError, IndexError, ValueError) as exc:
+        base = pattern.format(song=song, stem=stem, id=ident, **extra)
+    except KeyError as exc:
+        if model is None and exc.args == ("model",):
+            raise StemwrightError(f"naming pattern '{pattern}' uses {{model}} but no model "
+                                  "is known for these stems; remove {model}") from None
+        raise StemwrightError(f"bad naming pattern '{pattern}': use {{song}}, {{stem}}, {{id}}"
+                              ) from exc
+    except (IndexError, ValueError) as exc:
         raise StemwrightError(f"bad naming pattern '{pattern}': use {{song}}, {{stem}}, {{id}}"
                               ) from exc
     name = _UNSAFE.sub("_", base).strip().strip(".") or "untitled"
@@ -460,23 +469,26 @@ def _pattern_name(pattern: str, song: str, stem: str, ident: str, ext: str) -> s
         keep = _utf8_len(song) - -(-excess // uses)  # ceil: each use gives up its share
         if keep >= 12:
             name = _UNSAFE.sub("_", pattern.format(song=shorten_name(song, keep), stem=stem,
-                                                   id=ident)).strip().strip(".")
+                                                   id=ident, **extra)).strip().strip(".")
     if _utf8_len(name) > limit:
         raise StemwrightError(f"naming pattern '{pattern}' gives file names longer than "
                               f"{MAX_NAME_BYTES} bytes; shorten it")
     return name + "." + ext
 
 
-def stem_filename(song: str, stem_id: str, ext: str, pattern: str = DEFAULT_PATTERN) -> str:
+def stem_filename(song: str, stem_id: str, ext: str, pattern: str = DEFAULT_PATTERN, *,
+                  model: str | None = None) -> str:
     """File name for one stem, e.g. "Song - Electric guitar.wav"; a very long song name is
-    shortened (keeping its start and a hash) so the name fits every file system."""
-    return _pattern_name(pattern, song, get_stem(stem_id).name, stem_id, ext)
+    shortened (keeping its start and a hash) so the name fits every file system. `model`:
+    what a pattern's {model} stands for (see `_pattern_name`)."""
+    return _pattern_name(pattern, song, get_stem(stem_id).name, stem_id, ext, model)
 
 
 def _stem_jobs(stems: Mapping[str, np.ndarray], samplerate: int, folder: Path, song: str,
                which: Sequence[str] | None, enc: _Encoding,
                samplerate_out: int | None, pattern: str, overwrite: bool,
-               artist: str | None = None) -> tuple[list[str], list[tuple[Path, Writer]]]:
+               artist: str | None = None, model: str | None = None
+               ) -> tuple[list[str], list[tuple[Path, Writer]]]:
     """The stem ids and their (target, writer) jobs, after every check that needs no
     writing: the stems exist, the names differ, nothing is overwritten unless allowed."""
     format = enc.format
@@ -484,7 +496,8 @@ def _stem_jobs(stems: Mapping[str, np.ndarray], samplerate: int, folder: Path, s
     missing = [s for s in ids if s not in stems]
     if missing:
         raise StemwrightError(f"not produced by this model: {', '.join(missing)}")
-    targets = [folder / stem_filename(song, s, format, pattern) for s in ids]
+    targets = [folder / stem_filename(song, s, format, pattern, model=model)
+               for s in ids]
     if len(set(targets)) != len(targets):
         raise StemwrightError(f"naming pattern '{pattern}' gives several stems the same name")
     _refuse_existing(targets, overwrite)
@@ -501,8 +514,10 @@ def export_stems(stems: Mapping[str, np.ndarray], samplerate: int, folder: str |
                  pattern: str = DEFAULT_PATTERN, overwrite: bool = False,
                  progress: Callable[[float], None] | None = None,
                  cancel: CancelCheck | None = None, *, bitrate_kbps: int | None = None,
-                 vbr: int | None = None, artist: str | None = None) -> list[Path]:
+                 vbr: int | None = None, artist: str | None = None,
+                 model: str | None = None) -> list[Path]:
     """Write the chosen stems as `folder/<pattern>.<format>`; returns the written paths.
+    `model`: the model's name, for a pattern's {model}.
 
     `format`: one of `OUTPUT_FORMATS`; `bit_depth` applies to WAV/FLAC, `bitrate_kbps`
     and `vbr` to the lossy formats (`LOSSY_FORMATS`). Tags: title = `song`, artist =
@@ -513,7 +528,7 @@ def export_stems(stems: Mapping[str, np.ndarray], samplerate: int, folder: str |
     folder = Path(folder)
     enc = _Encoding(format, bit_depth, bitrate_kbps, vbr)
     _, jobs = _stem_jobs(stems, samplerate, folder, song, which, enc, samplerate_out,
-                         pattern, overwrite, artist)
+                         pattern, overwrite, artist, model)
     return _write_all(folder, jobs, overwrite, progress, cancel)
 
 
@@ -620,9 +635,10 @@ def export_song_minus(stems: Mapping[str, np.ndarray], samplerate: int,
 
 
 def remix_filename(song: str, ext: str, label: str = "Remix",
-                   pattern: str = DEFAULT_PATTERN) -> str:
-    """File name for a rendered mix, e.g. "Song - Remix.wav" or "Song - minus Vocals.wav"."""
-    return _pattern_name(pattern, song, label, label.lower().replace(" ", "_"), ext)
+                   pattern: str = DEFAULT_PATTERN, *, model: str | None = None) -> str:
+    """File name for a rendered mix, e.g. "Song - Remix.wav" or "Song - minus Vocals.wav";
+    `model` as in `stem_filename`."""
+    return _pattern_name(pattern, song, label, label.lower().replace(" ", "_"), ext, model)
 
 
 def minus_label(exclude: Sequence[str]) -> str:
@@ -780,20 +796,21 @@ def export_daw_session(stems: Mapping[str, np.ndarray], samplerate: int,
                        progress: Callable[[float], None] | None = None,
                        cancel: CancelCheck | None = None, bpm: float | None = None,
                        mixer: MixerState | None = None, *, bitrate_kbps: int | None = None,
-                       vbr: int | None = None, artist: str | None = None) -> list[Path]:
+                       vbr: int | None = None, artist: str | None = None,
+                       model: str | None = None) -> list[Path]:
     """Export the stems and a REAPER project that opens them, aligned at zero, in one go.
 
     Returns the stem files followed by the project file (last). All or nothing, like
     `export_stems`: the project and the stems are put in place together. `bpm`: the
     song's tempo, when known; `mixer`: the remix's faders, pans, mutes and solos, set on
     the project's tracks (the stems themselves are written unmixed). Formats and tags as
-    in `export_stems`.
+    in `export_stems`; `model` as in `export_stems`.
     """
     folder = Path(folder)
     project = folder / project_filename(song)
     enc = _Encoding(format, bit_depth, bitrate_kbps, vbr)
     ids, jobs = _stem_jobs(stems, samplerate, folder, song, which, enc, samplerate_out,
-                           pattern, overwrite, artist)
+                           pattern, overwrite, artist, model)
     _refuse_existing([project], overwrite)
     rate = enc.file_rate(samplerate_out or samplerate)
     length = resampled_length(_length_of(stems), samplerate, rate) / rate
