@@ -10,15 +10,12 @@ never over an existing file unless the user agreed to replace it.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from stemwright.models.errors import AudioError, OutputExistsError, StemwrightError
-from stemwright.models.remix.export import DEFAULT_PATTERN, remix_filename
+from stemwright.models.errors import OutputExistsError, StemwrightError
+from stemwright.models.remix.export import DEFAULT_PATTERN, copy_file_atomic, remix_filename
 
 PATTERN_TOOLTIP = ("{song}: song name, {stem}: stem name, {id}: stem id, {model}: the "
                    "model that made the stems, e.g. \"{song} - {stem} ({model})\"")
@@ -49,40 +46,14 @@ def mix_target(folder: Path, song: str, source: Path) -> Path:
 
 def copy_mix(source: Path, target: Path, overwrite: bool) -> Path:
     """Copy `source` to `target` byte for byte through a hidden temporary file in the
-    target's folder, then rename it into place; OutputExistsError when `target` exists
-    and `overwrite` is off, AudioError (one line) when it cannot be read or written.
-    Not cancellable: it runs after the stems are in place and is quick."""
+    target's folder, then rename it into place (`copy_file_atomic`); OutputExistsError
+    when `target` exists and `overwrite` is off, AudioError (one line) when it cannot be
+    read or written. Not cancellable: it runs after the stems are in place and is quick."""
+    refuse = "agree to replace it or choose another folder"
     if not overwrite and os.path.lexists(target):
-        raise OutputExistsError(f"{target} already exists; agree to replace it or choose "
-                                "another folder")
-    stage = target.parent / f".stemwright-tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}.mix"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb") as fin, open(stage, "xb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
-        if overwrite:
-            os.replace(stage, target)
-        else:
-            try:
-                os.link(stage, target)  # fails if the target appeared meanwhile
-            except FileExistsError:
-                raise OutputExistsError(f"{target} already exists; agree to replace it or "
-                                        "choose another folder") from None
-            except (OSError, NotImplementedError):  # no hard links on this file system
-                if os.path.lexists(target):
-                    raise OutputExistsError(f"{target} already exists; agree to replace "
-                                            "it or choose another folder") from None
-                os.replace(stage, target)
-    except OSError as exc:
-        raise AudioError(f"{target}: could not copy the mix from {source} "
-                         f"({exc.strerror or exc}); check that the song is still there and "
-                         "the folder is writable") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(stage)
-    return target
+        raise OutputExistsError(f"{target} already exists ({refuse})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return copy_file_atomic(source, target, overwrite, refuse)
 
 
 def preview_html(targets: Sequence[Path], daw: str | None = None,

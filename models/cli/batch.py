@@ -16,21 +16,20 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sys
 import unicodedata
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..audio.io import SAVE_FORMATS, audio_info, iter_blocks, load_audio
 from ..diagnostics import explain
-from ..errors import AudioError, Cancelled, OutputExistsError, StemwrightError
+from ..errors import AudioError, Cancelled, StemwrightError
 from ..multitrack.folders import AUDIO_SUFFIXES
 from ..remix.export import (
     DEFAULT_PATTERN,
     check_output_folder,
+    copy_file_atomic,
     export_song_minus,
     export_stems,
     minus_label,
@@ -381,37 +380,6 @@ def residual_note(result, written: Sequence[str]) -> str:
     return f"{level}, in other (not written)"
 
 
-def _copy_atomic(src: Path, target: Path, overwrite: bool) -> Path:
-    """Copy `src` to `target` via a temporary in the target's folder (named so that a
-    later export removes it when this process was killed), then move it into place."""
-    stage = target.parent / f".stemwright-tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}.mix"
-    try:
-        with open(src, "rb") as fin, open(stage, "xb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-            fout.flush()
-            os.fsync(fout.fileno())
-        if overwrite:
-            os.replace(stage, target)
-        else:
-            try:
-                os.link(stage, target)  # fails if the target appeared meanwhile
-            except FileExistsError:
-                raise OutputExistsError(f"{target} already exists (use --force to "
-                                        "overwrite)") from None
-            except (OSError, NotImplementedError):  # no hard links here
-                if os.path.lexists(target):
-                    raise OutputExistsError(f"{target} already exists (use --force to "
-                                            "overwrite)") from None
-                os.replace(stage, target)
-    except OSError as exc:
-        raise AudioError(f"{target}: could not be written ({exc.strerror or exc}); check "
-                         "that the folder is writable and has free space") from exc
-    finally:
-        with contextlib.suppress(OSError):
-            stage.unlink(missing_ok=True)
-    return target
-
-
 def separate_song(sep, song: Song, settings: Settings,
                   progress: Callable | None = None,
                   cancel: Callable[[], bool] | None = None) -> str:
@@ -457,7 +425,7 @@ def separate_song(sep, song: Song, settings: Settings,
                               **lossy)
             done.append(f"the song {minus_label(settings.minus)}")
         if settings.copy_mix:
-            _copy_atomic(song.path, song.mix_target(), settings.force)
+            copy_file_atomic(song.path, song.mix_target(), settings.force)
             done.append("a copy of the mix")
         if cancel is not None and cancel():
             raise Cancelled("separation cancelled")
@@ -524,7 +492,7 @@ def _separate_streamed(sep, song: Song, settings: Settings, progress: Callable |
         if settings.minus:
             done.append(f"the song {minus_label(settings.minus)}")
         if settings.copy_mix:
-            _copy_atomic(song.path, song.mix_target(), settings.force)
+            copy_file_atomic(song.path, song.mix_target(), settings.force)
             done.append("a copy of the mix")
         text = json.dumps(expected_record(song, settings), indent=2, ensure_ascii=False)
         write_text_atomic(record, text + "\n", overwrite=True)

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import sys
 import time
 import unicodedata
@@ -760,6 +761,42 @@ def reaper_project_text(tracks: Sequence[tuple[str, str, Path]], samplerate: int
                   "  >"]
     lines.append(">")
     return "\n".join(lines) + "\n"
+
+
+def copy_file_atomic(src: str | Path, target: str | Path, overwrite: bool,
+                     refuse: str = "use --force to overwrite") -> Path:
+    """Copy `src` to `target` byte for byte via a hidden temporary in the target's folder
+    (named so that a later export removes it if this process is killed), then move it
+    into place. OutputExistsError ("<target> already exists (<refuse>)") when `target`
+    exists, or appears meanwhile, and `overwrite` is off; AudioError (one line) when it
+    cannot be read or written."""
+    src, target = Path(src), Path(target)
+    stage = target.parent / _temp_name("mix")
+    exists = OutputExistsError(f"{target} already exists ({refuse})")
+    try:
+        with open(src, "rb") as fin, open(stage, "xb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if overwrite:
+            os.replace(stage, target)
+        else:
+            try:
+                os.link(stage, target)  # fails if the target appeared meanwhile
+            except FileExistsError:
+                raise exists from None
+            except (OSError, NotImplementedError):  # no hard links on this file system
+                if os.path.lexists(target):
+                    raise exists from None
+                os.replace(stage, target)
+    except OSError as exc:
+        raise AudioError(f"{target}: could not be copied from {src.name} ({_why(exc)}); "
+                         "check that the source is still there and the folder is "
+                         "writable") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            stage.unlink(missing_ok=True)
+    return target
 
 
 def write_text_atomic(path: str | Path, text: str, overwrite: bool = False) -> Path:
