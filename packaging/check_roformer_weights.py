@@ -69,26 +69,28 @@ def main() -> int:
     if not args.msst:
         return 0
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from msst_reference import MsstConfig
+
     full = yaml.load(args.config.read_text(), Loader=yaml.FullLoader)  # noqa: S506 - checked
     full.setdefault("inference", {})["batch_size"] = 1  # MSST's batch fades differ otherwise
     kwargs = {k: v for k, v in full["model"].items() if k != "sage_attention"}
     if cfg.architecture == "mdx23c":  # MSST builds it from the whole config
-        from mdx23c_reference_fixture import _Config, _load_reference
+        from mdx23c_reference_fixture import _load_reference
 
         ref = _load_reference(args.msst)
-        reference = ref["net"](_Config(full))
+        reference = ref["net"](MsstConfig(full))
     elif cfg.architecture == "scnet":
-        from scnet_reference_fixture import _Config, _load_reference
+        from scnet_reference_fixture import _load_reference
 
         ref = _load_reference(args.msst)
         reference = ref["SCNet"](**kwargs)
     else:
-        from roformer_reference_fixture import _Config, _load_reference
+        from roformer_reference_fixture import _load_reference
 
         ref = _load_reference(args.msst, args.deps or args.msst)
         reference = ref[cfg.architecture](**kwargs)
     reference.eval().load_state_dict(model.state_dict(), strict=True)
-    expected = ref["demix"](_Config(full), reference, mix, torch.device("cpu"),
+    expected = ref["demix"](MsstConfig(full), reference, mix, torch.device("cpu"),
                             cfg.architecture)
     worst = 0.0
     for i, name in enumerate(cfg.sources):

@@ -20,13 +20,12 @@ its YAML, the weights and the reference's output for the stored input. A few KB.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import torch
+from msst_reference import MsstConfig, msst_importer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "mdx23c_reference.npz"
@@ -109,34 +108,10 @@ MODELS = {"four_stems": FOUR_YAML, "vocals": VOCALS_YAML}
 def _load_reference(msst: Path) -> dict:
     """MSST's TFC_TDF_net and demix, imported from the checkout without its package
     inits."""
-    sys.path[:0] = [str(msst)]
-    sys.modules.setdefault("ml_collections", types.SimpleNamespace(ConfigDict=dict))
-    for pkg, folder in (("models", msst / "models"), ("utils", msst / "utils")):
-        module = types.ModuleType(pkg)
-        module.__path__ = [str(folder)]
-        sys.modules[pkg] = module
-
-    def load(name: str, path: Path) -> types.ModuleType:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    utils = load("utils.model_utils", msst / "utils/model_utils.py")
-    net = load("models.mdx23c_tfc_tdf_v3", msst / "models/mdx23c_tfc_tdf_v3.py")
+    load = msst_importer(msst, ("models", "utils"))
+    utils = load("utils.model_utils")
+    net = load("models.mdx23c_tfc_tdf_v3")
     return {"net": net.TFC_TDF_net, "demix": utils.demix}
-
-
-class _Config(dict):
-    """Attribute access over nested dicts, as MSST's ConfigDict gives its code."""
-
-    def __getattr__(self, key: str):  # noqa: ANN204 - a dict's values
-        try:
-            value = self[key]
-        except KeyError as exc:
-            raise AttributeError(key) from exc
-        return _Config(value) if isinstance(value, dict) else value
 
 
 def _random_weights(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -173,7 +148,7 @@ def main(msst: Path) -> None:
            ).astype(np.float32)
     arrays: dict[str, np.ndarray] = {"mix": mix}
     for seed, (key, text) in enumerate(MODELS.items()):
-        config = _Config(yaml.load(text, Loader=yaml.FullLoader))  # noqa: S506 - ours
+        config = MsstConfig(yaml.load(text, Loader=yaml.FullLoader))  # noqa: S506 - ours
         torch.manual_seed(seed)
         model = ref["net"](config).eval()
         state = _random_weights(model, seed)

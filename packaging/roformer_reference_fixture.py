@@ -20,13 +20,12 @@ published Mel-Band RoFormers. Under 200 KB in all.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import torch
+from msst_reference import MsstConfig, msst_importer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "roformer_reference.npz"
@@ -113,39 +112,12 @@ inference:
 
 def _load_reference(msst: Path, deps: Path) -> dict:
     """MSST's classes and demix, imported from the checkout without its package inits."""
-    sys.path[:0] = [str(deps), str(msst)]
-    sys.modules.setdefault("ml_collections", types.SimpleNamespace(ConfigDict=dict))
-    for pkg, folder in (("models", msst / "models"),
-                        ("models.bs_roformer", msst / "models" / "bs_roformer"),
-                        ("utils", msst / "utils")):
-        module = types.ModuleType(pkg)
-        module.__path__ = [str(folder)]
-        sys.modules[pkg] = module
-
-    def load(name: str, path: Path) -> types.ModuleType:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    bs = load("models.bs_roformer.bs_roformer", msst / "models/bs_roformer/bs_roformer.py")
-    mel = load("models.bs_roformer.mel_band_roformer",
-               msst / "models/bs_roformer/mel_band_roformer.py")
-    utils = load("utils.model_utils", msst / "utils/model_utils.py")
+    load = msst_importer(msst, ("models", "models.bs_roformer", "utils"), paths=(deps,))
+    bs = load("models.bs_roformer.bs_roformer")
+    mel = load("models.bs_roformer.mel_band_roformer")
+    utils = load("utils.model_utils")
     return {"bs_roformer": bs.BSRoformer, "mel_band_roformer": mel.MelBandRoformer,
             "demix": utils.demix}
-
-
-class _Config(dict):
-    """Attribute access over nested dicts, as MSST's ConfigDict gives `demix`."""
-
-    def __getattr__(self, key: str):  # noqa: ANN204 - a dict's values
-        try:
-            value = self[key]
-        except KeyError as exc:
-            raise AttributeError(key) from exc
-        return _Config(value) if isinstance(value, dict) else value
 
 
 def _random_weights(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -185,7 +157,7 @@ def main(msst: Path, deps: Path) -> None:
         state = _random_weights(model, seed)
         model.load_state_dict(state, strict=True)
         with torch.no_grad():
-            out = ref["demix"](_Config(config), model, mix, torch.device("cpu"), arch)
+            out = ref["demix"](MsstConfig(config), model, mix, torch.device("cpu"), arch)
         names = ([config["training"]["target_instrument"]]
                  if config["training"].get("target_instrument")
                  else config["training"]["instruments"])

@@ -21,13 +21,12 @@ the tests compare with ours. Under 300 KB.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import torch
+from msst_reference import MsstConfig, msst_importer
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "scnet_reference.npz"
@@ -98,40 +97,14 @@ PUBLISHED_COMMON = dict(sources=["drums", "bass", "other", "vocals"], audio_chan
 
 def _load_reference(msst: Path) -> dict:
     """MSST's SCNet, demix and normalisation, imported without its package inits."""
-    sys.path.insert(0, str(msst))
-    sys.modules.setdefault("ml_collections", types.SimpleNamespace(ConfigDict=dict))
-    for stub in ("soundfile", "matplotlib", "matplotlib.pyplot"):
-        sys.modules.setdefault(stub, types.ModuleType(stub))
-    for pkg, folder in (("models", msst / "models"), ("models.scnet", msst / "models/scnet"),
-                        ("utils", msst / "utils")):
-        module = types.ModuleType(pkg)
-        module.__path__ = [str(folder)]
-        sys.modules[pkg] = module
-
-    def load(name: str, path: Path) -> types.ModuleType:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    load("models.scnet.separation", msst / "models/scnet/separation.py")
-    scnet = load("models.scnet.scnet", msst / "models/scnet/scnet.py")
-    utils = load("utils.model_utils", msst / "utils/model_utils.py")
-    audio = load("utils.audio_utils", msst / "utils/audio_utils.py")
+    load = msst_importer(msst, ("models", "models.scnet", "utils"),
+                         stubs=("soundfile", "matplotlib", "matplotlib.pyplot"))
+    load("models.scnet.separation")
+    scnet = load("models.scnet.scnet")
+    utils = load("utils.model_utils")
+    audio = load("utils.audio_utils")
     return {"SCNet": scnet.SCNet, "demix": utils.demix, "normalize": audio.normalize_audio,
             "denormalize": audio.denormalize_audio}
-
-
-class _Config(dict):
-    """Attribute access over nested dicts, as MSST's ConfigDict gives `demix`."""
-
-    def __getattr__(self, key: str):  # noqa: ANN204 - a dict's values
-        try:
-            value = self[key]
-        except KeyError as exc:
-            raise AttributeError(key) from exc
-        return _Config(value) if isinstance(value, dict) else value
 
 
 def _random_weights(model: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -181,10 +154,10 @@ def main(msst: Path) -> None:
     arrays["mix"] = mix
     names = config["training"]["instruments"]
     with torch.no_grad():
-        out = ref["demix"](_Config(config), model, mix, torch.device("cpu"), "scnet")
+        out = ref["demix"](MsstConfig(config), model, mix, torch.device("cpu"), "scnet")
         arrays["demix/out"] = np.stack([out[n] for n in names]).astype(np.float32)
         normed, params = ref["normalize"](mix)  # inference.py with inference.normalize
-        out = ref["demix"](_Config(config), model, normed, torch.device("cpu"), "scnet")
+        out = ref["demix"](MsstConfig(config), model, normed, torch.device("cpu"), "scnet")
         arrays["demix_normalized/out"] = np.stack(
             [ref["denormalize"](out[n], params) for n in names]).astype(np.float32)
     for size, section in PUBLISHED.items():
