@@ -225,3 +225,44 @@ def test_worker_processes_load_the_same_batches(songs):
     assert len(inline) == len(parallel) == 3
     for a, b in zip(inline, parallel, strict=True):
         assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_random_eq_shapes_the_spectrum_and_keeps_the_mix_the_sum(songs):
+    """The EQ bands do what they say (a +12 dB low shelf lifts 50 Hz by ~12 dB and leaves
+    8 kHz), the draw changes nothing else in the item, and the mixture is still exactly
+    the sum of the targets."""
+    freqs = np.array([30.0, 50.0, 1000.0, 8000.0, 16000.0])
+    db = 20 * np.log10(ds.eq_curve(freqs, (200.0, 12.0), (1000.0, 0.0, 1.0), (4000.0, -6.0)))
+    assert db[0] > 11 and db[1] > 10 and abs(db[2]) < 1.5 and db[4] < -5.5
+    rng = np.random.default_rng(0)
+    t = np.arange(SR) / SR
+    x = np.stack([np.sin(2 * np.pi * 80 * t) + np.sin(2 * np.pi * 2000 * t)] * 2)
+    y = ds.random_eq(x.astype(np.float32), SR, rng, 9.0)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert not np.allclose(y, x, atol=1e-3)
+    spec_x, spec_y = np.abs(np.fft.rfft(x[0])), np.abs(np.fft.rfft(y[0]))
+    for f in (80, 2000):  # each tone scaled by at most the three bands' +-9 dB
+        ratio = 20 * np.log10(spec_y[f] / spec_x[f])
+        assert abs(ratio) <= 27.0
+    base = ds.Augment(swap=False, gain=None, remix=0.0)
+    plain = ds.SegmentDataset(songs, STEM_IDS, SR // 2, 4, base, seed=5)
+    eq = ds.SegmentDataset(songs, STEM_IDS, SR // 2, 4,
+                           ds.Augment(swap=False, gain=None, remix=0.0, eq=9.0, eq_prob=1.0),
+                           seed=5)
+    changed = 0
+    for i in range(4):
+        a, b = plain._draw(np.random.default_rng([5, 0, i]), i), \
+            eq._draw(np.random.default_rng([5, 0, i]), i)
+        assert a.keys() == b.keys()
+        for stem in a:  # same segment (start, song) drawn, only its colour differs
+            na, nb = np.linalg.norm(a[stem]), np.linalg.norm(b[stem])
+            if na > 1e-3:
+                corr = float(np.dot(a[stem].ravel(), b[stem].ravel()) / (na * nb))
+                assert corr > 0.3
+                changed += not np.allclose(a[stem], b[stem], atol=1e-4)
+        mix, targets, _ = eq[i]
+        assert torch.allclose(targets.sum(0), mix, atol=1e-5)
+    assert changed > 0
+    assert torch.equal(eq[3][0], eq[3][0])  # deterministic
+    with pytest.raises(ds.DataError):
+        ds.Augment(eq=30.0)

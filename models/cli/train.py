@@ -186,6 +186,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     g.add_argument("--codec-prob", type=float, metavar="P", help="probability that a "
                    "training mixture (not its stems) goes through MP3 or AAC at 96-256 kb/s "
                    "and back (default 0: off)")
+    g.add_argument("--eq", type=float, metavar="DB", help="random EQ per stem: a low "
+                   "shelf, a bell and a high shelf, each up to DB up or down (default 0: off)")
+    g.add_argument("--eq-prob", type=float, metavar="P", help="share of stems equalised "
+                   "with --eq (default 0.5)")
     g.add_argument("--force-stem", metavar="STEM", help="make --force-fraction of the "
                    "segments contain this stem (e.g. vocals)")
     g.add_argument("--force-fraction", type=float, help="default 0.5 with --force-stem")
@@ -240,7 +244,8 @@ def config_from_args(args: argparse.Namespace):
               "segments_per_song", "valid_fraction", "valid_songs", "valid_folders",
               "valid_segments",
               "valid_metric", "seed", "workers", "cache_dir", "remix", "pitch", "stretch",
-              "force_stem", "force_fraction", "codec_prob", "loss", "weight_decay", "warmup",
+              "force_stem", "force_fraction", "codec_prob", "eq", "eq_prob", "loss", "weight_decay",
+              "warmup",
               "schedule",
               "clip", "ema", "patience", "max_steps", "device", "threads", "log_every")
     for key in simple:

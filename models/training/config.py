@@ -63,6 +63,8 @@ class TrainConfig:
     stretch: float = 0.0
     repitch_prob: float = 0.2
     codec_prob: float = 0.0  # share of mixtures sent through MP3/AAC (targets clean)
+    eq: float = 0.0  # most dB of each random EQ band per stem (0: off)
+    eq_prob: float = 0.5  # share of stems equalised when eq is on
     force_stem: str | None = None
     force_fraction: float = 0.0
     device: str = "auto"
@@ -85,7 +87,8 @@ class TrainConfig:
     def augment(self) -> Augment:
         return Augment(swap=self.swap, gain=tuple(self.gain) if self.gain else None,
                        remix=self.remix, pitch=self.pitch, stretch=self.stretch,
-                       repitch_prob=self.repitch_prob, codec_prob=self.codec_prob)
+                       repitch_prob=self.repitch_prob, codec_prob=self.codec_prob,
+                       eq=self.eq, eq_prob=self.eq_prob)
 
     def model_name(self) -> str:
         name = self.name or Path(self.out).resolve().name
@@ -115,6 +118,9 @@ def check_config(cfg: TrainConfig) -> None:
         problems.append("--force-fraction and --remix must be between 0 and 1")
     if not 0.0 <= cfg.codec_prob <= 1.0:
         problems.append(f"--codec-prob must be between 0 and 1, not {cfg.codec_prob}")
+    if not 0.0 <= cfg.eq <= 24.0 or not 0.0 <= cfg.eq_prob <= 1.0:
+        problems.append(f"--eq must be 0 to 24 dB and --eq-prob 0 to 1, not {cfg.eq} and "
+                        f"{cfg.eq_prob}")
     if cfg.gain and (len(cfg.gain) != 2 or not 0 < cfg.gain[0] <= cfg.gain[1]):
         problems.append("--gain takes two positive numbers LOW HIGH")
     try:

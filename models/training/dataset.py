@@ -276,15 +276,60 @@ class Augment:
     stretch: float = 0.0  # most relative tempo change, e.g. 0.1 (0: off)
     repitch_prob: float = 0.2  # share of segments pitch-shifted / stretched when enabled
     codec_prob: float = 0.0  # share of mixtures sent through MP3/AAC (targets stay clean)
+    eq: float = 0.0  # most dB of each random EQ band on a stem (0: off)
+    eq_prob: float = 0.5  # share of stems equalised when `eq` is on
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.codec_prob) <= 1.0:
             raise DataError(f"the codec probability must be between 0 and 1, not "
                             f"{self.codec_prob}")
+        if not 0.0 <= float(self.eq) <= 24.0 or not 0.0 <= float(self.eq_prob) <= 1.0:
+            raise DataError(f"the EQ range must be 0 to 24 dB and its probability 0 to 1, "
+                            f"not {self.eq} dB and {self.eq_prob}")
 
     @classmethod
     def none(cls) -> Augment:
         return cls(swap=False, gain=None, remix=0.0)
+
+
+# -- random EQ (per stem) --------------------------------------------------------------
+
+#: (lowest, highest) corner or centre frequency in Hz of the three random EQ bands
+EQ_BANDS = {"low_shelf": (60.0, 300.0), "peak": (200.0, 6000.0), "high_shelf": (2000.0, 10000.0)}
+
+
+def eq_curve(freqs: np.ndarray, low: tuple[float, float], peak: tuple[float, float, float],
+             high: tuple[float, float]) -> np.ndarray:
+    """Gain (linear) per frequency of a low shelf (corner Hz, dB), a bell (centre Hz, dB,
+    width in octaves) and a high shelf (corner Hz, dB): smooth on a log-frequency axis,
+    so the filter's impulse response is short."""
+    octaves = np.log2(np.maximum(freqs, 1.0))
+    def shelf(corner: float) -> np.ndarray:  # 0 well below the corner, 1 well above
+        return 1.0 / (1.0 + np.exp(-(octaves - np.log2(corner)) * 4.0))
+    db = (low[1] * (1.0 - shelf(low[0])) + high[1] * shelf(high[0])
+          + peak[1] * np.exp(-0.5 * ((octaves - np.log2(peak[0])) / (peak[2] / 2.0)) ** 2))
+    return (10.0 ** (db / 20.0)).astype(np.float32)
+
+
+def random_eq(x: np.ndarray, samplerate: int, rng: np.random.Generator,
+              max_db: float) -> np.ndarray:
+    """`x` [C, L] through a random zero-phase EQ: a low shelf, a bell and a high shelf, each
+    up to `max_db` up or down, at log-uniform frequencies in `EQ_BANDS`. Why: the generated
+    songs' instruments have few timbres (a handful of sound fonts and kits); real records
+    are equalised every which way, and a model that keys on a spectral envelope learned
+    from sound fonts hears a real saxophone as a voice. Applied to a stem before the
+    mixdown, so the mixture stays the sum of the targets."""
+    def freq(band: str) -> float:
+        lo, hi = EQ_BANDS[band]
+        return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    def gain() -> float:
+        return float(rng.uniform(-max_db, max_db))
+    low, peak = (freq("low_shelf"), gain()), (freq("peak"), gain(), float(rng.uniform(0.5, 2.5)))
+    high = (freq("high_shelf"), gain())
+    spec = np.fft.rfft(x, axis=-1)
+    freqs = np.fft.rfftfreq(x.shape[-1], 1.0 / samplerate)
+    spec *= eq_curve(freqs, low, peak, high)
+    return np.fft.irfft(spec, n=x.shape[-1], axis=-1).astype(np.float32)
 
 
 # -- lossy codec round trip (mixture only) --------------------------------------------
@@ -460,8 +505,8 @@ class SegmentDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         epoch, i = divmod(int(index), len(self))
         rng = np.random.default_rng([self.seed, epoch, i])
-        for _ in range(8):
-            stems = self._draw(rng, i)
+        for attempt in range(8):
+            stems = self._draw(rng, i, epoch, attempt)
             item = self._mix(stems)
             if item is not None:
                 return self._codec(item, epoch, i)
@@ -482,7 +527,8 @@ class SegmentDataset(Dataset):
         return (torch.from_numpy(mix), item[1], item[2])
 
     # -- drawing -----------------------------------------------------------------------
-    def _draw(self, rng: np.random.Generator, i: int) -> dict[str, np.ndarray]:
+    def _draw(self, rng: np.random.Generator, i: int, epoch: int = 0,
+              attempt: int = 0) -> dict[str, np.ndarray]:
         aug, length = self.augment, self.segment
         semitones, tempo = 0.0, 1.0
         if (aug.pitch > 0 or aug.stretch > 0) and rng.random() < aug.repitch_prob:
@@ -511,6 +557,11 @@ class SegmentDataset(Dataset):
                 x *= np.float32(rng.uniform(*aug.gain))
             if aug.swap and rng.random() < 0.5:
                 x = x[::-1].copy()
+            if aug.eq > 0:  # its own generator: the rest of the item is drawn as without
+                eq_rng = np.random.default_rng([self.seed, epoch, i, STEM_IDS.index(stem),
+                                                29, attempt])
+                if eq_rng.random() < aug.eq_prob:
+                    x = random_eq(x, self.samplerate, eq_rng, aug.eq)
             out[stem] = x
         if out and (semitones != 0.0 or tempo != 1.0):
             names = list(out)
@@ -656,5 +707,6 @@ def data_summary(songs: Sequence[CachedSong]) -> dict[str, int]:
 
 __all__ = ["ACTIVE_DB", "CODECS", "Augment", "CachedSong", "DataError", "EpochSampler",
            "SegmentDataset", "ValidationSet", "activity", "cache_song", "codec_roundtrip",
-           "data_summary", "default_cache_dir", "make_loader", "phase_vocoder",
-           "prepare_songs", "repitch", "song_cache_key", "split_songs", "target_groups"]
+           "data_summary", "default_cache_dir", "eq_curve", "make_loader", "phase_vocoder",
+           "prepare_songs", "random_eq", "repitch", "song_cache_key", "split_songs",
+           "target_groups"]
